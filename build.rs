@@ -1,0 +1,117 @@
+//! Generates the liblxc bindings with bindgen over the system's
+//! `<lxc/lxccontainer.h>` (found through pkg-config), allowlisted to the `lxc_`
+//! API. When libclang or the headers are missing, the pre-generated bindings in
+//! `vendor/lxc_bindings.rs` are used instead, so the crate still builds on a
+//! host that has only the liblxc runtime.
+//!
+//! `ROOTRUN_VENDORED_BINDINGS=1` forces the vendored file;
+//! `ROOTRUN_REGEN_VENDOR=1` writes freshly generated bindings back to `vendor/`
+//! (see README.md, "Regenerating the vendored bindings").
+
+use std::env;
+use std::fs;
+use std::panic;
+use std::path::{Path, PathBuf};
+
+const VENDORED: &str = "vendor/lxc_bindings.rs";
+const VENDORED_VERSION: &str = "vendor/lxc_version.txt";
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={VENDORED}");
+    println!("cargo:rerun-if-changed={VENDORED_VERSION}");
+    println!("cargo:rerun-if-env-changed=ROOTRUN_VENDORED_BINDINGS");
+    println!("cargo:rerun-if-env-changed=ROOTRUN_REGEN_VENDOR");
+    println!("cargo:rerun-if-env-changed=LIBCLANG_PATH");
+
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let force_vendor = env::var_os("ROOTRUN_VENDORED_BINDINGS").is_some_and(|v| v == "1");
+
+    let library = if force_vendor { None } else { probe_lxc() };
+    let generated = library.as_ref().and_then(generate);
+
+    let (bindings, version) = match (generated, library) {
+        (Some(text), Some(lib)) => {
+            if env::var_os("ROOTRUN_REGEN_VENDOR").is_some_and(|v| v == "1") {
+                fs::write(VENDORED, &text).expect("write vendor/lxc_bindings.rs");
+                fs::write(VENDORED_VERSION, format!("{}\n", lib.version))
+                    .expect("write vendor/lxc_version.txt");
+            }
+            (text, lib.version)
+        }
+        (_, lib) => {
+            println!("cargo:warning=using vendored liblxc bindings from {VENDORED}");
+            if lib.is_none() {
+                // No pkg-config metadata (runtime-only host): link the
+                // versioned shared object directly.
+                println!("cargo:rustc-link-arg=-l:liblxc.so.1");
+            }
+            let text = fs::read_to_string(VENDORED).expect("read vendor/lxc_bindings.rs");
+            let version = fs::read_to_string(VENDORED_VERSION).expect("read vendor/lxc_version.txt");
+            (text, version.trim().to_owned())
+        }
+    };
+
+    fs::write(out.join("lxc_bindings.rs"), bindings).expect("write OUT_DIR/lxc_bindings.rs");
+    fs::write(
+        out.join("lxc_version.rs"),
+        format!("/// liblxc version the bindings were generated from.\npub const BINDINGS_VERSION: &str = {version:?};\n"),
+    )
+    .expect("write OUT_DIR/lxc_version.rs");
+}
+
+struct Lxc {
+    version: String,
+    include_paths: Vec<PathBuf>,
+}
+
+fn probe_lxc() -> Option<Lxc> {
+    match pkg_config::Config::new().atleast_version("4.0").probe("lxc") {
+        Ok(lib) => Some(Lxc { version: lib.version, include_paths: lib.include_paths }),
+        Err(err) => {
+            println!("cargo:warning=pkg-config lxc: {err}");
+            None
+        }
+    }
+}
+
+/// Runs bindgen; `None` when libclang cannot be loaded or the header is missing.
+fn generate(lib: &Lxc) -> Option<String> {
+    let header = lib
+        .include_paths
+        .iter()
+        .map(|dir| dir.join("lxc/lxccontainer.h"))
+        .chain(std::iter::once(PathBuf::from("/usr/include/lxc/lxccontainer.h")))
+        .find(|path| path.is_file())?;
+    println!("cargo:rerun-if-changed={}", header.display());
+
+    // bindgen panics when it cannot dlopen libclang; treat that as "fall back".
+    let prev_hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
+    let result = panic::catch_unwind(|| builder(&header, &lib.include_paths).generate());
+    panic::set_hook(prev_hook);
+
+    match result {
+        Ok(Ok(bindings)) => Some(bindings.to_string()),
+        Ok(Err(err)) => {
+            println!("cargo:warning=bindgen failed: {err}");
+            None
+        }
+        Err(_) => {
+            println!("cargo:warning=bindgen could not load libclang");
+            None
+        }
+    }
+}
+
+fn builder(header: &Path, include_paths: &[PathBuf]) -> bindgen::Builder {
+    bindgen::Builder::default()
+        .header(header.to_string_lossy())
+        .clang_args(include_paths.iter().map(|p| format!("-I{}", p.display())))
+        .allowlist_function("lxc_.*")
+        .allowlist_type("lxc_.*")
+        .allowlist_var("LXC_.*")
+        .derive_default(true)
+        .layout_tests(false)
+        .generate_comments(false)
+}

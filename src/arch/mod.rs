@@ -1,0 +1,1 @@
+//! CPU architectures: ELF header -> Arch, their names, and binfmt_misc.

@@ -1,0 +1,1 @@
+//! Reading root filesystem images (SquashFS through backhand, or a directory) without mounting them.
