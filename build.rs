@@ -39,15 +39,11 @@ fn main() {
             }
             (text, lib.version)
         }
-        (_, lib) => {
+        _ => {
             println!("cargo:warning=using vendored liblxc bindings from {VENDORED}");
-            if lib.is_none() {
-                // No pkg-config metadata (runtime-only host): link the
-                // versioned shared object directly.
-                println!("cargo:rustc-link-arg=-l:liblxc.so.1");
-            }
             let text = fs::read_to_string(VENDORED).expect("read vendor/lxc_bindings.rs");
-            let version = fs::read_to_string(VENDORED_VERSION).expect("read vendor/lxc_version.txt");
+            let version =
+                fs::read_to_string(VENDORED_VERSION).expect("read vendor/lxc_version.txt");
             (text, version.trim().to_owned())
         }
     };
@@ -66,8 +62,17 @@ struct Lxc {
 }
 
 fn probe_lxc() -> Option<Lxc> {
-    match pkg_config::Config::new().atleast_version("4.0").probe("lxc") {
-        Ok(lib) => Some(Lxc { version: lib.version, include_paths: lib.include_paths }),
+    // No link flags: liblxc is loaded at run time with dlopen (src/lxc/library.rs)
+    // so that a missing library is a clear rootrun error, not a loader failure.
+    match pkg_config::Config::new()
+        .atleast_version("4.0")
+        .cargo_metadata(false)
+        .probe("lxc")
+    {
+        Ok(lib) => Some(Lxc {
+            version: lib.version,
+            include_paths: lib.include_paths,
+        }),
         Err(err) => {
             println!("cargo:warning=pkg-config lxc: {err}");
             None
@@ -81,7 +86,9 @@ fn generate(lib: &Lxc) -> Option<String> {
         .include_paths
         .iter()
         .map(|dir| dir.join("lxc/lxccontainer.h"))
-        .chain(std::iter::once(PathBuf::from("/usr/include/lxc/lxccontainer.h")))
+        .chain(std::iter::once(PathBuf::from(
+            "/usr/include/lxc/lxccontainer.h",
+        )))
         .find(|path| path.is_file())?;
     println!("cargo:rerun-if-changed={}", header.display());
 

@@ -2,5 +2,11 @@
 //! container through liblxc. See README.md and DESIGN notes for the shape.
 
 pub mod arch;
+pub mod cli;
+pub mod console;
+pub mod error;
 pub mod image;
+pub mod launch;
 pub mod lxc;
+pub mod plan;
+pub mod sys;

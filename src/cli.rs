@@ -1,0 +1,83 @@
+//! Command-line syntax (clap derive structs only).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Boot a root filesystem image of any CPU architecture as a container.
+///
+/// `rootrun IMAGE` loop-mounts a SquashFS image read-only under a throwaway
+/// writable overlay and boots its /sbin/init through liblxc, with the console
+/// on this terminal (or on stdin/stdout when they are not a terminal).
+/// `rootrun IMAGE -- CMD ARGS...` runs one command instead of init and exits
+/// with its status. Nothing is written to the image, and nothing is left on
+/// the host when rootrun returns.
+///
+/// Exit status: the container's own (a signal as 128+n); 125 when rootrun
+/// itself fails, 126 when the command is not executable, 127 when it is not
+/// found in the image.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rootrun",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot IMAGE, or run a command in it (the default subcommand).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// SquashFS root filesystem image.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+
+    /// Command to run instead of init, after `--` (e.g. `-- /bin/sh -c 'uname -m'`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+
+    /// Host name inside the container [default: the image's file name without extension].
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Init to boot when no command is given.
+    #[arg(long, default_value = "/sbin/init", value_name = "PATH")]
+    pub init: String,
+
+    /// Console escape: Ctrl-<KEY> then `q` stops the container (terminal only).
+    #[arg(long, default_value = "a", value_name = "KEY", value_parser = parse_escape)]
+    pub escape: u8,
+
+    /// Seconds to wait for init to halt after a stop request before killing it.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub stop_timeout: u64,
+
+    /// Print the launch plan (mounts and liblxc configuration) and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not print the start banner.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `a` -> Ctrl-a (0x01).
+fn parse_escape(text: &str) -> Result<u8, String> {
+    match text.as_bytes() {
+        [c @ b'a'..=b'z'] => Ok(c - b'a' + 1),
+        [c @ b'A'..=b'Z'] => Ok(c - b'A' + 1),
+        _ => Err(format!(
+            "escape key must be one letter (Ctrl-<letter>), not {text:?}"
+        )),
+    }
+}

@@ -1,0 +1,235 @@
+//! The container console on rootrun's terminal or pipes.
+//!
+//! In boot mode liblxc proxies the container's /dev/console to a pty that
+//! rootrun allocates (`lxc.console.path` = its slave); rootrun copies bytes
+//! between that pty's master and its own stdin/stdout. On a terminal, stdin is
+//! put in raw mode (restored on drop) and an escape sequence, Ctrl-<key> then
+//! `q` (as `lxc console` uses Ctrl-a q), asks the container to stop.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::pty::{openpty, Winsize};
+use nix::sys::termios::{self, SetArg, Termios};
+
+use crate::sys::SysError;
+
+/// Puts a terminal in raw mode; restores the saved mode on drop.
+pub struct RawMode<'a> {
+    fd: BorrowedFd<'a>,
+    saved: Termios,
+}
+
+impl<'a> RawMode<'a> {
+    /// `None` when `fd` is not a terminal.
+    pub fn enter(fd: BorrowedFd<'a>) -> Option<Self> {
+        let saved = termios::tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(fd, SetArg::TCSADRAIN, &raw).ok()?;
+        Some(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode<'_> {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(self.fd, SetArg::TCSADRAIN, &self.saved);
+    }
+}
+
+/// The pty whose slave liblxc attaches to the container console.
+pub struct ConsolePty {
+    pub master: OwnedFd,
+    /// Kept open so that reads on the master never see EIO (no slave open)
+    /// before liblxc opens the slave or after it closes it.
+    _slave: OwnedFd,
+    pub slave_path: PathBuf,
+}
+
+impl ConsolePty {
+    pub fn open(size: Option<Winsize>) -> Result<Self, SysError> {
+        let pty =
+            openpty(size.as_ref(), None).map_err(|e| SysError::new("openpty", "/dev/ptmx", e))?;
+        for fd in [&pty.master, &pty.slave] {
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+                .map_err(|e| SysError::new("set close-on-exec on", "/dev/ptmx", e))?;
+        }
+        fcntl(&pty.master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|e| SysError::new("set non-blocking on", "/dev/ptmx", e))?;
+        // Raw from the start: bytes written before liblxc takes the slave
+        // (piped input) must not be echoed back or held for a newline.
+        if let Ok(mut mode) = termios::tcgetattr(&pty.slave) {
+            termios::cfmakeraw(&mut mode);
+            let _ = termios::tcsetattr(&pty.slave, SetArg::TCSANOW, &mode);
+        }
+        let slave_path = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd()))
+            .map_err(|e| SysError::io("find the name of", "pty slave", e))?;
+        Ok(ConsolePty {
+            master: pty.master,
+            _slave: pty.slave,
+            slave_path,
+        })
+    }
+
+    /// Copies the terminal's window size to the console.
+    pub fn resize_from(&self, terminal: BorrowedFd<'_>) {
+        if let Some(size) = window_size(terminal) {
+            // SAFETY: TIOCSWINSZ reads a `struct winsize` during the call.
+            unsafe {
+                libc::ioctl(
+                    self.master.as_raw_fd(),
+                    libc::TIOCSWINSZ,
+                    &size as *const Winsize,
+                )
+            };
+        }
+    }
+}
+
+/// The window size of a terminal, if `fd` is one.
+pub fn window_size(fd: BorrowedFd<'_>) -> Option<Winsize> {
+    let mut size = Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a `struct winsize` into `size`.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size as *mut Winsize) };
+    (ret == 0).then_some(size)
+}
+
+/// Recognises Ctrl-<key> `q` in the input stream.
+#[derive(Debug)]
+pub struct EscapeScanner {
+    key: u8,
+    pending: bool,
+}
+
+impl EscapeScanner {
+    pub fn new(key: u8) -> Self {
+        EscapeScanner {
+            key,
+            pending: false,
+        }
+    }
+
+    /// Appends the bytes to forward to `out`; returns true when the escape
+    /// sequence was typed (the rest of `input` is dropped). The key typed
+    /// twice sends it once.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        for &byte in input {
+            if self.pending {
+                self.pending = false;
+                match byte {
+                    b'q' | b'Q' => return true,
+                    b if b == self.key => out.push(b),
+                    b => out.extend_from_slice(&[self.key, b]),
+                }
+            } else if byte == self.key {
+                self.pending = true;
+            } else {
+                out.push(byte);
+            }
+        }
+        false
+    }
+}
+
+/// Turns the console's CR LF line ends into LF when stdout is a file or a
+/// pipe, so that `rootrun IMG | grep '^hello$'` works. Runs of CR before LF
+/// (a pty with ONLCR behind another one gives CR CR LF) collapse too; a CR
+/// that ends one read is held until the next byte is known.
+#[derive(Debug, Default)]
+pub struct LineEnds {
+    pending_cr: usize,
+}
+
+impl LineEnds {
+    pub fn filter(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &byte in input {
+            match byte {
+                b'\r' => self.pending_cr += 1,
+                b'\n' => {
+                    self.pending_cr = 0;
+                    out.push(b'\n');
+                }
+                other => {
+                    out.extend(std::iter::repeat_n(b'\r', self.pending_cr));
+                    self.pending_cr = 0;
+                    out.push(other);
+                }
+            }
+        }
+    }
+}
+
+/// Reads what is available from a non-blocking fd.
+pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+}
+
+/// Writes all of `data`, waiting for the fd when it is non-blocking and full.
+pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+                poll(&mut fds, PollTimeout::from(1000u16)).map_err(io::Error::from)?;
+            }
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let quit = EscapeScanner::new(1).feed(input, &mut out);
+        (out, quit)
+    }
+
+    #[test]
+    fn escape_then_q_quits_and_drops_the_rest() {
+        assert_eq!(scan(b"ls\x01qrest"), (b"ls".to_vec(), true));
+    }
+
+    #[test]
+    fn escape_twice_sends_it_once_and_other_keys_pass_through() {
+        assert_eq!(scan(b"\x01\x01x"), (b"\x01x".to_vec(), false));
+        assert_eq!(scan(b"\x01x"), (b"\x01x".to_vec(), false));
+    }
+
+    #[test]
+    fn crlf_becomes_lf_even_split_across_reads() {
+        let mut filter = LineEnds::default();
+        let mut out = Vec::new();
+        filter.filter(b"a\r\r\nb\r", &mut out);
+        filter.filter(b"\nc\rd", &mut out);
+        assert_eq!(out, b"a\nb\nc\rd");
+    }
+
+    #[test]
+    fn escape_split_across_reads_still_quits() {
+        let mut scanner = EscapeScanner::new(1);
+        let mut out = Vec::new();
+        assert!(!scanner.feed(b"a\x01", &mut out));
+        assert!(scanner.feed(b"q", &mut out));
+        assert_eq!(out, b"a");
+    }
+}

@@ -1,0 +1,58 @@
+//! rootrun's own failures and the exit codes they map to.
+//!
+//! The codes follow `docker run`: 125 for an error of rootrun itself, 126 when
+//! the command cannot be executed, 127 when it cannot be found. Everything
+//! else is the container's own status, passed through (a signal as 128+n).
+
+use std::path::PathBuf;
+
+use crate::lxc::LxcError;
+use crate::sys::SysError;
+
+pub const EXIT_ROOTRUN: u8 = 125;
+pub const EXIT_NOT_EXECUTABLE: u8 = 126;
+pub const EXIT_NOT_FOUND: u8 = 127;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("rootrun must run as root: missing {} (try sudo)", .0.join(", "))]
+    Privileges(Vec<String>),
+    #[error("image {}: {problem}", path.display())]
+    Image { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Lxc(#[from] LxcError),
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error("{what} not found in the image{}", hint_suffix(.hint))]
+    NotFound { what: String, hint: Option<String> },
+    #[error("{what} in the image is not an executable file")]
+    NotExecutable { what: String },
+    #[error("container failed to start{}", detail_suffix(.detail))]
+    Start { detail: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    hint.as_deref()
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default()
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NotFound { .. } => EXIT_NOT_FOUND,
+            Error::NotExecutable { .. } => EXIT_NOT_EXECUTABLE,
+            _ => EXIT_ROOTRUN,
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Plan, then apply: everything rootrun decides about a launch, as data.
+//!
+//! `plan()` is pure: options + image facts -> `LaunchPlan`. Unit tests check
+//! it without privileges and `--dry-run` prints it; `launch` only executes it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where rootrun keeps its state. A private tmpfs is mounted here inside
+/// rootrun's own mount namespace, so the host only ever sees an empty
+/// directory, whatever happens to rootrun.
+pub const STATE_DIR: &str = "/run/rootrun";
+
+/// The directories of one run, all inside the private tmpfs at `STATE_DIR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub base: PathBuf,
+    /// The SquashFS, read-only.
+    pub lower: PathBuf,
+    /// Overlay upper and work directories (on the tmpfs: nothing persists).
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// The overlay: the container's root.
+    pub rootfs: PathBuf,
+    /// liblxc's lxcpath; the container's config is `lxcpath/NAME/config`.
+    pub lxcpath: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Layout {
+    pub fn under(base: &Path) -> Self {
+        Layout {
+            base: base.to_path_buf(),
+            lower: base.join("lower"),
+            upper: base.join("upper"),
+            work: base.join("work"),
+            rootfs: base.join("rootfs"),
+            lxcpath: base.join("lxc"),
+            log: base.join("lxc.log"),
+        }
+    }
+}
+
+/// What runs as the container's first process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Boot the image's init with the console attached.
+    Boot { init: String },
+    /// Run one command under liblxc's minimal init (as lxc-execute does),
+    /// with rootrun's stdin, stdout and stderr.
+    Command { argv: Vec<String> },
+}
+
+/// The init system an image boots, which decides how to ask it to halt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitFlavor {
+    BusyBox,
+    Systemd,
+    #[default]
+    Other,
+}
+
+impl InitFlavor {
+    /// The signal that makes this init power off cleanly.
+    /// BusyBox init: SIGUSR2 powers off (SIGUSR1 halts); systemd: SIGRTMIN+4
+    /// (systemd(1)); sysvinit and most others react to SIGPWR, liblxc's default.
+    pub fn halt_signal(self) -> &'static str {
+        match self {
+            InitFlavor::BusyBox => "SIGUSR2",
+            InitFlavor::Systemd => "SIGRTMIN+4",
+            InitFlavor::Other => "SIGPWR",
+        }
+    }
+}
+
+/// What rootrun learned about the image before starting it.
+#[derive(Debug, Clone, Default)]
+pub struct ImageFacts {
+    pub init_flavor: InitFlavor,
+}
+
+/// Options that shape a launch (from the command line).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub image: PathBuf,
+    pub command: Vec<String>,
+    pub hostname: Option<String>,
+    pub init: String,
+    pub escape: u8,
+    pub stop_timeout: Duration,
+}
+
+/// Everything a launch will do.
+#[derive(Debug, Clone)]
+pub struct LaunchPlan {
+    pub image: PathBuf,
+    /// Unique per run: liblxc's command socket and cgroups are host-global.
+    pub name: String,
+    pub hostname: String,
+    pub layout: Layout,
+    pub mode: Mode,
+    pub halt_signal: &'static str,
+    pub stop_timeout: Duration,
+    pub escape: u8,
+}
+
+/// How the console reaches the container.
+#[derive(Debug, Clone, Copy)]
+pub enum ConsolePath<'a> {
+    /// A pty slave allocated at start (boot mode).
+    Pty(&'a Path),
+    /// Not known yet (dry run).
+    Planned,
+}
+
+pub fn plan(opts: &Options, facts: &ImageFacts, pid: u32) -> LaunchPlan {
+    let mode = if opts.command.is_empty() {
+        Mode::Boot {
+            init: opts.init.clone(),
+        }
+    } else {
+        Mode::Command {
+            argv: opts.command.clone(),
+        }
+    };
+    // liblxc's minimal init forwards the halt signal to the command; SIGTERM
+    // is what a command expects when asked to stop.
+    let halt_signal = match mode {
+        Mode::Boot { .. } => facts.init_flavor.halt_signal(),
+        Mode::Command { .. } => "SIGTERM",
+    };
+    LaunchPlan {
+        image: opts.image.clone(),
+        name: format!("rootrun-{pid}"),
+        hostname: opts
+            .hostname
+            .clone()
+            .unwrap_or_else(|| default_hostname(&opts.image)),
+        layout: Layout::under(Path::new(STATE_DIR)),
+        mode,
+        halt_signal,
+        stop_timeout: opts.stop_timeout,
+        escape: opts.escape,
+    }
+}
+
+/// The image's file name without extension, reduced to a valid host name
+/// (RFC 1123 label: letters, digits and '-', at most 63 characters).
+fn default_hostname(image: &Path) -> String {
+    let stem = image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let label: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('-')
+        .chars()
+        .take(63)
+        .collect();
+    if label.is_empty() {
+        "rootrun".into()
+    } else {
+        label
+    }
+}
+
+impl LaunchPlan {
+    /// The liblxc configuration, as `(key, value)` pairs in file order.
+    pub fn lxc_config(&self, console: ConsolePath<'_>) -> Vec<(&'static str, String)> {
+        let layout = &self.layout;
+        let mut items = vec![
+            ("lxc.uts.name", self.hostname.clone()),
+            (
+                "lxc.rootfs.path",
+                format!("dir:{}", layout.rootfs.display()),
+            ),
+            ("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed".into()),
+            ("lxc.autodev", "1".into()),
+            // No gettys on /dev/ttyN: the console is the only terminal.
+            ("lxc.tty.max", "0".into()),
+            ("lxc.pty.max", "64".into()),
+            // A network namespace with loopback only.
+            ("lxc.net.0.type", "empty".into()),
+            (
+                "lxc.cap.drop",
+                "mac_admin mac_override sys_module sys_rawio sys_time".into(),
+            ),
+            ("lxc.signal.halt", self.halt_signal.into()),
+            ("lxc.log.file", layout.log.display().to_string()),
+            ("lxc.log.level", "ERROR".into()),
+        ];
+        match &self.mode {
+            Mode::Boot { init } => {
+                items.push(("lxc.init.cmd", init.clone()));
+                let path = match console {
+                    ConsolePath::Pty(path) => path.display().to_string(),
+                    ConsolePath::Planned => "<pty allocated at start>".into(),
+                };
+                items.push(("lxc.console.path", path));
+            }
+            // The command keeps rootrun's own stdin/stdout/stderr.
+            Mode::Command { .. } => items.push(("lxc.console.path", "none".into())),
+        }
+        items
+    }
+
+    /// The liblxc config file text.
+    pub fn lxc_config_text(&self, console: ConsolePath<'_>) -> String {
+        self.lxc_config(console)
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect()
+    }
+
+    /// The program exec'd first in the container (checked before start).
+    pub fn entry_program(&self) -> &str {
+        match &self.mode {
+            Mode::Boot { init } => init,
+            Mode::Command { argv } => argv.first().map(String::as_str).unwrap_or_default(),
+        }
+    }
+}
+
+impl fmt::Display for LaunchPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let l = &self.layout;
+        writeln!(f, "# rootrun launch plan for {}", self.image.display())?;
+        writeln!(
+            f,
+            "# private mount namespace; tmpfs on {}",
+            l.base.display()
+        )?;
+        writeln!(
+            f,
+            "# loop device: read-only, autoclear <- {}",
+            self.image.display()
+        )?;
+        writeln!(
+            f,
+            "# mount squashfs ro,nodev,nosuid on {}",
+            l.lower.display()
+        )?;
+        writeln!(
+            f,
+            "# mount overlay nodev on {} (lower {}, upper {})",
+            l.rootfs.display(),
+            l.lower.display(),
+            l.upper.display()
+        )?;
+        match &self.mode {
+            Mode::Boot { init } => writeln!(f, "# boot {init}; halt with {}", self.halt_signal)?,
+            Mode::Command { argv } => writeln!(f, "# run {argv:?} under liblxc's init")?,
+        }
+        writeln!(f, "# container {} in {}", self.name, l.lxcpath.display())?;
+        f.write_str(&self.lxc_config_text(ConsolePath::Planned))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(command: &[&str]) -> Options {
+        Options {
+            image: PathBuf::from("/srv/images/My_Router.v2.img"),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            hostname: None,
+            init: "/sbin/init".into(),
+            escape: 1,
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn value<'a>(items: &'a [(&'static str, String)], key: &str) -> Vec<&'a str> {
+        items
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn boot_mode_runs_init_on_the_pty_console() {
+        let facts = ImageFacts {
+            init_flavor: InitFlavor::BusyBox,
+        };
+        let plan = plan(&options(&[]), &facts, 42);
+        assert_eq!(plan.name, "rootrun-42");
+        assert_eq!(plan.hostname, "my-router-v2");
+        let items = plan.lxc_config(ConsolePath::Pty(Path::new("/dev/pts/7")));
+        assert_eq!(value(&items, "lxc.init.cmd"), ["/sbin/init"]);
+        assert_eq!(value(&items, "lxc.console.path"), ["/dev/pts/7"]);
+        assert_eq!(value(&items, "lxc.signal.halt"), ["SIGUSR2"]);
+        assert_eq!(
+            value(&items, "lxc.rootfs.path"),
+            ["dir:/run/rootrun/rootfs"]
+        );
+        assert_eq!(plan.entry_program(), "/sbin/init");
+    }
+
+    #[test]
+    fn command_mode_keeps_stdio_and_has_no_console() {
+        let plan = plan(
+            &options(&["/bin/sh", "-c", "exit 7"]),
+            &ImageFacts::default(),
+            1,
+        );
+        let items = plan.lxc_config(ConsolePath::Planned);
+        assert_eq!(value(&items, "lxc.console.path"), ["none"]);
+        assert!(value(&items, "lxc.init.cmd").is_empty());
+        assert_eq!(value(&items, "lxc.signal.halt"), ["SIGTERM"]);
+        assert_eq!(plan.entry_program(), "/bin/sh");
+    }
+
+    #[test]
+    fn every_key_appears_once_and_no_lxc_loop_backend_or_create_option() {
+        let plan = plan(&options(&[]), &ImageFacts::default(), 1);
+        let items = plan.lxc_config(ConsolePath::Planned);
+        for (key, value) in &items {
+            assert_eq!(
+                items.iter().filter(|(k, _)| k == key).count(),
+                1,
+                "{key} twice"
+            );
+            assert!(
+                !value.contains("loop:") && !value.contains("create="),
+                "{key} = {value}"
+            );
+        }
+        assert_eq!(value(&items, "lxc.signal.halt"), ["SIGPWR"]);
+    }
+
+    #[test]
+    fn hostname_falls_back_when_the_name_has_no_usable_characters() {
+        assert_eq!(default_hostname(Path::new("/x/___.img")), "rootrun");
+        assert_eq!(default_hostname(Path::new(&"a".repeat(100))).len(), 63);
+    }
+
+    #[test]
+    fn dry_run_text_names_the_mounts_and_the_config() {
+        let text = plan(&options(&[]), &ImageFacts::default(), 1).to_string();
+        assert!(text.contains("squashfs ro,nodev,nosuid"), "{text}");
+        assert!(
+            text.contains("lxc.console.path = <pty allocated at start>"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! Forking the liblxc monitor, and a result cell shared with it.
+//!
+//! liblxc's foreground `start()` blocks until the container stops and, with
+//! `lxc.close_all_fds`-style cleanups, may close fds it did not open, so the
+//! child reports back through an anonymous shared mapping instead of a pipe.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use nix::errno::Errno;
+use nix::unistd::{fork, ForkResult, Pid};
+
+use super::SysError;
+
+#[repr(C)]
+struct Cell {
+    /// 0: nothing reported; 1: start() succeeded; 2: start() failed.
+    state: AtomicU32,
+    /// The container init's wait(2) status.
+    status: AtomicI32,
+}
+
+/// What the monitor child reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The child died before reporting (killed).
+    Unknown,
+    StartFailed,
+    /// The container ran; this is its init's wait status.
+    Exited(i32),
+}
+
+/// A page shared between rootrun and its monitor child.
+pub struct SharedOutcome {
+    cell: NonNull<Cell>,
+}
+
+impl SharedOutcome {
+    pub fn new() -> Result<Self, SysError> {
+        // SAFETY: an anonymous shared mapping with no address hint; the result
+        // is checked against MAP_FAILED below.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                std::mem::size_of::<Cell>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(SysError::new(
+                "mmap shared page",
+                "<anonymous>",
+                Errno::last(),
+            ));
+        }
+        // A fresh anonymous mapping is zero-filled: state 0, status 0, which
+        // is a valid `Cell` (atomics of zero).
+        let cell = NonNull::new(addr.cast::<Cell>())
+            .ok_or_else(|| SysError::new("mmap shared page", "<anonymous>", Errno::ENOMEM))?;
+        Ok(SharedOutcome { cell })
+    }
+
+    fn cell(&self) -> &Cell {
+        // SAFETY: the mapping lives until `drop` and is only accessed through
+        // atomics, from this process and the forked child.
+        unsafe { self.cell.as_ref() }
+    }
+
+    pub fn report(&self, outcome: Outcome) {
+        let (state, status) = match outcome {
+            Outcome::Unknown => (0, 0),
+            Outcome::StartFailed => (2, 0),
+            Outcome::Exited(status) => (1, status),
+        };
+        self.cell().status.store(status, Ordering::SeqCst);
+        self.cell().state.store(state, Ordering::SeqCst);
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match self.cell().state.load(Ordering::SeqCst) {
+            1 => Outcome::Exited(self.cell().status.load(Ordering::SeqCst)),
+            2 => Outcome::StartFailed,
+            _ => Outcome::Unknown,
+        }
+    }
+}
+
+impl Drop for SharedOutcome {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping created in `new`, once.
+        unsafe { libc::munmap(self.cell.as_ptr().cast(), std::mem::size_of::<Cell>()) };
+    }
+}
+
+/// Forks; the child runs `body` and `_exit`s without running the parent's
+/// destructors (which own mounts and guards that the parent releases).
+pub fn spawn(body: impl FnOnce()) -> Result<Pid, SysError> {
+    // SAFETY: rootrun is single-threaded here (checked by the caller: the
+    // fork happens before any thread is started), so the child may run
+    // arbitrary code, including liblxc, before it exits.
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { child }) => Ok(child),
+        Ok(ForkResult::Child) => {
+            body();
+            // SAFETY: _exit skips atexit handlers and Rust destructors, which
+            // belong to the parent.
+            unsafe { libc::_exit(0) }
+        }
+        Err(e) => Err(SysError::new("fork liblxc monitor", "<rootrun>", e)),
+    }
+}
