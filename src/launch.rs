@@ -237,6 +237,12 @@ fn monitor_main(plan: &LaunchPlan, signals: &SigSet, outcome: &SharedOutcome) {
     // Its own process group: a Ctrl-C on rootrun's terminal is for rootrun,
     // which decides how to stop the container.
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    // If rootrun is SIGKILLed, the monitor dies too, and liblxc's own
+    // PR_SET_PDEATHSIG on init takes the container with it: the namespace,
+    // its mounts and the autoclear loop device then vanish.
+    if process::die_with_parent().is_err() {
+        return outcome.report(Outcome::StartFailed);
+    }
     let _ = signals.thread_unblock();
     let started = Container::new(&plan.name, &plan.layout.lxcpath).and_then(|container| {
         container.want_daemonize(false)?;

@@ -4,14 +4,17 @@
 //! rootrun error (exit 125) instead of a dynamic-loader failure, and the
 //! version check below runs before any container structure is touched.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::OnceLock;
 
 use super::sys;
 use super::LxcError;
 
 /// The soname Debian's `liblxc1` package ships.
-const SONAME: &CStr = c"liblxc.so.1";
+const SONAME: &str = "liblxc.so.1";
+/// Overrides the library to load (a path or a soname), e.g. a liblxc built
+/// into /usr/local.
+pub const LIBRARY_ENV: &str = "ROOTRUN_LIBLXC";
 
 type NewFn = unsafe extern "C" fn(*const c_char, *const c_char) -> *mut sys::lxc_container;
 type PutFn = unsafe extern "C" fn(*mut sys::lxc_container) -> i32;
@@ -35,13 +38,15 @@ pub fn load() -> Result<&'static Library, LxcError> {
 }
 
 fn open() -> Result<Library, LxcError> {
+    let name = std::env::var(LIBRARY_ENV).unwrap_or_else(|_| SONAME.to_owned());
+    let c_name = CString::new(name.as_str())
+        .map_err(|_| LxcError::Nul { what: LIBRARY_ENV, value: name.clone() })?;
     // SAFETY: dlopen with a valid NUL-terminated name; the handle is never
     // closed, so the symbols stay valid for the life of the process.
-    let handle = unsafe { libc::dlopen(SONAME.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    let handle = unsafe { libc::dlopen(c_name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
     if handle.is_null() {
         return Err(LxcError::Unavailable(format!(
-            "cannot load {}: {} (install liblxc: apt-get install lxc)",
-            SONAME.to_string_lossy(),
+            "cannot load liblxc ({name}): {} (install it: apt-get install lxc)",
             dlerror()
         )));
     }

@@ -95,6 +95,18 @@ impl Drop for SharedOutcome {
     }
 }
 
+/// In a child: be SIGKILLed when the parent dies; fails if it already has
+/// (the parent died between fork and prctl, so the child was reparented).
+pub fn die_with_parent() -> Result<(), SysError> {
+    let parent = nix::unistd::getppid();
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| SysError::new("prctl(PR_SET_PDEATHSIG)", "<monitor>", e))?;
+    if nix::unistd::getppid() != parent {
+        return Err(SysError::new("wait for", "<parent>", Errno::ESRCH));
+    }
+    Ok(())
+}
+
 /// Forks; the child runs `body` and `_exit`s without running the parent's
 /// destructors (which own mounts and guards that the parent releases).
 pub fn spawn(body: impl FnOnce()) -> Result<Pid, SysError> {
