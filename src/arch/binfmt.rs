@@ -148,7 +148,10 @@ pub fn parse_entry(name: &str, text: &str, order_key: OrderKey) -> Result<Entry,
         } else if let Some(f) = line.strip_prefix("flags:") {
             set_once(&mut flags, Flags::from_letters(f.trim())?, "flags")?;
         } else if let Some(o) = line.strip_prefix("offset ") {
-            let o = o.trim().parse::<usize>().map_err(|e| format!("offset {o:?}: {e}"))?;
+            let o = o
+                .trim()
+                .parse::<usize>()
+                .map_err(|e| format!("offset {o:?}: {e}"))?;
             set_once(&mut offset, o, "offset")?;
         } else if let Some(m) = line.strip_prefix("magic ") {
             set_once(&mut magic, hex(m.trim())?, "magic")?;
@@ -164,13 +167,21 @@ pub fn parse_entry(name: &str, text: &str, order_key: OrderKey) -> Result<Entry,
         (Some(magic), None) => {
             let mask = mask.unwrap_or_default();
             if !mask.is_empty() && mask.len() != magic.len() {
-                return Err(format!("mask has {} bytes, magic {}", mask.len(), magic.len()));
+                return Err(format!(
+                    "mask has {} bytes, magic {}",
+                    mask.len(),
+                    magic.len()
+                ));
             }
             if magic.is_empty() {
                 return Err("empty magic".into());
             }
             let offset = offset.unwrap_or(0);
-            Kind::Magic { offset, magic, mask }
+            Kind::Magic {
+                offset,
+                magic,
+                mask,
+            }
         }
         (None, Some(ext)) => Kind::Extension(ext),
         (Some(_), Some(_)) => return Err("both magic and extension".into()),
@@ -232,13 +243,15 @@ pub fn read_entries(dir: &Path) -> Result<Vec<Entry>, ArchError> {
             Err(e) => return Err(e),
         }
     }
-    out.sort_by(|a, b| b.order_key.cmp(&a.order_key));
+    out.sort_by_key(|e| std::cmp::Reverse(e.order_key));
     Ok(out)
 }
 
 fn read_one(path: &Path, name: &str) -> Result<Entry, ArchError> {
     let file = fs::File::open(path).map_err(|e| ArchError::io("open", path, e))?;
-    let meta = file.metadata().map_err(|e| ArchError::io("stat", path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| ArchError::io("stat", path, e))?;
     let mut text = String::new();
     file.take(MAX_ENTRY_TEXT)
         .read_to_string(&mut text)
@@ -285,7 +298,11 @@ fn matches(e: &Entry, head: &[u8], file_name: &str) -> bool {
         Kind::Extension(ext) => file_name
             .rfind('.')
             .is_some_and(|i| &file_name[i + 1..] == ext.as_str()),
-        Kind::Magic { offset, magic, mask } => {
+        Kind::Magic {
+            offset,
+            magic,
+            mask,
+        } => {
             if offset.saturating_add(magic.len()) > BINPRM_BUF_SIZE {
                 return false;
             }

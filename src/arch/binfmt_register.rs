@@ -41,12 +41,20 @@ pub fn register_line(
         .to_str()
         .ok_or_else(|| fail("interpreter path is not UTF-8".into()))?;
     if interp.is_empty() || interp.contains([':', '\n', '\0']) {
-        return Err(fail(format!("interpreter {interp:?} is empty or holds ':', NUL or newline")));
+        return Err(fail(format!(
+            "interpreter {interp:?} is empty or holds ':', NUL or newline"
+        )));
     }
     let (t, offset, magic, mask) = match kind {
-        Kind::Magic { offset, magic, mask } => {
+        Kind::Magic {
+            offset,
+            magic,
+            mask,
+        } => {
             if magic.is_empty() || offset.saturating_add(magic.len()) > BINPRM_BUF_SIZE {
-                return Err(fail(format!("magic must be 1..{BINPRM_BUF_SIZE} bytes from offset")));
+                return Err(fail(format!(
+                    "magic must be 1..{BINPRM_BUF_SIZE} bytes from offset"
+                )));
             }
             if !mask.is_empty() && mask.len() != magic.len() {
                 return Err(fail("mask and magic differ in length".into()));
@@ -60,9 +68,15 @@ pub fn register_line(
             ('E', String::new(), ext.clone(), String::new())
         }
     };
-    let line = format!(":{name}:{t}:{offset}:{magic}:{mask}:{interp}:{}", flags.letters());
+    let line = format!(
+        ":{name}:{t}:{offset}:{magic}:{mask}:{interp}:{}",
+        flags.letters()
+    );
     if line.len() > REGISTER_MAX_LEN {
-        return Err(fail(format!("line is {} bytes, limit {REGISTER_MAX_LEN}", line.len())));
+        return Err(fail(format!(
+            "line is {} bytes, limit {REGISTER_MAX_LEN}",
+            line.len()
+        )));
     }
     Ok(line)
 }
@@ -103,7 +117,9 @@ pub fn parse_register_line(line: &str) -> Result<Registration, String> {
             offset: if offset.is_empty() {
                 0
             } else {
-                offset.parse().map_err(|e| format!("offset {offset:?}: {e}"))?
+                offset
+                    .parse()
+                    .map_err(|e| format!("offset {offset:?}: {e}"))?
             },
             magic: unescape(magic)?,
             mask: unescape(mask)?,
@@ -147,7 +163,11 @@ fn unescape(s: &str) -> Result<Vec<u8>, String> {
 
 /// Send one registration line to `dir/register` in a single write.
 pub fn register(dir: &Path, line: &str) -> Result<(), ArchError> {
-    write_once(&dir.join("register"), line.as_bytes(), "register binfmt_misc entry in")
+    write_once(
+        &dir.join("register"),
+        line.as_bytes(),
+        "register binfmt_misc entry in",
+    )
 }
 
 /// Remove entry `name` (writing `-1` to it). Only call this for entries
@@ -166,7 +186,11 @@ pub fn set_enabled(dir: &Path, name: &str, on: bool) -> Result<(), ArchError> {
         name: name.to_string(),
         problem,
     })?;
-    write_once(&dir.join(name), if on { b"1" } else { b"0" }, "enable/disable binfmt_misc entry")
+    write_once(
+        &dir.join(name),
+        if on { b"1" } else { b"0" },
+        "enable/disable binfmt_misc entry",
+    )
 }
 
 fn write_once(path: &Path, data: &[u8], op: &'static str) -> Result<(), ArchError> {
@@ -213,7 +237,12 @@ mod tests {
 
     #[test]
     fn extension_line() {
-        let l = register_line("x", &Kind::Extension("exe".into()), Path::new("/w"), Flags::default());
+        let l = register_line(
+            "x",
+            &Kind::Extension("exe".into()),
+            Path::new("/w"),
+            Flags::default(),
+        );
         assert_eq!(l.ok().as_deref(), Some(":x:E::exe::/w:"));
     }
 
@@ -222,7 +251,10 @@ mod tests {
         let k = magic(0, b"a", b"");
         let p = Path::new("/i");
         for name in ["", ".", "..", "a/b", "a:b", "register", "status"] {
-            assert!(register_line(name, &k, p, Flags::default()).is_err(), "{name:?}");
+            assert!(
+                register_line(name, &k, p, Flags::default()).is_err(),
+                "{name:?}"
+            );
         }
         assert!(register_line("n", &k, Path::new("/a:b"), Flags::default()).is_err());
         assert!(register_line("n", &magic(250, b"1234567", b""), p, Flags::default()).is_err());
@@ -236,7 +268,15 @@ mod tests {
         let r = parse_register_line(",n,M,,ab\\x00,,/i,F\n");
         assert_eq!(r.as_ref().map(|r| r.name.as_str()), Ok("n"));
         assert_eq!(r.map(|r| r.kind), Ok(magic(0, b"ab\0", b"")));
-        for g in ["", ":", ":a:M", ":n:Z::a::/i:", ":n:M:x:a::/i:", ":n:M::\\xZZ::/i:", ":n:M::a::/i:Q"] {
+        for g in [
+            "",
+            ":",
+            ":a:M",
+            ":n:Z::a::/i:",
+            ":n:M:x:a::/i:",
+            ":n:M::\\xZZ::/i:",
+            ":n:M::a::/i:Q",
+        ] {
             assert!(parse_register_line(g).is_err(), "{g:?}");
         }
     }

@@ -83,7 +83,11 @@ const EI_OSABI: usize = 7;
 pub fn identify(head: &[u8]) -> Result<ElfFacts, ArchError> {
     check_magic(head)?;
     let (class, big_endian) = ident(head)?;
-    let need = if class == 64 { EHDR64_SIZE } else { EHDR32_SIZE };
+    let need = if class == 64 {
+        EHDR64_SIZE
+    } else {
+        EHDR32_SIZE
+    };
     if head.len() < need {
         return Err(ArchError::Truncated {
             have: head.len(),
@@ -246,7 +250,10 @@ mod tests {
         assert_eq!(f.and_then(|f| f.is_static()), Some(false));
         let be = elf_with_interp(32, true, 8, 0x1000, "/lib/ld.so.1");
         let f = identify(&be).ok();
-        assert_eq!(f.as_ref().and_then(|f| f.interp()), Some(Path::new("/lib/ld.so.1")));
+        assert_eq!(
+            f.as_ref().and_then(|f| f.interp()),
+            Some(Path::new("/lib/ld.so.1"))
+        );
         // No program headers at all (e_phnum = 0): static.
         let s = identify(&elf(64, false, 62, 0)).ok();
         assert_eq!(s.and_then(|f| f.is_static()), Some(true));
@@ -258,7 +265,10 @@ mod tests {
         // Cut inside the interp string: phdrs readable, string not.
         let cut = &d[..d.len() - 5];
         let f = identify(cut).ok();
-        assert_eq!(f.as_ref().map(|f| &f.linkage), Some(&Linkage::Dynamic { interp: None }));
+        assert_eq!(
+            f.as_ref().map(|f| &f.linkage),
+            Some(&Linkage::Dynamic { interp: None })
+        );
         // Cut right after the ELF header: phdrs out of reach.
         let f = identify(&d[..64]).ok();
         assert_eq!(f.map(|f| f.linkage), Some(Linkage::Unknown));
@@ -266,9 +276,15 @@ mod tests {
 
     #[test]
     fn not_elf_and_truncated() {
-        assert!(matches!(identify(b"#!/bin/sh\necho hi\n"), Err(ArchError::NotElf)));
+        assert!(matches!(
+            identify(b"#!/bin/sh\necho hi\n"),
+            Err(ArchError::NotElf)
+        ));
         assert!(matches!(identify(b""), Err(ArchError::Truncated { .. })));
-        assert!(matches!(identify(b"\x7fEL"), Err(ArchError::Truncated { .. })));
+        assert!(matches!(
+            identify(b"\x7fEL"),
+            Err(ArchError::Truncated { .. })
+        ));
         assert!(matches!(identify(b"\x7fELX"), Err(ArchError::NotElf)));
         let h = elf(64, false, 62, 0);
         for n in 4..64 {
@@ -292,7 +308,10 @@ mod tests {
         assert!(matches!(identify(&h), Err(ArchError::BadElf(_))));
         assert!(matches!(
             identify(&elf(64, false, 0x1234, 0)),
-            Err(ArchError::UnknownMachine { machine: 0x1234, .. })
+            Err(ArchError::UnknownMachine {
+                machine: 0x1234,
+                ..
+            })
         ));
         // x32 (EM_X86_64 in a 32-bit file) is not an Arch we run.
         assert!(identify(&elf(32, false, 62, 0)).is_err());
@@ -345,7 +364,10 @@ mod tests {
             assert_eq!(f.arch, Arch::host());
             assert_eq!(f.is_static(), Some(true), "{f:?}");
         }
-        assert!(matches!(identify(&read_head("/usr/bin/ldd")), Err(ArchError::NotElf)));
+        assert!(matches!(
+            identify(&read_head("/usr/bin/ldd")),
+            Err(ArchError::NotElf)
+        ));
     }
 
     fn read_head(path: &str) -> Vec<u8> {

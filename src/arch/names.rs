@@ -89,6 +89,7 @@ const fn row(
 
 // LXD names follow LXD's shared/osarch/architectures.go: its "mips" and
 // "mips64" are the little-endian ports (aliases mipsel, mips64el).
+#[rustfmt::skip]
 const TABLE: &[Row] = &[
     row(Arch::X86_64, "x86_64", Some("amd64"), "x86_64", Some("x86_64"), &["x64", "x86-64"]),
     row(Arch::I386, "i686", Some("i386"), "i386", Some("i686"), &["i586", "i486", "x86", "386"]),
@@ -171,7 +172,10 @@ impl Arch {
     pub fn from_name(name: &str) -> Option<Arch> {
         let n = name.trim().to_ascii_lowercase();
         let by = |f: &dyn Fn(&Row) -> Option<&'static str>| {
-            TABLE.iter().find(|r| f(r) == Some(n.as_str())).map(|r| r.arch)
+            TABLE
+                .iter()
+                .find(|r| f(r) == Some(n.as_str()))
+                .map(|r| r.arch)
         };
         by(&|r| Some(r.qemu))
             .or_else(|| by(&|r| r.debian))

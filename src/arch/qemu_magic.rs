@@ -109,9 +109,19 @@ fn knobs(arch: Arch) -> Knobs {
 /// ET_EXEC and ET_DYN files (the e_type mask drops bit 0).
 pub fn qemu_pattern(arch: Arch) -> Pattern {
     let k = knobs(arch);
-    let u16b = |v: u16| if k.be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let u16b = |v: u16| {
+        if k.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
     let mut magic = vec![0x7f, b'E', b'L', b'F'];
-    magic.push(if k.class == 64 { ELFCLASS64 } else { ELFCLASS32 });
+    magic.push(if k.class == 64 {
+        ELFCLASS64
+    } else {
+        ELFCLASS32
+    });
     magic.push(if k.be { ELFDATA2MSB } else { ELFDATA2LSB });
     magic.push(1); // EV_CURRENT
     magic.extend_from_slice(&[0; 9]); // OS ABI, ABI version, padding
@@ -139,7 +149,11 @@ pub fn qemu_pattern(arch: Arch) -> Pattern {
 }
 
 /// The registration line for qemu-user's entry `qemu-<name>`.
-pub fn qemu_register_line(arch: Arch, interpreter: &Path, flags: Flags) -> Result<String, ArchError> {
+pub fn qemu_register_line(
+    arch: Arch,
+    interpreter: &Path,
+    flags: Flags,
+) -> Result<String, ArchError> {
     let name = format!("qemu-{}", arch.qemu());
     register_line(&name, &qemu_pattern(arch).kind(), interpreter, flags)
 }
@@ -206,7 +220,10 @@ mod tests {
     fn same_as_debians_binfmt_d() {
         let dir = Path::new("/usr/lib/binfmt.d");
         let Ok(rd) = std::fs::read_dir(dir) else {
-            println!("note: {} missing (qemu-user-static not installed); not compared", dir.display());
+            println!(
+                "note: {} missing (qemu-user-static not installed); not compared",
+                dir.display()
+            );
             return;
         };
         let mut compared = 0;
@@ -224,7 +241,12 @@ mod tests {
             let Some(arch) = Arch::from_name(q).filter(|a| a.qemu() == q) else {
                 continue;
             };
-            assert_eq!(reg.kind, qemu_pattern(arch).kind(), "{}", de.path().display());
+            assert_eq!(
+                reg.kind,
+                qemu_pattern(arch).kind(),
+                "{}",
+                de.path().display()
+            );
             compared += 1;
         }
         println!("compared {compared} qemu patterns with {}", dir.display());
@@ -239,7 +261,11 @@ mod tests {
             fix_binary: true,
             credentials: false,
         };
-        let l = qemu_register_line(Arch::Aarch64, Path::new("/usr/libexec/qemu-binfmt/aarch64-binfmt-P"), f);
+        let l = qemu_register_line(
+            Arch::Aarch64,
+            Path::new("/usr/libexec/qemu-binfmt/aarch64-binfmt-P"),
+            f,
+        );
         let want = ":qemu-aarch64:M:0:\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/libexec/qemu-binfmt/aarch64-binfmt-P:POF";
         assert_eq!(l.ok().as_deref(), Some(want));
     }

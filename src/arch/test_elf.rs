@@ -19,7 +19,13 @@ pub(crate) fn elf(class: u8, be: bool, machine: u16, flags: u32) -> Vec<u8> {
 }
 
 /// `elf(...)` followed by one PT_INTERP program header and its string.
-pub(crate) fn elf_with_interp(class: u8, be: bool, machine: u16, flags: u32, interp: &str) -> Vec<u8> {
+pub(crate) fn elf_with_interp(
+    class: u8,
+    be: bool,
+    machine: u16,
+    flags: u32,
+    interp: &str,
+) -> Vec<u8> {
     let is64 = class == 64;
     let mut h = elf(class, be, machine, flags);
     let ehdr = h.len();
