@@ -26,6 +26,7 @@
 //! tools or boots) are ordered correctly by ctime.
 
 use super::ArchError;
+use serde::Serialize;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -38,7 +39,7 @@ pub(crate) const BINPRM_BUF_SIZE: usize = 256;
 const MAX_ENTRY_TEXT: u64 = 64 * 1024;
 
 /// One registered handler, as `/proc/sys/fs/binfmt_misc/<name>` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
     pub name: String,
     pub enabled: bool,
@@ -49,7 +50,8 @@ pub struct Entry {
     pub order_key: OrderKey,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// `(head[offset..offset+magic.len()] & mask) == magic`. `mask` is
     /// empty when the entry has none (all ones).
@@ -63,7 +65,7 @@ pub enum Kind {
 }
 
 /// The registration flags (binfmt-misc.rst, "flags").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Flags {
     /// `P`: argv[0] is passed unchanged (and the full path is added).
     pub preserve_argv0: bool,
@@ -108,7 +110,7 @@ impl Flags {
 
 /// Registration order witness: (ctime, inode number), compared in that
 /// order. See the module comment for how far it can be trusted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct OrderKey {
     pub ctime_sec: i64,
     pub ctime_nsec: i64,

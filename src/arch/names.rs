@@ -95,7 +95,7 @@ const TABLE: &[Row] = &[
     row(Arch::I386, "i686", Some("i386"), "i386", Some("i686"), &["i586", "i486", "x86", "386"]),
     row(Arch::Aarch64, "aarch64", Some("arm64"), "aarch64", Some("aarch64"), &["armv8", "arm64-v8a"]),
     row(Arch::Aarch64Be, "aarch64_be", None, "aarch64_be", None, &["arm64be"]),
-    row(Arch::Arm, "armv7l", Some("armhf"), "arm", Some("armv7l"), &["armv7", "armv7hl", "armhfp"]),
+    row(Arch::Arm, "armv7l", Some("armhf"), "arm", Some("armv7l"), &["armv7", "armv7hl", "armhfp", "armv8l"]),
     row(Arch::Armel, "armv5tel", Some("armel"), "arm", Some("armv6l"), &["armv6l", "armv5te"]),
     row(Arch::Armeb, "armv5teb", Some("armeb"), "armeb", None, &[]),
     row(Arch::Mips, "mips", Some("mips"), "mips", None, &[]),
