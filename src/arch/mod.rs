@@ -1,1 +1,31 @@
 //! CPU architectures: ELF header -> Arch, their names, and binfmt_misc.
+//!
+//! `elf` reads only the ELF header (and the program headers when they lie in
+//! the bytes given), `names` maps an [`Arch`] to the dialects other tools
+//! speak (uname, Debian, qemu-user, LXD), and `binfmt` reads, matches and
+//! registers binfmt_misc entries the way fs/binfmt_misc.c does.
+
+mod binfmt;
+mod binfmt_register;
+mod elf;
+mod elf_flags;
+mod elf_phdr;
+mod error;
+mod names;
+mod qemu_magic;
+
+#[cfg(test)]
+mod binfmt_live_tests;
+#[cfg(test)]
+mod test_elf;
+
+pub use binfmt::{global_enabled, parse_entry, read_entries, select, Entry, Flags, Kind, OrderKey};
+pub use binfmt_register::{
+    parse_register_line, register, register_line, remove, set_enabled, Registration,
+    REGISTER_MAX_LEN,
+};
+pub use elf::{identify, ElfFacts, Linkage};
+pub use elf_flags::FloatAbi;
+pub use error::ArchError;
+pub use names::{Arch, ArchNames};
+pub use qemu_magic::{qemu_pattern, qemu_register_line, Pattern};
