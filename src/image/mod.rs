@@ -17,7 +17,7 @@ mod walk;
 mod tests;
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 pub use error::ImageError;
@@ -177,5 +177,10 @@ fn check_superblock(path: &Path, file: &mut File) -> Result<(), ImageError> {
             minor,
         });
     }
-    Ok(())
+    // backhand parses the superblock from the reader's current position, not from offset 0.
+    file.rewind().map_err(|source| ImageError::Io {
+        path: path.to_path_buf(),
+        op: "seek",
+        source,
+    })
 }
