@@ -355,3 +355,49 @@ fn cost_does_not_grow_with_file_data() {
         "big image took {big_total:?} against {tiny_total:?}"
     );
 }
+
+/// An extended file inode claiming 2 TiB - 1 of 4 KiB blocks makes backhand (through deku)
+/// reserve a 2 GiB block list before it finds the table too short. It must end in an error,
+/// and it does; the reservation is virtual memory only (see the module report).
+#[test]
+fn hostile_file_size_is_an_error() {
+    let scratch = Scratch::new("hostile");
+    let root = scratch.path("rootfs");
+    fs::create_dir_all(&root).expect("mkdir");
+    fs::write(root.join("f"), b"hello\n").expect("write");
+    // A hard link makes mksquashfs store an extended file inode (it records link_count).
+    fs::hard_link(root.join("f"), root.join("g")).expect("link");
+    let image = scratch.path("image.sqfs");
+    let status = Command::new("mksquashfs")
+        .arg(&root)
+        .arg(&image)
+        .args([
+            "-noappend",
+            "-quiet",
+            "-no-progress",
+            "-noI",
+            "-noD",
+            "-noF",
+            "-noX",
+            "-b",
+            "4096",
+        ])
+        .status()
+        .expect("run mksquashfs");
+    assert!(status.success());
+
+    let mut bytes = fs::read(&image).expect("read image");
+    let u64_at =
+        |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    // Superblock: inode_table at 64, dir_table at 72; the table starts with a 2-byte header.
+    let (inode_table, dir_table) = (u64_at(&bytes, 64) as usize, u64_at(&bytes, 72) as usize);
+    let inode = (inode_table + 2..dir_table)
+        .find(|&i| bytes[i..i + 2] == 9u16.to_le_bytes())
+        .expect("an extended file inode");
+    // Extended file: 16-byte common header, blocks_start u64, then file_size u64.
+    bytes[inode + 24..inode + 32].copy_from_slice(&((1u64 << 41) - 1).to_le_bytes());
+    fs::write(&image, &bytes).expect("write image");
+
+    let err = Image::open(&image).err().expect("hostile inode refused");
+    assert!(matches!(err, ImageError::Squashfs { .. }), "{err}");
+}
