@@ -348,6 +348,16 @@ fn cost_does_not_grow_with_file_data() {
     println!(
         "big image ({big_len} bytes): open {bo:?}, resolve+filler head {br:?}, init head {bh:?}"
     );
+    // For the report: backhand's own full-tree reader on the same image (it reads metadata
+    // only, but visits every entry, which is what a directory DAG turns exponential).
+    let t = Instant::now();
+    let file = fs::File::open(big.path("image.sqfs")).expect("open big");
+    let tree = backhand::FilesystemReader::from_reader(std::io::BufReader::new(file));
+    println!(
+        "backhand FilesystemReader::from_reader (full tree) on the big image: {:?}, ok={}",
+        t.elapsed(),
+        tree.is_ok()
+    );
     let tiny_total = to + tr + th;
     let big_total = bo + br + bh;
     assert!(
