@@ -1,0 +1,73 @@
+//! LXD's image `metadata.yaml` (https://documentation.ubuntu.com/lxd/en/latest/reference/image_format/),
+//! as myrootfs and distrobuilder write it at the root of a unified image.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The parts of `metadata.yaml` rootrun uses; other keys (templates, expiry_date, ...) are
+/// ignored, and unknown properties are kept in `properties.other`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct Metadata {
+    #[serde(default, deserialize_with = "scalar")]
+    pub architecture: Option<String>,
+    /// Seconds since the epoch.
+    #[serde(default)]
+    pub creation_date: Option<i64>,
+    #[serde(default)]
+    pub properties: Properties,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct Properties {
+    #[serde(default, deserialize_with = "scalar")]
+    pub os: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    pub release: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    pub architecture: Option<String>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// Accepts any YAML scalar as text: `release: 12` or `release: 3.19` are as valid as
+/// `release: bookworm` to the humans who write these files.
+fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    match serde_yaml_ng::Value::deserialize(d)? {
+        serde_yaml_ng::Value::Null => Ok(None),
+        serde_yaml_ng::Value::String(s) => Ok(Some(s)),
+        serde_yaml_ng::Value::Number(n) => Ok(Some(n.to_string())),
+        serde_yaml_ng::Value::Bool(b) => Ok(Some(b.to_string())),
+        other => Err(D::Error::custom(format!(
+            "expected a scalar, found {other:?}"
+        ))),
+    }
+}
+
+pub fn parse(text: &[u8]) -> Result<Metadata, serde_yaml_ng::Error> {
+    serde_yaml_ng::from_slice(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lxd_metadata() {
+        let text = b"architecture: aarch64\ncreation_date: 1700000000\nproperties:\n  os: debian\n  release: 12\n  description: Debian bookworm arm64\n  variant: default\ntemplates: {}\n";
+        let m = parse(text).map_err(|e| e.to_string());
+        let m = m
+            .as_ref()
+            .map(|m| (m.architecture.as_deref(), m.properties.release.as_deref()));
+        assert_eq!(m, Ok((Some("aarch64"), Some("12"))));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse(b"architecture: [unclosed").is_err());
+        assert!(parse(b"properties: 7").is_err());
+    }
+}

@@ -1,0 +1,413 @@
+//! Tests over images built at test time with mksquashfs (squashfs-tools).
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// Any small ELF of the host stands in for busybox: only its bytes matter here.
+const ELF_SOURCE: &str = "/usr/bin/true";
+const IMAGE_PASSWD: &[u8] = b"root:x:0:0:image root:/root:/bin/sh\n";
+const METADATA: &str = "architecture: aarch64\ncreation_date: 1700000000\nproperties:\n  os: debian\n  release: \"12\"\n  description: test image\n";
+
+/// A temporary directory removed on drop, even when the test fails.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "rootrun-image-test-{}-{name}-{n}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic incompressible bytes (xorshift64), so fillers cost mksquashfs real work.
+fn filler_bytes(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The fixture tree: relative, absolute, looping and escaping symlinks, a filler, metadata.
+fn build_rootfs(root: &Path, filler_len: usize) {
+    for dir in ["bin", "sbin", "etc", "usr/lib"] {
+        fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    fs::copy(ELF_SOURCE, root.join("bin/busybox")).expect("copy ELF");
+    symlink("../bin/busybox", root.join("sbin/init")).expect("symlink");
+    symlink("/bin/busybox", root.join("bin/sh")).expect("symlink");
+    symlink("b", root.join("a")).expect("symlink");
+    symlink("a", root.join("b")).expect("symlink");
+    fs::write(root.join("etc/passwd"), IMAGE_PASSWD).expect("write");
+    symlink("../../../../etc/passwd", root.join("etc/esc")).expect("symlink");
+    symlink("/../../etc/passwd", root.join("etc/abs-esc")).expect("symlink");
+    symlink("/etc", root.join("usr/lib/etc-link")).expect("symlink");
+    fs::write(root.join("filler"), filler_bytes(filler_len)).expect("write filler");
+    fs::write(root.join("metadata.yaml"), METADATA).expect("write metadata");
+}
+
+fn mksquashfs(root: &Path, image: &Path, comp: Option<&str>) {
+    let mut cmd = Command::new("mksquashfs");
+    cmd.arg(root)
+        .arg(image)
+        .args(["-noappend", "-quiet", "-no-progress"]);
+    if let Some(comp) = comp {
+        cmd.args(["-comp", comp]);
+    }
+    let status = cmd.status().expect("run mksquashfs");
+    assert!(status.success(), "mksquashfs failed: {status}");
+}
+
+/// A scratch dir holding `rootfs/` and `image.sqfs` built from it.
+fn squashfs_fixture(name: &str, filler_len: usize, comp: Option<&str>) -> Scratch {
+    let scratch = Scratch::new(name);
+    build_rootfs(&scratch.path("rootfs"), filler_len);
+    mksquashfs(&scratch.path("rootfs"), &scratch.path("image.sqfs"), comp);
+    scratch
+}
+
+fn open(path: &Path) -> Image {
+    match Image::open(path) {
+        Ok(image) => image,
+        Err(e) => panic!("open {}: {e}", path.display()),
+    }
+}
+
+fn check_links_and_heads(image: &Image) {
+    let elf = fs::read(ELF_SOURCE).expect("read ELF");
+
+    let init = image.resolve("/sbin/init").expect("resolve /sbin/init");
+    assert_eq!(init.path, "/bin/busybox");
+    assert_eq!(init.kind, FileKind::File);
+    assert_eq!(init.size, elf.len() as u64);
+    assert_eq!(init.mode, 0o755);
+
+    assert_eq!(
+        image.resolve("/bin/sh").expect("resolve /bin/sh").path,
+        "/bin/busybox"
+    );
+    assert_eq!(image.resolve("/").expect("root").kind, FileKind::Dir);
+    assert_eq!(
+        image.resolve("/sbin/../bin/./busybox").expect("dots").path,
+        "/bin/busybox"
+    );
+
+    let head = image
+        .read_head("/sbin/init", 64)
+        .expect("read_head /sbin/init");
+    assert_eq!(head, elf[..64]);
+    assert_eq!(&head[..4], b"\x7fELF");
+    let whole = image.read_head("/bin/sh", usize::MAX).expect("read whole");
+    assert_eq!(whole, elf);
+
+    // Escaping links resolve against the image root, never the host's /etc/passwd.
+    for link in [
+        "/etc/esc",
+        "/etc/abs-esc",
+        "/usr/lib/etc-link/passwd",
+        "/../../etc/passwd",
+    ] {
+        let resolved = image
+            .resolve(link)
+            .unwrap_or_else(|e| panic!("{link}: {e}"));
+        assert_eq!(resolved.path, "/etc/passwd", "{link}");
+        assert_eq!(
+            image.read_head(link, 4096).expect("read passwd"),
+            IMAGE_PASSWD,
+            "{link}"
+        );
+    }
+
+    let filler = image.read_head("/filler", 100).expect("filler head");
+    assert_eq!(filler, filler_bytes(100));
+}
+
+fn check_errors(image: &Image) {
+    let err = image.resolve("/a").expect_err("link loop");
+    assert!(matches!(err, ImageError::TooManyLinks { .. }), "{err}");
+    assert!(err.to_string().contains("/a"), "{err}");
+
+    let err = image.resolve("/nope/x").expect_err("missing");
+    assert!(
+        matches!(err, ImageError::NotFound { ref path, .. } if path == "/nope"),
+        "{err}"
+    );
+
+    let err = image.resolve("/bin/busybox/x").expect_err("file as dir");
+    assert!(
+        matches!(err, ImageError::NotADirectory { ref path, .. } if path == "/bin/busybox"),
+        "{err}"
+    );
+
+    let err = image.resolve("bin/busybox").expect_err("relative");
+    assert!(matches!(err, ImageError::BadPath { .. }), "{err}");
+
+    let err = image.read_head("/usr", 10).expect_err("dir head");
+    assert!(
+        matches!(
+            err,
+            ImageError::NotRegularFile {
+                kind: FileKind::Dir,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn squashfs_resolve_and_read_head() {
+    let fx = squashfs_fixture("basic", 20 << 20, None);
+    let image = open(&fx.path("image.sqfs"));
+    check_links_and_heads(&image);
+    check_errors(&image);
+
+    let facts = image.squashfs_facts().expect("facts");
+    assert_eq!(facts.compression, "gzip");
+    assert_eq!(facts.block_size, 128 * 1024);
+    assert!(facts.bytes_used <= facts.file_size);
+    assert!(facts.inode_count >= 15, "{facts:?}");
+
+    let meta = image.metadata().expect("metadata").expect("present");
+    assert_eq!(meta.architecture.as_deref(), Some("aarch64"));
+    assert_eq!(meta.creation_date, Some(1_700_000_000));
+    assert_eq!(meta.properties.os.as_deref(), Some("debian"));
+    assert_eq!(meta.properties.release.as_deref(), Some("12"));
+    let json = serde_json::to_string(&facts).expect("facts json");
+    assert!(json.contains("\"compression\":\"gzip\""), "{json}");
+}
+
+#[test]
+fn squashfs_other_compressors() {
+    for comp in ["xz", "zstd", "lz4"] {
+        let fx = squashfs_fixture(comp, 300 << 10, Some(comp));
+        let image = open(&fx.path("image.sqfs"));
+        assert_eq!(
+            image.squashfs_facts().map(|f| f.compression),
+            Some(comp.to_string())
+        );
+        check_links_and_heads(&image);
+        // A head that straddles the first block boundary needs exactly two blocks.
+        let head = image.read_head("/filler", 200 * 1024).expect("two blocks");
+        assert_eq!(head, filler_bytes(200 * 1024));
+    }
+}
+
+#[test]
+fn directory_source_stays_inside() {
+    let scratch = Scratch::new("dir");
+    let root = scratch.path("rootfs");
+    build_rootfs(&root, 1000);
+    let image = open(&root);
+    assert!(image.squashfs_facts().is_none());
+    check_links_and_heads(&image);
+    check_errors(&image);
+    assert_eq!(
+        image
+            .metadata()
+            .expect("metadata")
+            .and_then(|m| m.architecture),
+        Some("aarch64".to_string())
+    );
+
+    fs::remove_file(root.join("metadata.yaml")).expect("rm metadata");
+    assert_eq!(image.metadata().expect("absent metadata"), None);
+    fs::write(root.join("metadata.yaml"), "architecture: [oops").expect("write");
+    let err = image.metadata().expect_err("bad yaml");
+    assert!(matches!(err, ImageError::Metadata { .. }), "{err}");
+    assert!(err.to_string().contains("/metadata.yaml"), "{err}");
+}
+
+#[test]
+fn entry_names_from_the_image_are_single_components() {
+    for bad in [&b""[..], b".", b"..", b"a/b", b"/", b"a\0b"] {
+        assert!(!walk::is_valid_name(bad), "{bad:?}");
+    }
+    assert!(walk::is_valid_name(b"..."));
+    assert!(walk::is_valid_name(b"busybox"));
+}
+
+#[test]
+fn not_squashfs_and_truncated() {
+    let fx = squashfs_fixture("trunc", 1000, None);
+    let text = fx.path("notes.txt");
+    fs::write(&text, "just some text, long enough to be more than a superblock ............................................").expect("write");
+    let err = Image::open(&text).err().expect("text file refused");
+    assert!(matches!(err, ImageError::NotSquashfs { .. }), "{err}");
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+
+    let bytes = fs::read(fx.path("image.sqfs")).expect("read image");
+    assert!(bytes.len() > 4096);
+    let truncated = fx.path("truncated.sqfs");
+    fs::write(&truncated, &bytes[..4096]).expect("write truncated");
+    let err = Image::open(&truncated).err().expect("truncated refused");
+    assert!(err.to_string().contains("truncated.sqfs"), "{err}");
+
+    let empty = fx.path("empty");
+    fs::write(&empty, b"").expect("write");
+    assert!(matches!(
+        Image::open(&empty),
+        Err(ImageError::NotSquashfs { .. })
+    ));
+    assert!(matches!(
+        Image::open(Path::new("/dev/null")),
+        Err(ImageError::UnsupportedSource { .. })
+    ));
+}
+
+/// Flipped bytes anywhere in a small image must give errors or answers, never a panic.
+#[test]
+fn corrupted_images_do_not_panic() {
+    let fx = squashfs_fixture("fuzz", 5000, None);
+    let good = fs::read(fx.path("image.sqfs")).expect("read image");
+    let noise = filler_bytes(4 * 4000);
+    let bad = fx.path("bad.sqfs");
+    let (mut opened, mut read) = (0, 0);
+    for round in 0..2000 {
+        let mut bytes = good.clone();
+        // Mostly the superblock and the metadata tables at the end, where parsing happens.
+        let r = |i: usize| usize::from(noise[(round * 4 + i) % noise.len()]);
+        let pos = if round % 2 == 0 {
+            (r(0) * 7 + r(1)) % 96
+        } else {
+            bytes.len() - 1 - (r(0) * 256 + r(1)) % bytes.len().min(3000)
+        };
+        bytes[pos] ^= 1 << (r(2) % 8);
+        if round % 3 == 0 {
+            let pos2 = bytes.len() - 1 - (r(3) * 13) % bytes.len().min(2000);
+            bytes[pos2] = noise[round % noise.len()];
+        }
+        fs::write(&bad, &bytes).expect("write");
+        if let Ok(image) = Image::open(&bad) {
+            opened += 1;
+            let _ = image.resolve("/sbin/init");
+            read += usize::from(image.read_head("/sbin/init", 64).is_ok());
+            let _ = image.read_head("/etc/esc", 64);
+            let _ = image.metadata();
+        }
+    }
+    println!("corrupted images: 2000 tried, {opened} opened, {read} still read /sbin/init");
+    assert!(opened > 0, "the corruptions never reached past open");
+}
+
+fn time_inspect(image_path: &Path) -> (Duration, Duration, Duration) {
+    let t0 = Instant::now();
+    let image = open(image_path);
+    let t1 = Instant::now();
+    let resolved = image.resolve("/sbin/init").expect("resolve");
+    assert_eq!(resolved.path, "/bin/busybox");
+    let head = image.read_head("/filler", 64).expect("filler head");
+    assert_eq!(head.len(), 64);
+    let t2 = Instant::now();
+    let elf = image.read_head("/sbin/init", 64).expect("init head");
+    assert_eq!(&elf[..4], b"\x7fELF");
+    let t3 = Instant::now();
+    (t1 - t0, t2 - t1, t3 - t2)
+}
+
+/// Run with `--nocapture` to see the numbers; the assertion only catches gross regressions
+/// (cost growing with file data), not jitter.
+#[test]
+fn cost_does_not_grow_with_file_data() {
+    let tiny = squashfs_fixture("tiny", 4096, None);
+    let big = squashfs_fixture("big", 300 << 20, None);
+    let big_len = fs::metadata(big.path("image.sqfs"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let _warm = time_inspect(&tiny.path("image.sqfs"));
+    let (to, tr, th) = time_inspect(&tiny.path("image.sqfs"));
+    let (bo, br, bh) = time_inspect(&big.path("image.sqfs"));
+    println!("tiny image: open {to:?}, resolve+filler head {tr:?}, init head {th:?}");
+    println!(
+        "big image ({big_len} bytes): open {bo:?}, resolve+filler head {br:?}, init head {bh:?}"
+    );
+    // For the report: backhand's own full-tree reader on the same image (it reads metadata
+    // only, but visits every entry, which is what a directory DAG turns exponential).
+    let t = Instant::now();
+    let file = fs::File::open(big.path("image.sqfs")).expect("open big");
+    let tree = backhand::FilesystemReader::from_reader(std::io::BufReader::new(file));
+    println!(
+        "backhand FilesystemReader::from_reader (full tree) on the big image: {:?}, ok={}",
+        t.elapsed(),
+        tree.is_ok()
+    );
+    let tiny_total = to + tr + th;
+    let big_total = bo + br + bh;
+    assert!(
+        big_total < tiny_total * 20 + Duration::from_millis(100),
+        "big image took {big_total:?} against {tiny_total:?}"
+    );
+}
+
+/// An extended file inode claiming 2 TiB - 1 of 4 KiB blocks makes backhand (through deku)
+/// reserve a 2 GiB block list before it finds the table too short. It must end in an error,
+/// and it does; the reservation is virtual memory only (see the module report).
+#[test]
+fn hostile_file_size_is_an_error() {
+    let scratch = Scratch::new("hostile");
+    let root = scratch.path("rootfs");
+    fs::create_dir_all(&root).expect("mkdir");
+    fs::write(root.join("f"), b"hello\n").expect("write");
+    // A hard link makes mksquashfs store an extended file inode (it records link_count).
+    fs::hard_link(root.join("f"), root.join("g")).expect("link");
+    let image = scratch.path("image.sqfs");
+    let status = Command::new("mksquashfs")
+        .arg(&root)
+        .arg(&image)
+        .args([
+            "-noappend",
+            "-quiet",
+            "-no-progress",
+            "-noI",
+            "-noD",
+            "-noF",
+            "-noX",
+            "-b",
+            "4096",
+        ])
+        .status()
+        .expect("run mksquashfs");
+    assert!(status.success());
+
+    let mut bytes = fs::read(&image).expect("read image");
+    let u64_at =
+        |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    // Superblock: inode_table at 64, dir_table at 72; the table starts with a 2-byte header.
+    let (inode_table, dir_table) = (u64_at(&bytes, 64) as usize, u64_at(&bytes, 72) as usize);
+    let inode = (inode_table + 2..dir_table)
+        .find(|&i| bytes[i..i + 2] == 9u16.to_le_bytes())
+        .expect("an extended file inode");
+    // Extended file: 16-byte common header, blocks_start u64, then file_size u64.
+    bytes[inode + 24..inode + 32].copy_from_slice(&((1u64 << 41) - 1).to_le_bytes());
+    fs::write(&image, &bytes).expect("write image");
+
+    let err = Image::open(&image).err().expect("hostile inode refused");
+    assert!(matches!(err, ImageError::Squashfs { .. }), "{err}");
+}
