@@ -15,10 +15,12 @@ pub const EXIT_NOT_FOUND: u8 = 127;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("rootrun must run as root: missing {} (try sudo)", .0.join(", "))]
+    #[error("not running as root: missing {} (run rootrun with sudo)", .0.join(", "))]
     Privileges(Vec<String>),
     #[error("image {}: {problem}", path.display())]
     Image { path: PathBuf, problem: String },
+    #[error(transparent)]
+    ImageRead(#[from] crate::image::ImageError),
     #[error(transparent)]
     Lxc(#[from] LxcError),
     #[error(transparent)]

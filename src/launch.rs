@@ -18,11 +18,12 @@ use nix::unistd::{setpgid, Pid};
 use crate::console::{self, ConsolePty, EscapeScanner, LineEnds, RawMode};
 use crate::error::Error;
 use crate::lxc::Container;
+use crate::plan::CONTAINER_PREFIX;
 use crate::plan::{ConsolePath, LaunchPlan, Mode};
 use crate::sys::mount::{self, Mount};
 use crate::sys::process::{self, Outcome, SharedOutcome};
 use crate::sys::rootfs::{self, Executable};
-use crate::sys::{loopdev, namespace, SysError};
+use crate::sys::{cgroup, loopdev, namespace, SysError};
 
 /// The PATH liblxc's init searches for a command without a slash.
 const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -40,6 +41,7 @@ const HANDLED: [Signal; 5] = [
 pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     // Before anything else, and before any thread exists (see sys::namespace).
     namespace::enter_private_mount_namespace()?;
+    cgroup::sweep_stale(CONTAINER_PREFIX);
     let stage = Stage::prepare(plan)?;
     check_entry(plan, &stage.root)?;
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use rootrun::cli::{Cli, Command, RunArgs};
-use rootrun::error::{Error, EXIT_ROOTRUN};
+use rootrun::error::Error;
+use rootrun::image::{Image, InitFlavor};
 use rootrun::plan::{self, ImageFacts, Options};
 use rootrun::{launch, lxc, sys};
 
@@ -30,7 +31,7 @@ fn run_command(args: RunArgs) -> Result<u8, Error> {
     let image = args
         .image
         .ok_or_else(|| Error::Usage("an IMAGE is required".into()))?;
-    check_image(&image)?;
+    let facts = image_facts(&image, &args.init)?;
     let opts = Options {
         image: image.clone(),
         command: args.command,
@@ -39,7 +40,7 @@ fn run_command(args: RunArgs) -> Result<u8, Error> {
         escape: args.escape,
         stop_timeout: Duration::from_secs(args.stop_timeout),
     };
-    let plan = plan::plan(&opts, &ImageFacts::default(), std::process::id());
+    let plan = plan::plan(&opts, &facts, std::process::id());
     if args.dry_run {
         print!("{plan}");
         return Ok(0);
@@ -62,26 +63,20 @@ fn run_command(args: RunArgs) -> Result<u8, Error> {
     launch::run(&plan, banner.as_deref())
 }
 
-/// The image must exist, be a regular file and start with the SquashFS magic.
-fn check_image(path: &Path) -> Result<(), Error> {
-    use std::io::Read;
-    let problem = |problem: String| Error::Image {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| problem(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(problem("not a regular file".into()));
+/// Opens the image without mounting it (backhand) and learns what the plan
+/// needs: that it is a SquashFS file, and which init it boots.
+fn image_facts(path: &Path, init: &str) -> Result<ImageFacts, Error> {
+    let image = Image::open(path)?;
+    if image.squashfs_facts().is_none() {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            problem: "not a SquashFS image file".into(),
+        });
     }
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|e| problem(format!("cannot read the SquashFS superblock: {e}")))?;
-    if &magic != b"hsqs" {
-        return Err(problem("not a SquashFS image (no \"hsqs\" magic)".into()));
-    }
-    Ok(())
+    // A missing init is reported after mounting, from the kernel's view.
+    let init_flavor = image
+        .resolve(init)
+        .map(|resolved| InitFlavor::from_resolved_path(&resolved.path))
+        .unwrap_or_default();
+    Ok(ImageFacts { init_flavor })
 }
-
-#[allow(dead_code)]
-const _: u8 = EXIT_ROOTRUN;

@@ -7,10 +7,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::image::InitFlavor;
+
 /// Where rootrun keeps its state. A private tmpfs is mounted here inside
 /// rootrun's own mount namespace, so the host only ever sees an empty
 /// directory, whatever happens to rootrun.
 pub const STATE_DIR: &str = "/run/rootrun";
+
+/// Container names are this prefix and rootrun's PID (see `sys::cgroup`).
+pub const CONTAINER_PREFIX: &str = "rootrun-";
 
 /// The directories of one run, all inside the private tmpfs at `STATE_DIR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,28 +55,6 @@ pub enum Mode {
     /// Run one command under liblxc's minimal init (as lxc-execute does),
     /// with rootrun's stdin, stdout and stderr.
     Command { argv: Vec<String> },
-}
-
-/// The init system an image boots, which decides how to ask it to halt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum InitFlavor {
-    BusyBox,
-    Systemd,
-    #[default]
-    Other,
-}
-
-impl InitFlavor {
-    /// The signal that makes this init power off cleanly.
-    /// BusyBox init: SIGUSR2 powers off (SIGUSR1 halts); systemd: SIGRTMIN+4
-    /// (systemd(1)); sysvinit and most others react to SIGPWR, liblxc's default.
-    pub fn halt_signal(self) -> &'static str {
-        match self {
-            InitFlavor::BusyBox => "SIGUSR2",
-            InitFlavor::Systemd => "SIGRTMIN+4",
-            InitFlavor::Other => "SIGPWR",
-        }
-    }
 }
 
 /// What rootrun learned about the image before starting it.
@@ -132,7 +115,7 @@ pub fn plan(opts: &Options, facts: &ImageFacts, pid: u32) -> LaunchPlan {
     };
     LaunchPlan {
         image: opts.image.clone(),
-        name: format!("rootrun-{pid}"),
+        name: format!("{CONTAINER_PREFIX}{pid}"),
         hostname: opts
             .hostname
             .clone()

@@ -9,6 +9,7 @@
 mod dir_source;
 mod dirtable;
 mod error;
+mod init;
 mod metadata;
 mod squash;
 mod walk;
@@ -21,6 +22,7 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 pub use error::ImageError;
+pub use init::InitFlavor;
 pub use metadata::{Metadata, Properties};
 pub use squash::SquashfsFacts;
 pub use walk::{FileKind, Resolved, MAX_SYMLINK_HOPS};

@@ -39,8 +39,10 @@ pub fn load() -> Result<&'static Library, LxcError> {
 
 fn open() -> Result<Library, LxcError> {
     let name = std::env::var(LIBRARY_ENV).unwrap_or_else(|_| SONAME.to_owned());
-    let c_name = CString::new(name.as_str())
-        .map_err(|_| LxcError::Nul { what: LIBRARY_ENV, value: name.clone() })?;
+    let c_name = CString::new(name.as_str()).map_err(|_| LxcError::Nul {
+        what: LIBRARY_ENV,
+        value: name.clone(),
+    })?;
     // SAFETY: dlopen with a valid NUL-terminated name; the handle is never
     // closed, so the symbols stay valid for the life of the process.
     let handle = unsafe { libc::dlopen(c_name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };

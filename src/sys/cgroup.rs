@@ -1,0 +1,135 @@
+//! Sweeping cgroups that a killed rootrun left behind.
+//!
+//! liblxc removes its `lxc.monitor.NAME` and `lxc.payload.NAME` cgroups when
+//! a container stops normally, but a SIGKILLed monitor leaves them, empty, in
+//! every hierarchy. rootrun's container names carry the launching process's
+//! PID, so a cgroup whose rootrun no longer runs is stale. Only empty cgroups
+//! can be removed (rmdir(2) on a cgroup with tasks fails with EBUSY), so a
+//! sweep can never disturb a running container.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How deep below a hierarchy's root liblxc's cgroups are looked for (the
+/// monitor's cgroup, e.g. `/system.slice/x.service`, plus one level).
+const SEARCH_DEPTH: usize = 4;
+/// A bound on directories visited, whatever the host's tree looks like.
+const SEARCH_LIMIT: usize = 20_000;
+
+/// How long to wait for the tasks of a just-killed container to be reaped
+/// (a SIGKILLed PID namespace empties its cgroup asynchronously).
+const DRAIN_WAIT: Duration = Duration::from_secs(3);
+
+/// Removes stale `lxc.{monitor,payload}.rootrun-PID` cgroups; returns how
+/// many were removed. Errors are ignored: the sweep is housekeeping.
+pub fn sweep_stale(name_prefix: &str) -> usize {
+    let mut stale = find_stale(name_prefix);
+    let mut removed = 0;
+    let deadline = Instant::now() + DRAIN_WAIT;
+    loop {
+        stale.retain(|dir| {
+            removed += remove_tree(dir, 0);
+            dir.exists()
+        });
+        if stale.is_empty() || Instant::now() >= deadline {
+            return removed;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn find_stale(name_prefix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut budget = SEARCH_LIMIT;
+    for root in hierarchies() {
+        let mut stack = vec![(root, 0usize)];
+        while let Some((dir, depth)) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if budget == 0 {
+                    return found;
+                }
+                budget -= 1;
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                match stale_owner(&name, name_prefix) {
+                    Some(pid) if !rootrun_alive(pid) => found.push(entry.path()),
+                    Some(_) => {}
+                    None if depth < SEARCH_DEPTH => stack.push((entry.path(), depth + 1)),
+                    None => {}
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The PID in `lxc.monitor.rootrun-PID` / `lxc.payload.rootrun-PID`.
+fn stale_owner(name: &str, prefix: &str) -> Option<u32> {
+    let rest = name
+        .strip_prefix("lxc.monitor.")
+        .or_else(|| name.strip_prefix("lxc.payload."))?;
+    rest.strip_prefix(prefix)?.parse().ok()
+}
+
+fn rootrun_alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "rootrun")
+}
+
+/// Removes a cgroup and its (empty) children, deepest first.
+fn remove_tree(dir: &Path, depth: usize) -> usize {
+    let mut removed = 0;
+    if depth < 16 {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                removed += remove_tree(&entry.path(), depth + 1);
+            }
+        }
+    }
+    if fs::remove_dir(dir).is_ok() {
+        removed += 1;
+    }
+    removed
+}
+
+/// Mount points of cgroup and cgroup2 file systems (proc_pid_mountinfo(5)).
+fn hierarchies() -> Vec<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            let mount_point = left.split(' ').nth(4)?;
+            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(unescape(mount_point)))
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(field: &str) -> String {
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rootrun_monitor_and_payload_cgroups_have_owners() {
+        assert_eq!(stale_owner("lxc.payload.rootrun-42", "rootrun-"), Some(42));
+        assert_eq!(stale_owner("lxc.monitor.rootrun-7", "rootrun-"), Some(7));
+        assert_eq!(stale_owner("lxc.payload.web", "rootrun-"), None);
+        assert_eq!(stale_owner("lxc.payload.rootrun-x", "rootrun-"), None);
+        assert_eq!(stale_owner("system.slice", "rootrun-"), None);
+    }
+}

@@ -1,0 +1,489 @@
+//! Foundation: booting native BusyBox images through liblxc, for real.
+//! Every privileged test checks afterwards that no mount, loop device,
+//! rootrun state or cgroup was left behind and that the image is unchanged.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const NATIVE: &str = "amd64";
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A privileged test's frame: the host lock, the state and image hash before.
+struct Frame {
+    _lock: std::sync::MutexGuard<'static, ()>,
+    before: HostState,
+    image: PathBuf,
+    hash: String,
+}
+
+impl Frame {
+    fn new(test: &str, image: PathBuf) -> Option<Frame> {
+        if !require_root(test) {
+            return None;
+        }
+        let lock = host_lock();
+        let hash = sha256(&image);
+        Some(Frame {
+            _lock: lock,
+            before: HostState::capture(),
+            image,
+            hash,
+        })
+    }
+
+    fn check(self, what: &str) {
+        self.before.assert_restored(what);
+        assert_eq!(
+            sha256(&self.image),
+            self.hash,
+            "{what}: the image file changed"
+        );
+    }
+}
+
+#[test]
+fn boot_in_pipe_mode_runs_piped_commands_and_exits_0_on_poweroff() {
+    let Some(frame) = Frame::new("boot pipe mode", busybox_image(NATIVE)) else {
+        return;
+    };
+    let out = run_with_input(
+        rootrun().arg(&frame.image),
+        b"echo hello-$((6*7)); poweroff -f\n",
+        LIMIT,
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("ROOTRUN-BOOT-OK"),
+        "no boot marker in: {stdout}"
+    );
+    // The shell's output, not the echo of the input line.
+    assert!(
+        stdout.lines().any(|l| l == "hello-42"),
+        "command did not run: {stdout}"
+    );
+    assert!(
+        !stdout.contains('\r'),
+        "CR LF not turned into LF on a pipe: {stdout:?}"
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    frame.check("boot pipe mode");
+}
+
+#[test]
+fn command_mode_passes_stdout_stderr_and_exit_status() {
+    let Some(frame) = Frame::new("command mode", busybox_image(NATIVE)) else {
+        return;
+    };
+    let out = run_with_input(
+        rootrun().arg("-q").arg(&frame.image).args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo out; echo err >&2; exit 7",
+        ]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(text(&out.stdout), "out\n");
+    assert_eq!(text(&out.stderr), "err\n");
+    assert_eq!(out.status.code(), Some(7));
+    frame.check("command mode");
+}
+
+#[test]
+fn command_mode_reads_stdin_and_finds_commands_on_path() {
+    let Some(frame) = Frame::new("command stdin", busybox_image(NATIVE)) else {
+        return;
+    };
+    let out = run_with_input(
+        rootrun()
+            .arg("-q")
+            .arg(&frame.image)
+            .args(["--", "wc", "-l"]),
+        b"a\nb\nc\n",
+        LIMIT,
+    );
+    assert_eq!(text(&out.stdout).trim(), "3");
+    assert_eq!(out.status.code(), Some(0));
+    frame.check("command stdin");
+}
+
+#[test]
+fn signal_killed_command_exits_128_plus_n() {
+    let Some(frame) = Frame::new("signal status", busybox_image(NATIVE)) else {
+        return;
+    };
+    for (signal, code) in [("TERM", 143), ("KILL", 137)] {
+        let script = format!("kill -{signal} $$");
+        let out = run_with_input(
+            rootrun()
+                .arg("-q")
+                .arg(&frame.image)
+                .args(["--", "/bin/sh", "-c", &script]),
+            b"",
+            LIMIT,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "SIG{signal}: {}",
+            text(&out.stderr)
+        );
+    }
+    frame.check("signal status");
+}
+
+#[test]
+fn guest_writes_anywhere_and_a_second_run_does_not_see_it() {
+    let Some(frame) = Frame::new("throwaway overlay", busybox_image(NATIVE)) else {
+        return;
+    };
+    let write = "echo scribble > /etc/x && mkdir -p /usr/lib/new && cat /etc/x && rm /bin/ls";
+    let out = run_with_input(
+        rootrun()
+            .arg("-q")
+            .arg(&frame.image)
+            .args(["--", "/bin/sh", "-c", write]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "scribble\n",
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let check = "test ! -e /etc/x && test ! -e /usr/lib/new && test -e /bin/ls";
+    let out = run_with_input(
+        rootrun()
+            .arg("-q")
+            .arg(&frame.image)
+            .args(["--", "/bin/sh", "-c", check]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the first run's writes leaked into the second"
+    );
+    frame.check("throwaway overlay");
+}
+
+#[test]
+fn missing_and_non_executable_commands_give_127_and_126() {
+    let Some(frame) = Frame::new("127/126", busybox_image(NATIVE)) else {
+        return;
+    };
+    let cases: [(&[&str], i32, &str); 4] = [
+        (
+            &["/bin/nonexistent"],
+            127,
+            "/bin/nonexistent not found in the image",
+        ),
+        (
+            &["nonexistent-tool"],
+            127,
+            "nonexistent-tool not found in the image",
+        ),
+        (
+            &["/etc/passwd"],
+            126,
+            "/etc/passwd in the image is not an executable file",
+        ),
+        (&["/etc"], 126, "is not an executable file"),
+    ];
+    for (argv, code, message) in cases {
+        let out = run_with_input(rootrun().arg(&frame.image).arg("--").args(argv), b"", LIMIT);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{argv:?}: {stderr}");
+        assert!(stderr.contains(message), "{argv:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "one-line error expected: {stderr}"
+        );
+    }
+    frame.check("127/126");
+}
+
+#[test]
+fn image_without_init_gives_127() {
+    let tree = work_dir().join("no-init-tree");
+    let _ = fs::remove_dir_all(&tree);
+    fs::create_dir_all(tree.join("etc")).unwrap();
+    fs::write(tree.join("etc/hostname"), "empty\n").unwrap();
+    let image = work_dir().join("no-init.img");
+    let status = Command::new("mksquashfs")
+        .arg(&tree)
+        .arg(&image)
+        .args(["-noappend", "-quiet"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run mksquashfs");
+    assert!(status.success());
+    let Some(frame) = Frame::new("no init", image) else {
+        return;
+    };
+    let out = run_with_input(rootrun().arg(&frame.image), b"", LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{stderr}");
+    assert!(
+        stderr.contains("/sbin/init not found in the image"),
+        "{stderr}"
+    );
+    frame.check("no init");
+}
+
+#[test]
+fn bad_images_give_125_and_name_the_problem() {
+    let dir = work_dir();
+    let text_file = dir.join("not-an-image.txt");
+    fs::write(&text_file, "hello\n").unwrap();
+    let truncated = dir.join("truncated.img");
+    let full = fs::read(busybox_image(NATIVE)).unwrap();
+    fs::write(&truncated, &full[..4096]).unwrap();
+    let cases: [(PathBuf, &str); 4] = [
+        (dir.join("does-not-exist.img"), "No such file or directory"),
+        (text_file, "not a SquashFS image"),
+        (dir.clone(), "not a SquashFS image"),
+        (truncated, "truncated.img"),
+    ];
+    let Some(frame) = Frame::new("bad images", busybox_image(NATIVE)) else {
+        return;
+    };
+    for (path, message) in cases {
+        let out = run_with_input(rootrun().arg(&path), b"", LIMIT);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{}: {stderr}", path.display());
+        assert!(stderr.contains(message), "{}: {stderr}", path.display());
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    frame.check("bad images");
+}
+
+#[test]
+fn not_root_gives_125_and_names_the_missing_capability() {
+    let Some(frame) = Frame::new("not root", busybox_image(NATIVE)) else {
+        return;
+    };
+    // setpriv drops every capability with the uid change.
+    let out = run_with_input(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_rootrun"))
+            .arg(&frame.image),
+        b"",
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("not running as root") && stderr.contains("CAP_SYS_ADMIN"),
+        "{stderr}"
+    );
+    frame.check("not root");
+}
+
+#[test]
+fn unloadable_liblxc_gives_125() {
+    let Some(frame) = Frame::new("no liblxc", busybox_image(NATIVE)) else {
+        return;
+    };
+    let out = run_with_input(
+        rootrun()
+            .env("ROOTRUN_LIBLXC", "/nonexistent/liblxc.so.1")
+            .arg(&frame.image),
+        b"",
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("cannot load liblxc") && stderr.contains("apt-get install lxc"),
+        "{stderr}"
+    );
+    frame.check("no liblxc");
+}
+
+/// Spawns a boot with stdin held open; returns the child and a channel of
+/// its stdout chunks.
+fn spawn_boot(image: &Path) -> (std::process::Child, mpsc::Receiver<Vec<u8>>) {
+    let mut child = rootrun()
+        .arg("-q")
+        .arg("--stop-timeout=20")
+        .arg(image)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rootrun");
+    let (tx, rx) = mpsc::channel();
+    let mut stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Collects output until `needle` shows up; panics after `LIMIT`.
+fn wait_for(rx: &mpsc::Receiver<Vec<u8>>, seen: &mut String, needle: &str) {
+    let deadline = Instant::now() + LIMIT;
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Err(_) => panic!("{needle:?} never appeared; output so far: {seen}"),
+        }
+    }
+}
+
+fn drain_rest(rx: &mpsc::Receiver<Vec<u8>>, seen: &mut String) {
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(5)) {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[test]
+fn sigterm_halts_the_booted_container_cleanly_and_exits_143() {
+    let Some(frame) = Frame::new("SIGTERM", busybox_image(NATIVE)) else {
+        return;
+    };
+    let (mut child, rx) = spawn_boot(&frame.image);
+    let mut seen = String::new();
+    wait_for(&rx, &mut seen, "ROOTRUN-BOOT-OK");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("send SIGTERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "rootrun did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drain_rest(&rx, &mut seen);
+    assert_eq!(status.code(), Some(143));
+    // BusyBox init ran its shutdown action: a clean halt, not a kill.
+    assert!(
+        seen.contains("ROOTRUN-SHUTDOWN"),
+        "no clean shutdown: {seen}"
+    );
+    frame.check("SIGTERM");
+}
+
+#[test]
+fn sigkill_of_rootrun_leaves_nothing_behind() {
+    let Some(frame) = Frame::new("SIGKILL", busybox_image(NATIVE)) else {
+        return;
+    };
+    let (mut child, rx) = spawn_boot(&frame.image);
+    let mut seen = String::new();
+    wait_for(&rx, &mut seen, "ROOTRUN-BOOT-OK");
+    let pid = child.id();
+    child.kill().expect("SIGKILL rootrun");
+    child.wait().expect("reap rootrun");
+    // The container dies with its monitor; the namespace, mounts and loop
+    // device with the container. Stale cgroups are swept by the next run.
+    let out = run_with_input(
+        rootrun().arg("-q").arg(&frame.image).args(["--", "true"]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let leftovers: Vec<String> = rootrun_cgroups()
+        .into_iter()
+        .filter(|path| path.ends_with(&format!("rootrun-{pid}")))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "cgroups of the killed run remain: {leftovers:?}"
+    );
+    frame.check("SIGKILL");
+}
+
+#[test]
+fn escape_key_on_a_terminal_stops_the_container_and_restores_the_terminal() {
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    let Some(frame) = Frame::new("escape", busybox_image(NATIVE)) else {
+        return;
+    };
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let before = tcgetattr(&pty.slave).expect("tcgetattr");
+    assert!(before.local_flags.contains(LocalFlags::ICANON));
+    let slave: OwnedFd = pty.slave;
+    let mut child = rootrun()
+        .arg("--stop-timeout=20")
+        .arg(&frame.image)
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()))
+        .spawn()
+        .expect("spawn rootrun on a pty");
+    let master = fs::File::from(pty.master);
+    let (tx, rx) = mpsc::channel();
+    let mut reader = master.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    wait_for(&rx, &mut seen, "press Ctrl-a q");
+    wait_for(&rx, &mut seen, "/ # ");
+    // While raw, Ctrl-C is a byte for the container, not a signal for rootrun.
+    nix::unistd::write(master.as_fd(), b"\x03echo typed-$((1+1))\r").unwrap();
+    wait_for(&rx, &mut seen, "typed-2");
+    let raw = tcgetattr(&slave).expect("tcgetattr while running");
+    assert!(
+        !raw.local_flags.contains(LocalFlags::ICANON),
+        "terminal not raw while attached"
+    );
+    nix::unistd::write(master.as_fd(), b"\x01q").unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "Ctrl-a q did not stop rootrun: {seen}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let after = tcgetattr(&slave).expect("tcgetattr after");
+    assert_eq!(
+        after.local_flags, before.local_flags,
+        "terminal mode not restored"
+    );
+    assert_eq!(
+        after.input_flags, before.input_flags,
+        "terminal mode not restored"
+    );
+    frame.check("escape");
+}
