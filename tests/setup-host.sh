@@ -1,0 +1,51 @@
+#!/bin/sh
+# Prepares a Debian 12 host (as root) for building rootrun, running it on
+# images of several architectures, and running its test suite:
+#   - liblxc and its headers, libclang (bindgen), pkg-config;
+#   - qemu-user-static and squashfs-tools;
+#   - the foreign Debian architectures whose busybox-static packages the
+#     tests download to build fixture images;
+#   - binfmt_misc mounted, with Debian's QEMU handlers registered.
+# Safe to run again: it only adds what is missing.
+set -eu
+
+FOREIGN_ARCHS="arm64 armhf i386 ppc64el s390x"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-host.sh: run as root (sudo $0)" >&2
+    exit 1
+fi
+
+added=""
+for arch in $FOREIGN_ARCHS; do
+    if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+        dpkg --add-architecture "$arch"
+        added="$added $arch"
+    fi
+done
+
+export DEBIAN_FRONTEND=noninteractive
+# A foreign architecture's index on a mirror that is mid-sync fails the
+# whole update; what the tests need comes from the main suite, so go on and
+# let the install or a download say clearly what is missing.
+if ! apt-get update -q; then
+    echo "setup-host.sh: warning: apt-get update reported errors (see above); continuing" >&2
+fi
+apt-get install -y -q --no-install-recommends \
+    lxc liblxc1 lxc-dev libclang-dev clang pkg-config \
+    qemu-user-static squashfs-tools busybox-static util-linux ca-certificates
+
+binfmt=/proc/sys/fs/binfmt_misc
+if [ ! -e "$binfmt/register" ]; then
+    mount -t binfmt_misc binfmt_misc "$binfmt"
+fi
+# Debian's qemu-user-static ships one handler per file; register the ones
+# the kernel does not know yet (what systemd-binfmt does at boot).
+for conf in /usr/lib/binfmt.d/qemu-*.conf; do
+    line=$(grep '^:' "$conf" | head -n 1) || continue
+    name=$(echo "$line" | cut -d: -f2)
+    if [ ! -e "$binfmt/$name" ]; then
+        printf '%s' "$line" > "$binfmt/register"
+    fi
+done
+echo "setup-host.sh: ready (binfmt handlers: $(ls "$binfmt" | grep -c '^qemu-'))"
