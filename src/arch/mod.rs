@@ -10,6 +10,7 @@ mod binfmt_register;
 mod elf;
 mod elf_flags;
 mod elf_phdr;
+mod emulation;
 mod error;
 mod names;
 mod qemu_magic;
@@ -26,6 +27,10 @@ pub use binfmt_register::{
 };
 pub use elf::{identify, ElfFacts, Linkage};
 pub use elf_flags::FloatAbi;
+pub use emulation::{
+    decide, inspect_interpreter, read_binfmt, Binfmt, Emulation, EmulationError, InterpreterFacts,
+    BINFMT_DIR,
+};
 pub use error::ArchError;
 pub use names::{Arch, ArchNames};
 pub use qemu_magic::{qemu_pattern, qemu_register_line, Pattern};
