@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::arch::Arch;
+
 /// Boot a root filesystem image of any CPU architecture as a container.
 ///
 /// `rootrun IMAGE` loop-mounts a SquashFS image read-only under a throwaway
@@ -62,6 +64,17 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stop_timeout: u64,
 
+    /// CPU architecture of the image, in any dialect (aarch64, arm64, armhf,
+    /// ppc64el, ...) [default: read from the ELF header of init].
+    #[arg(long, value_name = "NAME", value_parser = parse_arch)]
+    pub arch: Option<Arch>,
+
+    /// If no binfmt_misc handler runs the image's architecture, register one
+    /// (with the F flag) for the installed /usr/bin/qemu-ARCH-static. It stays
+    /// registered after rootrun returns.
+    #[arg(long)]
+    pub register_binfmt: bool,
+
     /// Print the launch plan (mounts and liblxc configuration) and exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -69,6 +82,13 @@ pub struct RunArgs {
     /// Do not print the start banner.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+fn parse_arch(name: &str) -> Result<Arch, String> {
+    Arch::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Arch::all().map(Arch::qemu).collect();
+        format!("unknown architecture {name:?}; known: {}", known.join(", "))
+    })
 }
 
 /// `a` -> Ctrl-a (0x01).

@@ -22,6 +22,12 @@ pub enum Error {
     #[error(transparent)]
     ImageRead(#[from] crate::image::ImageError),
     #[error(transparent)]
+    Detect(Box<crate::detect::DetectError>),
+    #[error(transparent)]
+    Arch(#[from] crate::arch::ArchError),
+    #[error(transparent)]
+    Emulation(#[from] crate::arch::EmulationError),
+    #[error(transparent)]
     Lxc(#[from] LxcError),
     #[error(transparent)]
     Sys(#[from] SysError),

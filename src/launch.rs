@@ -15,6 +15,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{setpgid, Pid};
 
+use crate::arch::Emulation;
 use crate::console::{self, ConsolePty, EscapeScanner, LineEnds, RawMode};
 use crate::error::Error;
 use crate::lxc::Container;
@@ -23,7 +24,7 @@ use crate::plan::{ConsolePath, LaunchPlan, Mode};
 use crate::sys::mount::{self, Mount};
 use crate::sys::process::{self, Outcome, SharedOutcome};
 use crate::sys::rootfs::{self, Executable};
-use crate::sys::{cgroup, loopdev, namespace, SysError};
+use crate::sys::{cgroup, loopdev, SysError};
 
 /// The PATH liblxc's init searches for a command without a slash.
 const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -39,11 +40,11 @@ const HANDLED: [Signal; 5] = [
 
 /// Runs the plan and returns rootrun's exit code.
 pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
-    // Before anything else, and before any thread exists (see sys::namespace).
-    namespace::enter_private_mount_namespace()?;
+    // The caller has entered rootrun's private mount namespace (sys::namespace).
     cgroup::sweep_stale(CONTAINER_PREFIX);
     let stage = Stage::prepare(plan)?;
     check_entry(plan, &stage.root)?;
+    let _interpreter = bind_interpreter(plan, &stage.root)?;
 
     let console = match plan.mode {
         Mode::Boot { .. } => Some(ConsolePty::open(console::window_size(io::stdin().as_fd()))?),
@@ -167,6 +168,32 @@ impl Stage {
             _locks: locks,
         })
     }
+}
+
+/// A handler without the F flag: the kernel opens the interpreter by its
+/// registered path inside the container, so put the host file there.
+fn bind_interpreter(plan: &LaunchPlan, root: &OwnedFd) -> Result<Option<Mount>, Error> {
+    let Emulation::BindMount {
+        interpreter,
+        host_file,
+        ..
+    } = &plan.emulation
+    else {
+        return Ok(None);
+    };
+    let target = rootfs::create_file_in_root(root, interpreter).map_err(|e| {
+        SysError::new(
+            "create the interpreter mount point inside the image at",
+            interpreter,
+            e,
+        )
+    })?;
+    let target_path = rootfs::fd_path(&target);
+    Ok(Some(mount::bind_file_read_only(
+        host_file,
+        &target,
+        &target_path,
+    )?))
 }
 
 fn not_squashfs(plan: &LaunchPlan, err: SysError) -> Error {

@@ -4,9 +4,11 @@
 pub mod arch;
 pub mod cli;
 pub mod console;
+pub mod detect;
 pub mod error;
 pub mod image;
 pub mod launch;
 pub mod lxc;
 pub mod plan;
+pub mod run;
 pub mod sys;

@@ -7,7 +7,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use crate::image::InitFlavor;
+use crate::arch::{Arch, Emulation};
+use crate::detect::ImageFacts;
+use crate::image::InitFlavor;
 
 /// Where rootrun keeps its state. A private tmpfs is mounted here inside
 /// rootrun's own mount namespace, so the host only ever sees an empty
@@ -57,12 +59,6 @@ pub enum Mode {
     Command { argv: Vec<String> },
 }
 
-/// What rootrun learned about the image before starting it.
-#[derive(Debug, Clone, Default)]
-pub struct ImageFacts {
-    pub init_flavor: InitFlavor,
-}
-
 /// Options that shape a launch (from the command line).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -86,6 +82,9 @@ pub struct LaunchPlan {
     pub halt_signal: &'static str,
     pub stop_timeout: Duration,
     pub escape: u8,
+    /// None when the image has no ELF file at all (it cannot boot anyway).
+    pub arch: Option<Arch>,
+    pub emulation: Emulation,
 }
 
 /// How the console reaches the container.
@@ -97,7 +96,7 @@ pub enum ConsolePath<'a> {
     Planned,
 }
 
-pub fn plan(opts: &Options, facts: &ImageFacts, pid: u32) -> LaunchPlan {
+pub fn plan(opts: &Options, facts: &ImageFacts, emulation: Emulation, pid: u32) -> LaunchPlan {
     let mode = if opts.command.is_empty() {
         Mode::Boot {
             init: opts.init.clone(),
@@ -110,7 +109,7 @@ pub fn plan(opts: &Options, facts: &ImageFacts, pid: u32) -> LaunchPlan {
     // liblxc's minimal init forwards the halt signal to the command; SIGTERM
     // is what a command expects when asked to stop.
     let halt_signal = match mode {
-        Mode::Boot { .. } => facts.init_flavor.halt_signal(),
+        Mode::Boot { .. } => halt_signal(facts.init_flavor, &emulation),
         Mode::Command { .. } => "SIGTERM",
     };
     LaunchPlan {
@@ -125,6 +124,22 @@ pub fn plan(opts: &Options, facts: &ImageFacts, pid: u32) -> LaunchPlan {
         halt_signal,
         stop_timeout: opts.stop_timeout,
         escape: opts.escape,
+        arch: facts.arch,
+        emulation,
+    }
+}
+
+/// The host signal that halts `flavor`'s init. Under qemu-user 7.2 a host
+/// real-time signal N reaches the guest as N-2 (measured here: liblxc's
+/// SIGRTMIN+3 arrived as SIGRTMIN+1 and systemd isolated rescue.target, while
+/// host SIGRTMIN+5 halted it), so systemd's SIGRTMIN+4 (poweroff) is sent
+/// as SIGRTMIN+6 when emulated. Other signals map one to one.
+fn halt_signal(flavor: InitFlavor, emulation: &Emulation) -> &'static str {
+    match (flavor, emulation) {
+        (InitFlavor::Systemd, Emulation::Preloaded { .. } | Emulation::BindMount { .. }) => {
+            "SIGRTMIN+6"
+        }
+        _ => flavor.halt_signal(),
     }
 }
 
@@ -239,6 +254,23 @@ impl fmt::Display for LaunchPlan {
             l.lower.display(),
             l.upper.display()
         )?;
+        match (self.arch, &self.emulation) {
+            (Some(arch), emulation) => writeln!(f, "# runs as {}", emulation.describe(arch))?,
+            (None, _) => writeln!(f, "# architecture unknown (no ELF file found)")?,
+        }
+        if let Emulation::BindMount {
+            interpreter,
+            host_file,
+            ..
+        } = &self.emulation
+        {
+            writeln!(
+                f,
+                "# bind-mount {} read-only at {} inside (mount point created inside the root)",
+                host_file.display(),
+                interpreter.display()
+            )?;
+        }
         match &self.mode {
             Mode::Boot { init } => writeln!(f, "# boot {init}; halt with {}", self.halt_signal)?,
             Mode::Command { argv } => writeln!(f, "# run {argv:?} under liblxc's init")?,
@@ -251,6 +283,26 @@ impl fmt::Display for LaunchPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn facts(flavor: InitFlavor) -> ImageFacts {
+        ImageFacts {
+            init: "/sbin/init".into(),
+            init_resolved: None,
+            init_flavor: flavor,
+            arch: Some(Arch::Aarch64),
+            arch_overridden: false,
+            evidence: None,
+            probes: Vec::new(),
+            metadata: None,
+            metadata_mismatch: None,
+            squashfs: None,
+            head: Vec::new(),
+        }
+    }
+
+    fn plan(opts: &Options, facts: &ImageFacts, pid: u32) -> LaunchPlan {
+        super::plan(opts, facts, Emulation::Native, pid)
+    }
 
     fn options(command: &[&str]) -> Options {
         Options {
@@ -294,7 +346,7 @@ mod tests {
     fn command_mode_keeps_stdio_and_has_no_console() {
         let plan = plan(
             &options(&["/bin/sh", "-c", "exit 7"]),
-            &ImageFacts::default(),
+            &facts(InitFlavor::Other),
             1,
         );
         let items = plan.lxc_config(ConsolePath::Planned);
@@ -306,7 +358,7 @@ mod tests {
 
     #[test]
     fn every_key_appears_once_and_no_lxc_loop_backend_or_create_option() {
-        let plan = plan(&options(&[]), &ImageFacts::default(), 1);
+        let plan = plan(&options(&[]), &facts(InitFlavor::Other), 1);
         let items = plan.lxc_config(ConsolePath::Planned);
         for (key, value) in &items {
             assert_eq!(
@@ -323,6 +375,38 @@ mod tests {
     }
 
     #[test]
+    fn emulated_systemd_gets_the_shifted_poweroff_signal() {
+        let emulated = Emulation::Preloaded {
+            entry: "qemu-aarch64".into(),
+            interpreter: "/q".into(),
+        };
+        let p = super::plan(&options(&[]), &facts(InitFlavor::Systemd), emulated, 1);
+        assert_eq!(p.halt_signal, "SIGRTMIN+6");
+        assert_eq!(
+            plan(&options(&[]), &facts(InitFlavor::Systemd), 1).halt_signal,
+            "SIGRTMIN+4"
+        );
+    }
+
+    #[test]
+    fn dry_run_names_the_interpreter_bind_mount() {
+        let bind = Emulation::BindMount {
+            entry: "qemu-aarch64".into(),
+            interpreter: "/usr/bin/qemu-aarch64-static".into(),
+            host_file: "/usr/bin/qemu-aarch64-static".into(),
+        };
+        let text = super::plan(&options(&[]), &facts(InitFlavor::BusyBox), bind, 1).to_string();
+        assert!(
+            text.contains("# runs as aarch64 under /usr/bin/qemu-aarch64-static, bind-mounted"),
+            "{text}"
+        );
+        assert!(
+            text.contains("read-only at /usr/bin/qemu-aarch64-static inside"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn hostname_falls_back_when_the_name_has_no_usable_characters() {
         assert_eq!(default_hostname(Path::new("/x/___.img")), "rootrun");
         assert_eq!(default_hostname(Path::new(&"a".repeat(100))).len(), 63);
@@ -330,7 +414,7 @@ mod tests {
 
     #[test]
     fn dry_run_text_names_the_mounts_and_the_config() {
-        let text = plan(&options(&[]), &ImageFacts::default(), 1).to_string();
+        let text = plan(&options(&[]), &facts(InitFlavor::Other), 1).to_string();
         assert!(text.contains("squashfs ro,nodev,nosuid"), "{text}");
         assert!(
             text.contains("lxc.console.path = <pty allocated at start>"),

@@ -1,8 +1,12 @@
 //! Mount guards: each mount is undone (lazily, MNT_DETACH) when its guard
 //! drops, in reverse order of creation by construction of the owners.
 
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::SysError;
@@ -83,4 +87,97 @@ pub fn overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result
         MsFlags::MS_NODEV,
         Some(&data),
     )
+}
+
+/// binfmt_misc, for reading and registering handlers (they are kernel-wide;
+/// the mount itself stays in rootrun's private namespace).
+pub fn binfmt_misc(target: &Path) -> Result<Mount, SysError> {
+    do_mount(
+        "mount binfmt_misc on",
+        Path::new("binfmt_misc"),
+        target,
+        "binfmt_misc",
+        MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        None,
+    )
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// `struct mount_attr` from <linux/mount.h>.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Bind-mounts the host file `source` read-only (and nosuid, nodev) onto the
+/// file that `target` (an `O_PATH` fd) refers to. The new mount API makes
+/// this one detached, already read-only mount that is then attached by fd,
+/// so no path is resolved twice and there is no writable moment
+/// (open_tree(2), mount_setattr(2), move_mount(2); Linux 5.12+).
+pub fn bind_file_read_only(
+    source: &Path,
+    target: &OwnedFd,
+    target_path: &Path,
+) -> Result<Mount, SysError> {
+    let c_source = CString::new(source.as_os_str().as_bytes())
+        .map_err(|_| SysError::new("bind-mount", source, Errno::EINVAL))?;
+    // SAFETY: open_tree reads the NUL-terminated path during the call and
+    // returns a new fd (or -1), which is owned below.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c_source.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    let tree = Errno::result(tree).map_err(|e| SysError::new("open_tree", source, e))?;
+    let tree = i32::try_from(tree).map_err(|_| SysError::new("open_tree", source, Errno::EBADF))?;
+    // SAFETY: a successful open_tree returned a fresh fd nobody else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `attr` (size passed) during the call; the
+    // empty path with AT_EMPTY_PATH means "the mount `tree` refers to".
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map_err(|e| SysError::new("make read-only (mount_setattr)", source, e))?;
+    // SAFETY: both fds are open; empty paths with the *_EMPTY_PATH flags
+    // mean the fds themselves.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret)
+        .map_err(|e| SysError::new("bind-mount (move_mount) onto", target_path, e))?;
+    Ok(Mount {
+        target: target_path.to_path_buf(),
+    })
 }

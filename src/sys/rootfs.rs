@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::stat::{fstat, SFlag};
@@ -70,4 +70,73 @@ pub fn check_executable(root: &OwnedFd, path: &Path) -> Executable {
             _ => Executable::NotExecutable,
         },
     }
+}
+
+/// Makes sure a regular file exists at `path` inside the root, creating the
+/// missing directories (0755) and the file (0644, empty) as needed, and
+/// returns an `O_PATH` fd to it. Every lookup resolves inside the root, so an
+/// image whose `usr/libexec` is a symlink to `/tmp` gets the file in *its*
+/// /tmp, never the host's. A dangling symlink on the way is an error.
+pub fn create_file_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno> {
+    let parts: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    let Some((name, dirs)) = parts.split_last() else {
+        return Err(Errno::EINVAL);
+    };
+    let mut prefix = PathBuf::from("/");
+    for dir in dirs {
+        let parent = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
+        prefix.push(dir);
+        if open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY).is_err() {
+            match nix::sys::stat::mkdirat(
+                &parent,
+                *dir,
+                nix::sys::stat::Mode::from_bits_truncate(0o755),
+            ) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            // Still not a directory (a dangling symlink, a file): give up.
+            open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
+        }
+    }
+    let full = prefix.join(name);
+    match open_in_root(root, &full, libc::O_PATH) {
+        Ok(fd) => return regular(fd),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let parent = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
+    // O_EXCL | O_NOFOLLOW: never create through a symlink someone placed there.
+    let created = nix::fcntl::openat(
+        &parent,
+        *name,
+        nix::fcntl::OFlag::O_CREAT
+            | nix::fcntl::OFlag::O_EXCL
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_WRONLY
+            | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )?;
+    drop(created);
+    regular(open_in_root(root, &full, libc::O_PATH)?)
+}
+
+fn regular(fd: OwnedFd) -> Result<OwnedFd, Errno> {
+    let st = fstat(&fd)?;
+    if SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) == SFlag::S_IFREG {
+        Ok(fd)
+    } else {
+        Err(Errno::EISDIR)
+    }
+}
+
+/// The host path an fd refers to (for messages and unmounting).
+pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
 }

@@ -1,0 +1,179 @@
+//! What rootrun learns about an image before mounting it: its init, the CPU
+//! architecture (from the ELF header of init, or of a fallback binary), and
+//! what LXD's metadata.yaml claims. Reads through backhand only the blocks
+//! that hold the needed inodes and headers.
+
+use serde::Serialize;
+
+use crate::arch::{self, Arch, ElfFacts};
+use crate::image::{Image, ImageError, InitFlavor, Metadata, Resolved, SquashfsFacts};
+
+/// Tried in order when init is missing or not ELF (a script).
+pub const FALLBACKS: [&str; 3] = ["/bin/busybox", "/bin/sh", "/usr/bin/env"];
+/// Enough for the ELF header and, usually, the program headers (PT_INTERP).
+const HEAD_BYTES: usize = 4096;
+/// binfmt_misc looks at most at the first BINPRM_BUF_SIZE bytes.
+const BINPRM_BUF_SIZE: usize = 256;
+
+/// The file whose ELF header decided the architecture.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    pub file: String,
+    pub resolved: String,
+    pub elf: ElfFacts,
+}
+
+/// One candidate looked at, and what it gave.
+#[derive(Debug, Clone, Serialize)]
+pub struct Probe {
+    pub file: String,
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageFacts {
+    pub init: String,
+    pub init_resolved: Option<Resolved>,
+    pub init_flavor: InitFlavor,
+    /// None when no candidate exists at all (boot then fails with 127).
+    pub arch: Option<Arch>,
+    /// True when `--arch` decided it.
+    pub arch_overridden: bool,
+    pub evidence: Option<Evidence>,
+    pub probes: Vec<Probe>,
+    pub metadata: Option<Metadata>,
+    /// metadata.yaml's architecture when it disagrees with the ELF evidence.
+    pub metadata_mismatch: Option<String>,
+    pub squashfs: Option<SquashfsFacts>,
+    /// The first bytes of the deciding file, for binfmt_misc matching.
+    #[serde(skip)]
+    pub head: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(
+        "cannot tell the image's CPU architecture: {}; name it with --arch (e.g. --arch aarch64)",
+        probes.iter().map(|p| format!("{}: {}", p.file, p.result)).collect::<Vec<_>>().join("; ")
+    )]
+    NoElf { probes: Vec<Probe> },
+}
+
+pub fn examine(
+    image: &Image,
+    init: &str,
+    arch_override: Option<Arch>,
+) -> Result<ImageFacts, DetectError> {
+    let init_resolved = match image.resolve(init) {
+        Ok(resolved) => Some(resolved),
+        Err(ImageError::NotFound { .. }) => None,
+        // A symlink loop or a corrupt directory at init is an error, not a
+        // reason to guess from another file.
+        Err(err) => return Err(err.into()),
+    };
+    let init_flavor = init_resolved
+        .as_ref()
+        .map(|r| InitFlavor::from_resolved_path(&r.path))
+        .unwrap_or_default();
+
+    let mut probes = Vec::new();
+    let mut evidence = None;
+    let mut head = Vec::new();
+    let mut any_exists = false;
+    for file in std::iter::once(init).chain(FALLBACKS.iter().copied()) {
+        match probe(image, file) {
+            Ok((found, bytes)) => {
+                head = bytes;
+                evidence = Some(found);
+                break;
+            }
+            Err((exists, result)) => {
+                any_exists |= exists;
+                probes.push(Probe {
+                    file: file.to_owned(),
+                    result,
+                });
+            }
+        }
+    }
+    let arch = match (arch_override, &evidence) {
+        (Some(arch), _) => Some(arch),
+        (None, Some(found)) => Some(found.elf.arch),
+        (None, None) if any_exists => return Err(DetectError::NoElf { probes }),
+        (None, None) => None,
+    };
+    if arch_override.is_some() && evidence.as_ref().is_none_or(|e| Some(e.elf.arch) != arch) {
+        // binfmt_misc must be matched against what the override names.
+        head = arch
+            .map(|a| arch::qemu_pattern(a).magic)
+            .unwrap_or_default();
+    }
+    head.truncate(BINPRM_BUF_SIZE);
+
+    let metadata = image.metadata()?;
+    let metadata_mismatch = metadata.as_ref().and_then(|m| {
+        let claimed = m
+            .architecture
+            .as_ref()
+            .or(m.properties.architecture.as_ref())?;
+        let actual = evidence.as_ref()?.elf.arch;
+        (!actual.answers_to(claimed)).then(|| claimed.clone())
+    });
+    Ok(ImageFacts {
+        init: init.to_owned(),
+        init_resolved,
+        init_flavor,
+        arch,
+        arch_overridden: arch_override.is_some(),
+        evidence,
+        probes,
+        metadata,
+        metadata_mismatch,
+        squashfs: image.squashfs_facts(),
+        head,
+    })
+}
+
+/// The ELF facts of `file`, or (whether it exists, why it does not count).
+fn probe(image: &Image, file: &str) -> Result<(Evidence, Vec<u8>), (bool, String)> {
+    let resolved = image.resolve(file).map_err(|e| match e {
+        ImageError::NotFound { .. } => (false, "not found".to_owned()),
+        other => (true, other.to_string()),
+    })?;
+    let head = image
+        .read_head(&resolved.path, HEAD_BYTES)
+        .map_err(|e| (true, e.to_string()))?;
+    match arch::identify(&head) {
+        Ok(elf) => Ok((
+            Evidence {
+                file: file.to_owned(),
+                resolved: resolved.path,
+                elf,
+            },
+            head,
+        )),
+        Err(arch::ArchError::NotElf) if head.starts_with(b"#!") => {
+            Err((true, format!("a script ({})", first_line(&head))))
+        }
+        Err(err) => Err((true, err.to_string())),
+    }
+}
+
+fn first_line(head: &[u8]) -> String {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned()
+}
+
+impl ImageFacts {
+    /// A warning when metadata.yaml disagrees with the ELF evidence.
+    pub fn mismatch_warning(&self) -> Option<String> {
+        let claimed = self.metadata_mismatch.as_ref()?;
+        let evidence = self.evidence.as_ref()?;
+        Some(format!(
+            "metadata.yaml says architecture {claimed:?}, but {} is {} ELF; going by the ELF header",
+            evidence.file, evidence.elf.arch
+        ))
+    }
+}

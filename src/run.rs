@@ -1,0 +1,170 @@
+//! `rootrun run`: learn about the image and the host, plan, then launch.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::arch::{self, Arch, Binfmt, Emulation, BINFMT_DIR};
+use crate::cli::RunArgs;
+use crate::detect::{self, ImageFacts};
+use crate::error::Error;
+use crate::image::Image;
+use crate::plan::{self, Options};
+use crate::sys::mount::{self, Mount};
+use crate::sys::{namespace, privileges};
+use crate::{launch, lxc};
+
+pub fn run(args: RunArgs) -> Result<u8, Error> {
+    let path = args
+        .image
+        .as_deref()
+        .ok_or_else(|| Error::Usage("an IMAGE is required".into()))?;
+    let facts = examine(path, &args.init, args.arch)?;
+    if let Some(warning) = facts.mismatch_warning() {
+        eprintln!("rootrun: warning: {warning}");
+    }
+    let opts = Options {
+        image: path.to_path_buf(),
+        command: args.command.clone(),
+        hostname: args.hostname.clone(),
+        init: args.init.clone(),
+        escape: args.escape,
+        stop_timeout: Duration::from_secs(args.stop_timeout),
+    };
+    if args.dry_run {
+        // Touches nothing: binfmt_misc is read only if it is mounted.
+        let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
+        let emulation = emulation(&facts, &binfmt)?;
+        print!(
+            "{}",
+            plan::plan(&opts, &facts, emulation, std::process::id())
+        );
+        return Ok(0);
+    }
+
+    let missing = privileges::missing();
+    if !missing.is_empty() {
+        return Err(Error::Privileges(
+            missing.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    lxc::library::load()?;
+    // Before anything else mounts, and before any thread exists.
+    namespace::enter_private_mount_namespace()?;
+    let _binfmt_mount = mount_binfmt_if_needed(facts.arch)?;
+    if args.register_binfmt {
+        if let Some(arch) = facts.arch {
+            register_handler(arch, &facts)?;
+        }
+    }
+    let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
+    let emulation = emulation(&facts, &binfmt)?;
+    let plan = plan::plan(&opts, &facts, emulation, std::process::id());
+    let banner = (!args.quiet).then(|| banner(&plan));
+    launch::run(&plan, banner.as_deref())
+}
+
+/// Opens the image with backhand, without mounting it.
+fn examine(path: &Path, init: &str, arch: Option<Arch>) -> Result<ImageFacts, Error> {
+    let image = Image::open(path)?;
+    if image.squashfs_facts().is_none() {
+        return Err(Error::Image {
+            path: path.to_path_buf(),
+            problem: "not a SquashFS image file".into(),
+        });
+    }
+    detect::examine(&image, init, arch).map_err(|e| Error::Detect(Box::new(e)))
+}
+
+fn emulation(facts: &ImageFacts, binfmt: &Binfmt) -> Result<Emulation, Error> {
+    let Some(arch) = facts.arch else {
+        return Ok(Emulation::Native);
+    };
+    let file_name = facts.init.rsplit('/').next().unwrap_or_default();
+    Ok(arch::decide(
+        arch,
+        &facts.head,
+        file_name,
+        Arch::host(),
+        binfmt,
+        &arch::inspect_interpreter,
+    )?)
+}
+
+/// binfmt_misc is not mounted on a fresh host; a foreign image needs to read
+/// (and may register) handlers. The mount stays in the private namespace.
+fn mount_binfmt_if_needed(arch: Option<Arch>) -> Result<Option<Mount>, Error> {
+    let dir = Path::new(BINFMT_DIR);
+    let foreign = arch.is_some_and(|a| !a.runs_natively(Arch::host()));
+    if !foreign || dir.join("register").exists() {
+        return Ok(None);
+    }
+    Ok(Some(mount::binfmt_misc(dir)?))
+}
+
+/// `--register-binfmt`: a handler with the F flag for the installed static
+/// emulator, named `rootrun-qemu-ARCH` so that it never collides with the
+/// distribution's; being the newest entry, the kernel tries it first.
+fn register_handler(arch: Arch, facts: &ImageFacts) -> Result<(), Error> {
+    let dir = Path::new(BINFMT_DIR);
+    if arch.runs_natively(Arch::host()) {
+        return Ok(());
+    }
+    let current = arch::read_binfmt(dir)?;
+    let file_name = facts.init.rsplit('/').next().unwrap_or_default();
+    if arch::decide(
+        arch,
+        &facts.head,
+        file_name,
+        Arch::host(),
+        &current,
+        &arch::inspect_interpreter,
+    )
+    .is_ok()
+    {
+        return Ok(());
+    }
+    let interpreter = format!("/usr/bin/qemu-{}-static", arch.qemu());
+    let interpreter = Path::new(&interpreter);
+    if !interpreter.exists() {
+        return Err(Error::Usage(format!(
+            "--register-binfmt: {} is not installed (apt-get install qemu-user-static)",
+            interpreter.display()
+        )));
+    }
+    let name = format!("rootrun-qemu-{}", arch.qemu());
+    let flags = arch::Flags {
+        fix_binary: true,
+        ..Default::default()
+    };
+    let line = arch::register_line(&name, &arch::qemu_pattern(arch).kind(), interpreter, flags)?;
+    if dir.join(&name).exists() {
+        // Ours from an earlier run, but disabled or broken: replace it.
+        arch::remove(dir, &name)?;
+    }
+    arch::register(dir, &line)?;
+    eprintln!(
+        "rootrun: registered binfmt_misc handler {name} (flag F) for {}; it stays registered \
+         (remove it: echo -1 > {BINFMT_DIR}/{name})",
+        interpreter.display()
+    );
+    Ok(())
+}
+
+fn banner(plan: &plan::LaunchPlan) -> String {
+    let how = match plan.arch {
+        Some(arch) => plan.emulation.describe(arch),
+        None => "architecture unknown".into(),
+    };
+    let key = char::from(b'a' + plan.escape - 1);
+    let what = match &plan.mode {
+        plan::Mode::Boot { .. } => format!("booting {}", plan.image.display()),
+        plan::Mode::Command { .. } => format!("running a command in {}", plan.image.display()),
+    };
+    match plan.mode {
+        plan::Mode::Boot { .. } => format!(
+            "rootrun: {what} ({how}) as {}; press Ctrl-{key} q to stop it",
+            plan.hostname
+        ),
+        plan::Mode::Command { .. } => format!("rootrun: {what} ({how})"),
+    }
+}
