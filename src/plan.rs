@@ -325,10 +325,7 @@ mod tests {
 
     #[test]
     fn boot_mode_runs_init_on_the_pty_console() {
-        let facts = ImageFacts {
-            init_flavor: InitFlavor::BusyBox,
-        };
-        let plan = plan(&options(&[]), &facts, 42);
+        let plan = plan(&options(&[]), &facts(InitFlavor::BusyBox), 42);
         assert_eq!(plan.name, "rootrun-42");
         assert_eq!(plan.hostname, "my-router-v2");
         let items = plan.lxc_config(ConsolePath::Pty(Path::new("/dev/pts/7")));
