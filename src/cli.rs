@@ -36,6 +36,29 @@ pub struct Cli {
 pub enum Command {
     /// Boot IMAGE, or run a command in it (the default subcommand).
     Run(RunArgs),
+    /// Show what rootrun reads from IMAGE without mounting it: the CPU
+    /// architecture and its evidence, init, SquashFS facts, metadata.yaml,
+    /// and the binfmt_misc handler this host would use. No root needed.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// SquashFS image, or an extracted root filesystem directory.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Init to look at.
+    #[arg(long, default_value = "/sbin/init", value_name = "PATH")]
+    pub init: String,
+
+    /// Take this architecture instead of reading it from ELF headers.
+    #[arg(long, value_name = "NAME", value_parser = parse_arch)]
+    pub arch: Option<Arch>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ pub mod console;
 pub mod detect;
 pub mod error;
 pub mod image;
+pub mod inspect;
 pub mod launch;
 pub mod lxc;
 pub mod plan;

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Run(args)) => rootrun::run::run(args),
+        Some(Command::Inspect(args)) => rootrun::inspect::inspect(args),
         None => rootrun::run::run(cli.run),
     };
     match result {

@@ -1,0 +1,222 @@
+//! `rootrun inspect IMAGE`: what rootrun learns about an image without
+//! mounting it, and how this host would run it. Needs no privileges beyond
+//! reading the image (and binfmt_misc, when it is mounted).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::arch::{self, Arch, ArchNames, Binfmt, Emulation, Entry, Linkage, BINFMT_DIR};
+use crate::cli::InspectArgs;
+use crate::detect::{self, ImageFacts};
+use crate::error::Error;
+use crate::image::Image;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub image: PathBuf,
+    #[serde(flatten)]
+    pub facts: ImageFacts,
+    pub names: Option<ArchNames>,
+    pub host: HostView,
+}
+
+/// How this host would run the image.
+#[derive(Debug, Serialize)]
+pub struct HostView {
+    pub arch: ArchNames,
+    pub binfmt_mounted: bool,
+    /// The entry the kernel would use, if any.
+    pub handler: Option<Entry>,
+    pub emulation: Option<Emulation>,
+    /// What is missing, with the fix.
+    pub problem: Option<String>,
+}
+
+pub fn inspect(args: InspectArgs) -> Result<u8, Error> {
+    let image = Image::open(&args.image)?;
+    let facts =
+        detect::examine(&image, &args.init, args.arch).map_err(|e| Error::Detect(Box::new(e)))?;
+    let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
+    let host = host_view(&facts, &binfmt);
+    let report = Report {
+        image: args.image.clone(),
+        names: facts.arch.map(Arch::names),
+        facts,
+        host,
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Usage(format!("cannot encode the report as JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(0)
+}
+
+fn host_view(facts: &ImageFacts, binfmt: &Binfmt) -> HostView {
+    let host = Arch::host();
+    let file_name = facts.init.rsplit('/').next().unwrap_or_default();
+    let (mounted, handler) = match binfmt {
+        Binfmt::NotMounted => (false, None),
+        Binfmt::Mounted { entries, .. } => {
+            (true, arch::select(entries, &facts.head, file_name).cloned())
+        }
+    };
+    let (emulation, problem) = match facts.arch {
+        None => (None, Some("no ELF file found in the image".to_owned())),
+        Some(arch) => {
+            match arch::decide(
+                arch,
+                &facts.head,
+                file_name,
+                host,
+                binfmt,
+                &arch::inspect_interpreter,
+            ) {
+                Ok(emulation) => (Some(emulation), None),
+                Err(err) => (None, Some(err.to_string())),
+            }
+        }
+    };
+    HostView {
+        arch: host.names(),
+        binfmt_mounted: mounted,
+        handler,
+        emulation,
+        problem,
+    }
+}
+
+fn render(report: &Report) -> String {
+    let facts = &report.facts;
+    let mut out = String::new();
+    let mut row = |key: &str, value: String| {
+        let _ = writeln!(out, "{key:<13}{value}");
+    };
+    row("image", report.image.display().to_string());
+    if let Some(sq) = &facts.squashfs {
+        row(
+            "squashfs",
+            format!(
+                "{} compression, {} KiB blocks, {} bytes used of {}, {} inodes",
+                sq.compression,
+                sq.block_size / 1024,
+                sq.bytes_used,
+                sq.file_size,
+                sq.inode_count
+            ),
+        );
+    }
+    let init = match &facts.init_resolved {
+        Some(r) if r.path != facts.init => {
+            format!("{} -> {} ({:?})", facts.init, r.path, facts.init_flavor)
+        }
+        Some(_) => format!("{} ({:?})", facts.init, facts.init_flavor),
+        None => format!("{} (missing)", facts.init),
+    };
+    row("init", init.replace("BusyBox", "busybox"));
+    match (facts.arch, &report.names) {
+        (Some(arch), Some(n)) => row(
+            "architecture",
+            format!(
+                "{} (uname {}, Debian {}, QEMU {}, LXD {}){}",
+                arch.qemu(),
+                n.uname,
+                n.debian.unwrap_or("-"),
+                n.qemu,
+                n.lxd.unwrap_or("-"),
+                if facts.arch_overridden {
+                    ", from --arch"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        _ => row("architecture", "unknown".into()),
+    }
+    if let Some(e) = &facts.evidence {
+        let path = if e.resolved == e.file {
+            e.file.clone()
+        } else {
+            format!("{} -> {}", e.file, e.resolved)
+        };
+        row(
+            "evidence",
+            format!(
+                "{path}: ELF{} {}-endian, e_machine {}, e_flags {:#x}{}",
+                e.elf.class,
+                if e.elf.big_endian { "big" } else { "little" },
+                e.elf.machine,
+                e.elf.flags,
+                if e.elf.flag_notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", e.elf.flag_notes.join(", "))
+                }
+            ),
+        );
+        row(
+            "loader",
+            match &e.elf.linkage {
+                Linkage::Static => "none (statically linked)".into(),
+                Linkage::Dynamic { interp: Some(path) } => path.display().to_string(),
+                Linkage::Dynamic { interp: None } | Linkage::Unknown => {
+                    "unknown (beyond the bytes read)".into()
+                }
+            },
+        );
+    }
+    for probe in &facts.probes {
+        row("not used", format!("{}: {}", probe.file, probe.result));
+    }
+    match &facts.metadata {
+        None => row("metadata", "none (/metadata.yaml absent)".into()),
+        Some(m) => {
+            let claimed = m
+                .architecture
+                .as_ref()
+                .or(m.properties.architecture.as_ref());
+            let os = m.properties.os.as_deref().unwrap_or("-");
+            let release = m.properties.release.as_deref().unwrap_or("-");
+            row(
+                "metadata",
+                format!(
+                    "architecture {}, os {os}, release {release}",
+                    claimed.map_or("-", |s| s.as_str())
+                ),
+            );
+        }
+    }
+    if let Some(warning) = facts.mismatch_warning() {
+        row("WARNING", warning);
+    }
+    let host = &report.host;
+    row("host", host.arch.uname.to_owned());
+    if let Some(entry) = &host.handler {
+        row(
+            "binfmt",
+            format!(
+                "{}: {} (flags {})",
+                entry.name,
+                entry.interpreter.display(),
+                entry.flags.letters()
+            ),
+        );
+    } else if !host.binfmt_mounted {
+        row("binfmt", format!("binfmt_misc not mounted at {BINFMT_DIR}"));
+    }
+    match (&host.emulation, facts.arch) {
+        (Some(emulation), Some(arch)) => row("runs as", emulation.describe(arch)),
+        _ => row(
+            "runs as",
+            format!(
+                "cannot run: {}",
+                host.problem.as_deref().unwrap_or("unknown")
+            ),
+        ),
+    }
+    out
+}
