@@ -196,6 +196,9 @@ impl LaunchPlan {
             ("lxc.log.file", layout.log.display().to_string()),
             ("lxc.log.level", "ERROR".into()),
         ];
+        if let Some(personality) = self.personality() {
+            items.push(("lxc.arch", personality.into()));
+        }
         match &self.mode {
             Mode::Boot { init } => {
                 items.push(("lxc.init.cmd", init.clone()));
@@ -209,6 +212,22 @@ impl LaunchPlan {
             Mode::Command { .. } => items.push(("lxc.console.path", "none".into())),
         }
         items
+    }
+
+    /// A 32-bit image the host CPU runs natively (i386 on x86_64) needs the
+    /// 32-bit personality so that `uname -m` and autoconf-style probes see
+    /// the architecture the image was built for (personality(2)). This is all
+    /// `lxc.arch` can do: it never makes a foreign CPU's binaries run, so it is
+    /// not set for emulated images.
+    fn personality(&self) -> Option<&'static str> {
+        let arch = self.arch?;
+        let native_32_on_64 = matches!(self.emulation, Emulation::Native)
+            && arch != Arch::host()
+            && matches!(
+                (arch, Arch::host()),
+                (Arch::I386, Arch::X86_64) | (Arch::Arm | Arch::Armel, Arch::Aarch64)
+            );
+        native_32_on_64.then_some("linux32")
     }
 
     /// The liblxc config file text.
