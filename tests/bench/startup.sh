@@ -97,6 +97,11 @@ mnt=$work/run
         > "$work/lxc.conf"
 grep -q '^lxc.rootfs.path = dir:' "$work/lxc.conf" ||
     { echo "startup.sh: unexpected --dry-run output" >&2; cat "$work/lxc.conf" >&2; exit 1; }
+# The same configuration on the image file itself through liblxc's loop:
+# backend, which sets the loop device up and mounts the SquashFS on every run,
+# as rootrun does (rootrun avoids that backend: it opens the image read-write
+# and attaches the loop device in two steps).
+sed "s|^lxc.rootfs.path = .*|lxc.rootfs.path = loop:$img|" "$work/lxc.conf" > "$work/lxc-loop.conf"
 mkdir -p "$mnt"
 if [[ ! -d /run/lxc ]]; then mkdir /run/lxc; made_run_lxc=1; fi
 
@@ -148,6 +153,7 @@ teardown() {
 }
 trap '[[ -z $dev ]] || { umount -l "$mnt/lower" 2>/dev/null; losetup -d "$dev"; }' EXIT
 execute() { lxc-execute -n "$name" -P "$mnt/lxc" -f "$work/lxc.conf" -- /bin/true; }
+execute_loop() { lxc-execute -n "$name" -P "$mnt/lxc" -f "$work/lxc-loop.conf" -- /bin/true; }
 setup_execute_teardown() { setup && execute && teardown; }
 setup_teardown() { setup && teardown; }
 
@@ -156,6 +162,13 @@ floor)
     setup
     run_timed "$work/t.floor" floor execute
     teardown ;;
+loop)
+    mount -t tmpfs -o nodev,nosuid tmpfs /run/lxc
+    mount -t tmpfs -o nodev,nosuid tmpfs "$mnt"
+    mkdir "$mnt/lxc"
+    run_timed "$work/t.loop" "loop backend" execute_loop
+    umount "$mnt"
+    umount /run/lxc ;;
 mounts)
     run_timed "$work/t.mounts" "floor+mounts" setup_execute_teardown
     run_timed "$work/t.setup" "mounts only" setup_teardown ;;
@@ -164,6 +177,8 @@ INNER
 )
 echo "timing $runs runs of lxc-execute on a root mounted once ..." >&2
 unshare --mount --propagation private bash -c "$inner" inner floor
+echo "timing $runs runs of lxc-execute with the loop: backend on the image ..." >&2
+unshare --mount --propagation private bash -c "$inner" inner loop
 echo "timing $runs runs of mount setup + lxc-execute + teardown ..." >&2
 unshare --mount --propagation private bash -c "$inner" inner mounts
 
@@ -177,6 +192,7 @@ read -r rr_med rr_min rr_max < <(stats "$work/t.rootrun")
 read -r fl_med fl_min fl_max < <(stats "$work/t.floor")
 read -r fm_med fm_min fm_max < <(stats "$work/t.mounts")
 read -r su_med su_min su_max < <(stats "$work/t.setup")
+read -r lp_med lp_min lp_max < <(stats "$work/t.loop")
 ratio() { awk -v a="$1" -v b="$2" -v t="$target_ratio" 'BEGIN {
     r = a / b; printf "%.2fx (target <= %.2fx: %s)", r, t, (r <= t ? "ok" : "OVER") }'; }
 
@@ -187,8 +203,10 @@ printf '%-44s %9s %9s %9s\n' "rootrun -q IMG -- /bin/true (*)" "$rr_med" "$rr_mi
 printf '%-44s %9s %9s %9s\n' "lxc-execute, root mounted once (floor)" "$fl_med" "$fl_min" "$fl_max"
 printf '%-44s %9s %9s %9s\n' "lxc-execute + mounts per run (floor+mounts)" "$fm_med" "$fm_min" "$fm_max"
 printf '%-44s %9s %9s %9s\n' "  of which mounts only (losetup/mount/umount)" "$su_med" "$su_min" "$su_max"
+printf '%-44s %9s %9s %9s\n' "lxc-execute, loop: backend on the image file" "$lp_med" "$lp_min" "$lp_max"
 echo "rootrun / floor:        $(ratio "$rr_med" "$fl_med")"
 echo "rootrun / floor+mounts: $(ratio "$rr_med" "$fm_med")"
+echo "rootrun / loop backend: $(ratio "$rr_med" "$lp_med")"
 echo "(*) rootrun's time includes its own namespace, loop device and 3 tmpfs/squashfs/overlay"
 echo "    mounts (+ a tmpfs on /run/lxc) every run; the floor+mounts row does that work with"
 echo "    forked losetup/mount/umount tools, which cost more than rootrun's direct syscalls."
