@@ -18,7 +18,7 @@ use nix::unistd::{setpgid, Pid};
 use crate::arch::Emulation;
 use crate::console::{self, ConsolePty, EscapeScanner, LineEnds, RawMode};
 use crate::error::Error;
-use crate::lxc::Container;
+use crate::lxc::{Container, LxcError};
 use crate::plan::CONTAINER_PREFIX;
 use crate::plan::{ConsolePath, LaunchPlan, Mode};
 use crate::sys::mount::{self, Mount};
@@ -435,8 +435,23 @@ impl Session<'_> {
             deadline,
             forced: false,
         });
-        let asked = Container::new(&self.plan.name, &self.plan.layout.lxcpath)
-            .and_then(|c| c.request_shutdown());
+        let asked = Container::new(&self.plan.name, &self.plan.layout.lxcpath).and_then(|c| {
+            match (&self.plan.mode, cause) {
+                // A command gets the very signal rootrun got, as a shell's
+                // child would. It goes to the command itself: liblxc's init
+                // turns SIGINT into a SIGTERM shutdown of everything.
+                (Mode::Command { .. }, StopCause::Signal(signal)) => {
+                    let init = c.init_pid()?;
+                    let target = process::first_child(init).unwrap_or(init);
+                    kill(Pid::from_raw(target), signal).map_err(|e| LxcError::Call {
+                        call: "kill",
+                        detail: Some(e.to_string()),
+                    })
+                }
+                // An init is asked to power off with its own halt signal.
+                _ => c.request_shutdown(),
+            }
+        });
         if asked.is_err() {
             // Not running yet or already gone: nothing to ask; kill instead.
             self.force_stop();

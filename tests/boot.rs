@@ -487,3 +487,45 @@ fn escape_key_on_a_terminal_stops_the_container_and_restores_the_terminal() {
     );
     frame.check("escape");
 }
+
+#[test]
+fn sigint_reaches_the_command_and_rootrun_exits_130() {
+    let Some(frame) = Frame::new("SIGINT command", busybox_image(NATIVE)) else {
+        return;
+    };
+    let script = "trap 'echo got-INT; exit 5' INT; echo ready; while true; do sleep 1; done";
+    let mut child = rootrun()
+        .arg("-q")
+        .arg(&frame.image)
+        .args(["--", "/bin/sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rootrun");
+    let (tx, rx) = mpsc::channel();
+    let mut stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    wait_for(&rx, &mut seen, "ready");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("send SIGINT");
+    let out = wait_with_limit(child, LIMIT);
+    drain_rest(&rx, &mut seen);
+    assert!(
+        seen.contains("got-INT"),
+        "the command did not get SIGINT: {seen}"
+    );
+    assert_eq!(out.status.code(), Some(130));
+    frame.check("SIGINT command");
+}

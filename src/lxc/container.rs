@@ -160,6 +160,21 @@ impl Container {
         }
     }
 
+    /// The PID of the container's init in rootrun's PID namespace.
+    pub fn init_pid(&self) -> Result<i32, LxcError> {
+        let f = method!(self, init_pid);
+        // SAFETY: live container.
+        let pid = unsafe { f(self.raw()) };
+        if pid > 0 {
+            Ok(pid)
+        } else {
+            Err(LxcError::Call {
+                call: "init_pid",
+                detail: Some("container not running".into()),
+            })
+        }
+    }
+
     /// Kills the container (SIGKILL to init) through its monitor.
     pub fn stop(&self) -> Result<(), LxcError> {
         let f = method!(self, stop);

@@ -107,6 +107,13 @@ pub fn die_with_parent() -> Result<(), SysError> {
     Ok(())
 }
 
+/// The oldest child of `pid` (from /proc/PID/task/PID/children, see
+/// proc_pid_children(5)), if any.
+pub fn first_child(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// Forks; the child runs `body` and `_exit`s without running the parent's
 /// destructors (which own mounts and guards that the parent releases).
 pub fn spawn(body: impl FnOnce()) -> Result<Pid, SysError> {
