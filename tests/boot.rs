@@ -5,7 +5,6 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -224,14 +223,7 @@ fn image_without_init_gives_127() {
     fs::create_dir_all(tree.join("etc")).unwrap();
     fs::write(tree.join("etc/hostname"), "empty\n").unwrap();
     let image = work_dir().join("no-init.img");
-    let status = Command::new("mksquashfs")
-        .arg(&tree)
-        .arg(&image)
-        .args(["-noappend", "-quiet"])
-        .stdout(Stdio::null())
-        .status()
-        .expect("run mksquashfs");
-    assert!(status.success());
+    mksquashfs(&tree, &image);
     let Some(frame) = Frame::new("no init", image) else {
         return;
     };
@@ -328,16 +320,7 @@ fn spawn_boot(image: &Path) -> (std::process::Child, mpsc::Receiver<Vec<u8>>) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rootrun");
-    let (tx, rx) = mpsc::channel();
-    let mut stdout = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stream(child.stdout.take().expect("stdout"));
     (child, rx)
 }
 
@@ -442,16 +425,7 @@ fn escape_key_on_a_terminal_stops_the_container_and_restores_the_terminal() {
         .spawn()
         .expect("spawn rootrun on a pty");
     let master = fs::File::from(pty.master);
-    let (tx, rx) = mpsc::channel();
-    let mut reader = master.try_clone().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stream(master.try_clone().unwrap());
     let mut seen = String::new();
     wait_for(&rx, &mut seen, "press Ctrl-a q");
     wait_for(&rx, &mut seen, "/ # ");
@@ -503,16 +477,7 @@ fn sigint_reaches_the_command_and_rootrun_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rootrun");
-    let (tx, rx) = mpsc::channel();
-    let mut stdout = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stream(child.stdout.take().expect("stdout"));
     let mut seen = String::new();
     wait_for(&rx, &mut seen, "ready");
     nix::sys::signal::kill(

@@ -370,14 +370,7 @@ fn image_with(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
     fs::create_dir_all(tree.join("bin")).unwrap();
     build(&tree);
     let image = work_dir().join(format!("{name}.img"));
-    let status = std::process::Command::new("mksquashfs")
-        .arg(&tree)
-        .arg(&image)
-        .args(["-noappend", "-quiet"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("mksquashfs");
-    assert!(status.success());
+    mksquashfs(&tree, &image);
     image
 }
 
@@ -444,14 +437,7 @@ fn script_init_falls_back_to_busybox_and_metadata_disagreement_is_reported() {
         "#!/bin/sh\nexec /bin/busybox init\n",
     )
     .unwrap();
-    let status = std::process::Command::new("mksquashfs")
-        .arg(&tree)
-        .arg(&image)
-        .args(["-noappend", "-quiet", "-all-root"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    mksquashfs(&tree, &image);
 
     let inspect = rootrun()
         .args(["inspect", "--json"])

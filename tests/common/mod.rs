@@ -253,6 +253,33 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<V
     })
 }
 
+/// Streams a child's output in chunks over a channel (for tests that react
+/// to what a running container prints).
+pub fn stream<R: Read + Send + 'static>(mut pipe: R) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// `mksquashfs TREE IMAGE` with root-owned files.
+pub fn mksquashfs(tree: &Path, image: &Path) {
+    let status = Command::new("mksquashfs")
+        .arg(tree)
+        .arg(image)
+        .args(["-noappend", "-quiet", "-all-root"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run mksquashfs");
+    assert!(status.success(), "mksquashfs {} failed", tree.display());
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
