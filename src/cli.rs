@@ -64,8 +64,18 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// SquashFS root filesystem image.
-    #[arg(required = true, value_name = "IMAGE")]
+    #[arg(required_unless_present = "rootfs", value_name = "IMAGE")]
     pub image: Option<PathBuf>,
+
+    /// Boot an already extracted root filesystem directory instead of an
+    /// image (read-only under a throwaway overlay, like an image).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "unpack"])]
+    pub rootfs: Option<PathBuf>,
+
+    /// Extract the image with backhand into a throwaway directory and boot
+    /// that, for hosts that cannot loop-mount SquashFS.
+    #[arg(long)]
+    pub unpack: bool,
 
     /// Command to run instead of init, after `--` (e.g. `-- /bin/sh -c 'uname -m'`).
     #[arg(last = true, value_name = "CMD")]

@@ -20,7 +20,7 @@ use crate::console::{self, ConsolePty, EscapeScanner, LineEnds, RawMode};
 use crate::error::Error;
 use crate::lxc::{Container, LxcError};
 use crate::plan::CONTAINER_PREFIX;
-use crate::plan::{ConsolePath, LaunchPlan, Mode};
+use crate::plan::{ConsolePath, LaunchPlan, Lower, Mode};
 use crate::sys::mount::{self, Mount};
 use crate::sys::process::{self, Outcome, SharedOutcome};
 use crate::sys::rootfs::{self, Executable};
@@ -96,7 +96,7 @@ struct Stage {
     root: OwnedFd,
     // Field order is drop order: the overlay before the SquashFS before the tmpfs.
     _overlay: Mount,
-    _lower: Mount,
+    _lower: Option<Mount>,
     _state: Mount,
     _locks: LockDir,
 }
@@ -151,11 +151,7 @@ impl Stage {
         ] {
             mkdir(dir)?;
         }
-        let device = loopdev::attach_read_only(&plan.image)?;
-        let lower =
-            mount::squashfs(device.path(), &layout.lower).map_err(|e| not_squashfs(plan, e))?;
-        // The mount holds the device now; autoclear detaches it with the mount.
-        drop(device);
+        let lower = mount_lower(plan)?;
         let overlay = mount::overlay(&layout.lower, &layout.upper, &layout.work, &layout.rootfs)?;
         let root = fs::File::open(&layout.rootfs)
             .map_err(|e| SysError::io("open", &layout.rootfs, e))?
@@ -189,11 +185,36 @@ fn bind_interpreter(plan: &LaunchPlan, root: &OwnedFd) -> Result<Option<Mount>, 
         )
     })?;
     let target_path = rootfs::fd_path(&target);
-    Ok(Some(mount::bind_file_read_only(
+    Ok(Some(mount::bind_read_only(
         host_file,
         &target,
         &target_path,
     )?))
+}
+
+/// The read-only lower layer, by its source.
+fn mount_lower(plan: &LaunchPlan) -> Result<Option<Mount>, Error> {
+    let target = &plan.layout.lower;
+    match plan.lower {
+        Lower::Squashfs => {
+            let device = loopdev::attach_read_only(&plan.image)?;
+            let lower =
+                mount::squashfs(device.path(), target).map_err(|e| not_squashfs(plan, e))?;
+            // The mount holds the device now; autoclear detaches it with the mount.
+            drop(device);
+            Ok(Some(lower))
+        }
+        Lower::Directory => {
+            let fd: OwnedFd = fs::File::open(target)
+                .map_err(|e| SysError::io("open", target, e))?
+                .into();
+            Ok(Some(mount::bind_read_only(&plan.image, &fd, target)?))
+        }
+        Lower::Unpacked => {
+            unpack_lower(plan)?;
+            Ok(None)
+        }
+    }
 }
 
 fn not_squashfs(plan: &LaunchPlan, err: SysError) -> Error {
@@ -657,4 +678,12 @@ mod tests {
         assert_eq!(status_code(&boot(), 0), 0);
         assert_eq!(status_code(&boot(), libc::SIGKILL), 128 + 9);
     }
+}
+
+/// `--unpack`: extract the image into the lower directory on rootrun's tmpfs.
+fn unpack_lower(plan: &LaunchPlan) -> Result<(), Error> {
+    Err(Error::Usage(format!(
+        "--unpack is not available yet ({})",
+        plan.image.display()
+    )))
 }

@@ -49,6 +49,18 @@ impl Layout {
     }
 }
 
+/// Where the container's read-only lower layer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lower {
+    /// The SquashFS file, loop-mounted read-only.
+    Squashfs,
+    /// An already extracted tree (`--rootfs DIR`), bind-mounted read-only.
+    Directory,
+    /// The SquashFS extracted with backhand into the private tmpfs
+    /// (`--unpack`: no loop device, no squashfs kernel module needed).
+    Unpacked,
+}
+
 /// What runs as the container's first process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -62,7 +74,9 @@ pub enum Mode {
 /// Options that shape a launch (from the command line).
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The SquashFS file, or the directory with `Lower::Directory`.
     pub image: PathBuf,
+    pub lower: Lower,
     pub command: Vec<String>,
     pub hostname: Option<String>,
     pub init: String,
@@ -74,6 +88,7 @@ pub struct Options {
 #[derive(Debug, Clone)]
 pub struct LaunchPlan {
     pub image: PathBuf,
+    pub lower: Lower,
     /// Unique per run: liblxc's command socket and cgroups are host-global.
     pub name: String,
     pub hostname: String,
@@ -114,6 +129,7 @@ pub fn plan(opts: &Options, facts: &ImageFacts, emulation: Emulation, pid: u32) 
     };
     LaunchPlan {
         image: opts.image.clone(),
+        lower: opts.lower,
         name: format!("{CONTAINER_PREFIX}{pid}"),
         hostname: opts
             .hostname
@@ -256,16 +272,32 @@ impl fmt::Display for LaunchPlan {
             "# private mount namespace; tmpfs on {}",
             l.base.display()
         )?;
-        writeln!(
-            f,
-            "# loop device: read-only, autoclear <- {}",
-            self.image.display()
-        )?;
-        writeln!(
-            f,
-            "# mount squashfs ro,nodev,nosuid on {}",
-            l.lower.display()
-        )?;
+        match self.lower {
+            Lower::Squashfs => {
+                writeln!(
+                    f,
+                    "# loop device: read-only, autoclear <- {}",
+                    self.image.display()
+                )?;
+                writeln!(
+                    f,
+                    "# mount squashfs ro,nodev,nosuid on {}",
+                    l.lower.display()
+                )?;
+            }
+            Lower::Directory => writeln!(
+                f,
+                "# bind-mount {} read-only (nosuid, nodev) on {}",
+                self.image.display(),
+                l.lower.display()
+            )?,
+            Lower::Unpacked => writeln!(
+                f,
+                "# unpack {} with backhand into {} (on the tmpfs)",
+                self.image.display(),
+                l.lower.display()
+            )?,
+        }
         writeln!(
             f,
             "# mount overlay nodev on {} (lower {}, upper {})",
@@ -326,6 +358,7 @@ mod tests {
     fn options(command: &[&str]) -> Options {
         Options {
             image: PathBuf::from("/srv/images/My_Router.v2.img"),
+            lower: Lower::Squashfs,
             command: command.iter().map(|s| s.to_string()).collect(),
             hostname: None,
             init: "/sbin/init".into(),

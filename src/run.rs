@@ -8,22 +8,25 @@ use crate::cli::RunArgs;
 use crate::detect::{self, ImageFacts};
 use crate::error::Error;
 use crate::image::Image;
-use crate::plan::{self, Options};
+use crate::plan::{self, Lower, Options};
 use crate::sys::mount::{self, Mount};
 use crate::sys::{namespace, privileges};
 use crate::{launch, lxc};
 
 pub fn run(args: RunArgs) -> Result<u8, Error> {
-    let path = args
-        .image
-        .as_deref()
-        .ok_or_else(|| Error::Usage("an IMAGE is required".into()))?;
-    let facts = examine(path, &args.init, args.arch)?;
+    let (path, lower) = match (&args.rootfs, &args.image) {
+        (Some(dir), _) => (dir.as_path(), Lower::Directory),
+        (None, Some(image)) if args.unpack => (image.as_path(), Lower::Unpacked),
+        (None, Some(image)) => (image.as_path(), Lower::Squashfs),
+        (None, None) => return Err(Error::Usage("an IMAGE or --rootfs DIR is required".into())),
+    };
+    let facts = examine(path, lower, &args.init, args.arch)?;
     if let Some(warning) = facts.mismatch_warning() {
         eprintln!("rootrun: warning: {warning}");
     }
     let opts = Options {
         image: path.to_path_buf(),
+        lower,
         command: args.command.clone(),
         hostname: args.hostname.clone(),
         init: args.init.clone(),
@@ -64,12 +67,22 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
 }
 
 /// Opens the image with backhand, without mounting it.
-fn examine(path: &Path, init: &str, arch: Option<Arch>) -> Result<ImageFacts, Error> {
+fn examine(path: &Path, lower: Lower, init: &str, arch: Option<Arch>) -> Result<ImageFacts, Error> {
     let image = Image::open(path)?;
-    if image.squashfs_facts().is_none() {
+    let is_squashfs = image.squashfs_facts().is_some();
+    let problem = match (lower, is_squashfs) {
+        (Lower::Directory, true) => {
+            Some("--rootfs takes a directory; boot an image file without it")
+        }
+        (Lower::Squashfs | Lower::Unpacked, false) => {
+            Some("not a SquashFS image file (for an extracted tree use --rootfs DIR)")
+        }
+        _ => None,
+    };
+    if let Some(problem) = problem {
         return Err(Error::Image {
             path: path.to_path_buf(),
-            problem: "not a SquashFS image file".into(),
+            problem: problem.into(),
         });
     }
     detect::examine(&image, init, arch).map_err(|e| Error::Detect(Box::new(e)))

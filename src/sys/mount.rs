@@ -118,12 +118,12 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// Bind-mounts the host file `source` read-only (and nosuid, nodev) onto the
-/// file that `target` (an `O_PATH` fd) refers to. The new mount API makes
+/// Bind-mounts the host file or directory `source` read-only (and nosuid,
+/// nodev) onto what `target` (an `O_PATH` fd) refers to. The new mount API makes
 /// this one detached, already read-only mount that is then attached by fd,
 /// so no path is resolved twice and there is no writable moment
 /// (open_tree(2), mount_setattr(2), move_mount(2); Linux 5.12+).
-pub fn bind_file_read_only(
+pub fn bind_read_only(
     source: &Path,
     target: &OwnedFd,
     target_path: &Path,
