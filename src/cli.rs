@@ -34,6 +34,24 @@ pub struct Cli {
 pub enum Command {
     /// Boot IMAGE, or run a command in it (the default subcommand).
     Run(RunArgs),
+    /// Extract a SquashFS IMAGE into DIR (empty or not existing), safely.
+    Unpack(UnpackArgs),
+}
+
+/// `rootrun unpack IMAGE DIR`.
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// SquashFS image to extract.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+
+    /// Destination: an empty directory, or a path to create.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let run = match cli.command {
         Some(Command::Run(args)) => args,
+        Some(Command::Unpack(args)) => return rootrun::image::unpack::command(&args),
         None => cli.run,
     };
     match run_command(run) {
