@@ -12,7 +12,8 @@ use super::super::ImageError;
 pub struct UnpackError {
     pub image: PathBuf,
     pub dest: PathBuf,
-    pub failure: Failure,
+    /// Boxed: an image error is large, and this travels up through every `?`.
+    pub failure: Box<Failure>,
     pub cleanup: Cleanup,
 }
 

@@ -320,11 +320,10 @@ impl<'a> Extractor<'a> {
                     (FileKind::Socket, _) => (libc::S_IFSOCK, 0),
                     _ => return Err(self.data(&path, "device inode without a device number")),
                 };
-                if type_bits == libc::S_IFCHR || type_bits == libc::S_IFBLK {
-                    if !self.privileged {
-                        self.skip(SkipKind::DeviceNode, &path);
-                        return Ok(());
-                    }
+                let device = type_bits == libc::S_IFCHR || type_bits == libc::S_IFBLK;
+                if device && !self.privileged {
+                    self.skip(SkipKind::DeviceNode, &path);
+                    return Ok(());
                 }
                 fsops::mknod_at(dir, name, type_bits | 0o600, dev)
                     .map_err(|e| create("mknod", &path, e))?;

@@ -104,7 +104,7 @@ pub fn unpack(
     let fail = |failure: Failure, cleanup| UnpackError {
         image: image.to_path_buf(),
         dest: dest.to_path_buf(),
-        failure,
+        failure: Box::new(failure),
         cleanup,
     };
     let opened = Image::open(image).map_err(|e| fail(e.into(), Cleanup::Untouched))?;
