@@ -1,143 +1,32 @@
 //! The second pass: create what the plan lists, below the destination's fd. Directories are
-//! created 0700 and entered through `O_NOFOLLOW` fds; files are created with `O_EXCL`; a
-//! directory gets its final owner, mode, xattrs and mtime when the pass leaves it, after its
-//! last entry was created (file data written later by a worker does not change a directory).
-//! Regular file data goes to `submit`, which writes it inline or hands it to a worker.
+//! created 0700 and entered through `O_NOFOLLOW` fds; symlinks and nodes are created here,
+//! regular files by a worker (jobs.rs), always with `O_EXCL`/`mknodat` semantics that never
+//! replace or follow an entry. A directory gets its final owner, mode, xattrs and mtime when
+//! the last entry in it exists.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CStr, CString};
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use backhand::v4::inode::InodeInner;
 use backhand::Inode;
-use nix::errno::Errno;
 
 use super::super::squash::SquashSource;
 use super::super::walk::{check_target, FileKind, NodeInfo};
-use super::data::{Buffers, DataError, DataReader, Extent};
+use super::data::Extent;
 use super::error::Failure;
+use super::jobs::{apply_meta, create, DirHandle, FileJob, Kind, Meta, Shared};
 use super::scan::{Plan, Step};
-use super::xattr::{Xattr, XattrTable};
+use super::xattr::XattrTable;
 use super::{Skip, SkipKind};
 use crate::sys::fsops;
 
-/// State shared with the data workers.
-pub struct Shared<'a> {
-    pub reader: DataReader<'a>,
-    pub written: AtomicU64,
-    pub abort: AtomicBool,
-    pub failure: Mutex<Option<Failure>>,
-}
-
-impl Shared<'_> {
-    pub fn fail(&self, failure: Failure) {
-        self.abort.store(true, Ordering::Relaxed);
-        let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
-        // The first failure is the cause; later ones are usually its consequences.
-        if slot.is_none() {
-            *slot = Some(failure);
-        }
-    }
-
-    /// Writes a file's data and then its attributes (in that order: writing would clear
-    /// setuid bits and file capabilities set before it).
-    pub fn finish_file(&self, job: FileJob, bufs: &mut Buffers) {
-        if self.abort.load(Ordering::Relaxed) {
-            return;
-        }
-        let written =
-            self.reader
-                .write_file(&job.extent, &job.file, bufs, &self.written, &self.abort);
-        let result = match written {
-            Ok(()) => apply_meta(job.file.as_fd(), Kind::Open, &job.meta).map_err(|(op, errno)| {
-                Failure::Create {
-                    op,
-                    path: job.path.clone(),
-                    errno,
-                }
-            }),
-            Err(DataError::Aborted) => return,
-            Err(DataError::Image(what)) => Err(Failure::Data {
-                path: job.path.clone(),
-                what,
-            }),
-            Err(DataError::Write(source)) => Err(Failure::Write {
-                path: job.path.clone(),
-                source,
-            }),
-        };
-        if let Err(failure) = result {
-            self.fail(failure);
-        }
-    }
-}
-
-/// A regular file created empty, whose data and attributes are still to be written.
-pub struct FileJob {
-    pub file: File,
-    pub extent: Extent,
-    pub meta: Meta,
-    pub path: String,
-}
-
-/// Attributes to apply; `owner` is None when not running as root.
-pub struct Meta {
-    owner: Option<(u32, u32)>,
-    mode: u32,
-    mtime: i64,
-    xattrs: Vec<Xattr>,
-}
-
-/// How attributes reach an entry.
-enum Kind<'a> {
-    /// An fd opened for reading or writing (files, directories).
-    Open,
-    /// An `O_PATH` fd of a node; chmod goes through the parent and name.
-    Node(BorrowedFd<'a>, &'a CStr),
-    /// An `O_PATH` fd of a symlink, whose mode cannot change.
-    Symlink,
-}
-
-/// Owner first (chown clears setuid bits and `security.capability`), then mode, xattrs, mtime.
-fn apply_meta(
-    fd: BorrowedFd<'_>,
-    kind: Kind<'_>,
-    meta: &Meta,
-) -> Result<(), (&'static str, Errno)> {
-    if let Some((uid, gid)) = meta.owner {
-        fsops::chown_fd(fd, uid, gid).map_err(|e| ("chown", e))?;
-    }
-    let o_path = match kind {
-        Kind::Open => {
-            fsops::chmod_fd(fd, meta.mode).map_err(|e| ("chmod", e))?;
-            false
-        }
-        Kind::Node(dir, name) => {
-            fsops::chmod_at_nofollow(dir, name, meta.mode).map_err(|e| ("chmod", e))?;
-            true
-        }
-        Kind::Symlink => true,
-    };
-    for xattr in &meta.xattrs {
-        fsops::set_xattr_fd(fd, &xattr.name, &xattr.value, o_path)
-            .map_err(|e| ("set extended attribute", e))?;
-    }
-    fsops::set_mtime_fd(fd, meta.mtime).map_err(|e| ("set mtime", e))
-}
-
-struct Frame {
-    fd: Rc<OwnedFd>,
-    inode: u32,
-    path: String,
-}
-
 /// The first name of a hard-linked file, kept until its last link is made.
 struct Origin {
-    dir: Rc<OwnedFd>,
+    dir: Arc<DirHandle>,
     name: CString,
     left: u32,
 }
@@ -160,6 +49,7 @@ pub struct Extractor<'a> {
     pub done: u64,
     skips: BTreeMap<SkipKind, Skip>,
     origins: HashMap<u32, Origin>,
+    dirs: usize,
 }
 
 impl<'a> Extractor<'a> {
@@ -172,6 +62,7 @@ impl<'a> Extractor<'a> {
             done: 0,
             skips: BTreeMap::new(),
             origins: HashMap::new(),
+            dirs: 0,
         }
     }
 
@@ -183,21 +74,38 @@ impl<'a> Extractor<'a> {
         &mut self,
         plan: &Plan,
         root: OwnedFd,
-        abort: &AtomicBool,
+        shared: &Shared<'_>,
         submit: &mut dyn FnMut(FileJob) -> Result<(), Failure>,
         tick: &mut dyn FnMut(u64),
     ) -> Result<(), Failure> {
         let root_number = self.sq.root_inode().header.inode_number;
-        let mut stack = vec![Frame {
-            fd: Rc::new(root),
-            inode: root_number,
-            path: String::new(),
-        }];
+        let mut stack = vec![self.dir_handle(root, root_number, String::new())?];
+        let result = self.steps(plan, &mut stack, shared, submit, tick);
+        if result.is_err() {
+            shared.abort.store(true, Ordering::Relaxed);
+        }
+        // Every hold is dropped, on failure too. The root goes last: its mtime changes with
+        // every entry created in it.
+        while let Some(dir) = stack.pop() {
+            shared.release_dir(&dir);
+        }
+        self.origins.clear();
+        result
+    }
+
+    fn steps(
+        &mut self,
+        plan: &Plan,
+        stack: &mut Vec<Arc<DirHandle>>,
+        shared: &Shared<'_>,
+        submit: &mut dyn FnMut(FileJob) -> Result<(), Failure>,
+        tick: &mut dyn FnMut(u64),
+    ) -> Result<(), Failure> {
         for step in &plan.steps {
-            if abort.load(Ordering::Relaxed) {
-                break;
+            if shared.aborted() {
+                return Ok(());
             }
-            let Some(top) = stack.last() else {
+            let Some(top) = stack.last().map(Arc::clone) else {
                 return Err(self.data("/", "directory steps out of balance"));
             };
             match step {
@@ -207,50 +115,49 @@ impl<'a> Extractor<'a> {
                     fsops::mkdir_at(dir, name, 0o700).map_err(|e| create("mkdir", &path, e))?;
                     let fd = fsops::open_dir_at(dir, name).map_err(|e| create("open", &path, e))?;
                     self.counts.dirs += 1;
-                    stack.push(Frame {
-                        fd: Rc::new(fd),
-                        inode: *inode,
-                        path,
-                    });
+                    stack.push(self.dir_handle(fd, *inode, path)?);
                 }
                 Step::Leaf { name, inode } => {
                     let refs = plan.refs.get(inode).copied().unwrap_or(1);
-                    self.leaf(top, name, *inode, refs, submit)?;
+                    self.leaf(&top, name, *inode, refs, submit)?;
                 }
                 Step::Up => {
-                    let Some(frame) = stack.pop() else {
-                        return Err(self.data("/", "directory steps out of balance"));
-                    };
-                    self.finish_dir(&frame)?;
+                    if let Some(dir) = stack.pop() {
+                        shared.release_dir(&dir);
+                    }
                 }
             }
             self.done += 1;
             tick(self.done);
         }
-        if abort.load(Ordering::Relaxed) {
-            return Ok(());
+        if stack.len() != 1 {
+            return Err(self.data("/", "directory steps out of balance"));
         }
-        // The root last: its mtime changes with every entry created in it.
-        match stack.pop() {
-            Some(root) if stack.is_empty() => self.finish_dir(&root),
-            _ => Err(self.data("/", "directory steps out of balance")),
-        }
+        Ok(())
     }
 
-    fn finish_dir(&mut self, frame: &Frame) -> Result<(), Failure> {
-        let shown = if frame.path.is_empty() {
-            "/"
-        } else {
-            &frame.path
-        };
-        let (inode, info) = self.lookup(frame.inode, shown)?;
-        let meta = self.meta(&inode, &info, shown)?;
-        apply_meta(frame.fd.as_fd(), Kind::Open, &meta).map_err(|(op, e)| create(op, shown, e))
+    fn dir_handle(
+        &mut self,
+        fd: OwnedFd,
+        number: u32,
+        path: String,
+    ) -> Result<Arc<DirHandle>, Failure> {
+        let shown = if path.is_empty() { "/" } else { path.as_str() }.to_string();
+        let (inode, info) = self.lookup(number, &shown)?;
+        let meta = self.meta(&inode, &info, &shown)?;
+        self.dirs += 1;
+        Ok(Arc::new(DirHandle {
+            fd,
+            path,
+            meta,
+            pending: AtomicUsize::new(1),
+            seq: self.dirs,
+        }))
     }
 
     fn leaf(
         &mut self,
-        top: &Frame,
+        top: &Arc<DirHandle>,
         name: &CString,
         number: u32,
         refs: u32,
@@ -263,7 +170,7 @@ impl<'a> Extractor<'a> {
             FileKind::File => {
                 // Hard links only ever point at a file this pass created itself.
                 if let Some(origin) = self.origins.get_mut(&number) {
-                    fsops::link_at(origin.dir.as_fd(), &origin.name, dir, name)
+                    fsops::link_at(origin.dir.fd.as_fd(), &origin.name, dir, name)
                         .map_err(|e| create("hard link", &path, e))?;
                     origin.left -= 1;
                     if origin.left == 0 {
@@ -272,23 +179,31 @@ impl<'a> Extractor<'a> {
                     self.counts.hard_links += 1;
                     return Ok(());
                 }
-                let fd = fsops::create_file_at(dir, name, 0o600)
-                    .map_err(|e| create("create file", &path, e))?;
-                if refs > 1 {
+                // A hard-link origin is created here, so that later links find it; other files
+                // are created by the worker that fills them.
+                let file = if refs > 1 {
+                    let fd = fsops::create_file_at(dir, name, 0o600)
+                        .map_err(|e| create("create file", &path, e))?;
                     self.origins.insert(
                         number,
                         Origin {
-                            dir: Rc::clone(&top.fd),
+                            dir: Arc::clone(top),
                             name: name.clone(),
                             left: refs - 1,
                         },
                     );
-                }
+                    Some(File::from(fd))
+                } else {
+                    None
+                };
                 let extent = extent(&inode.inner).ok_or_else(|| self.data(&path, "not a file"))?;
                 let meta = self.meta(&inode, &info, &path)?;
                 self.counts.files += 1;
+                top.pending.fetch_add(1, Ordering::AcqRel);
                 submit(FileJob {
-                    file: File::from(fd),
+                    dir: Arc::clone(top),
+                    name: name.clone(),
+                    file,
                     extent,
                     meta,
                     path,
@@ -394,14 +309,6 @@ impl<'a> Extractor<'a> {
             path: path.to_string(),
             what: what.to_string(),
         }
-    }
-}
-
-fn create(op: &'static str, path: &str, errno: Errno) -> Failure {
-    Failure::Create {
-        op,
-        path: path.to_string(),
-        errno,
     }
 }
 

@@ -10,6 +10,7 @@ mod data;
 mod dest;
 mod error;
 mod extract;
+mod jobs;
 mod progress;
 mod scan;
 mod xattr;
@@ -28,11 +29,12 @@ pub use scan::{MAX_DEPTH, MAX_ENTRIES};
 
 use super::{Image, Source};
 use data::{Buffers, DataReader};
-use extract::{Extractor, FileJob, Shared};
+use extract::Extractor;
+use jobs::{FileJob, Shared};
 use xattr::XattrTable;
 
-/// Files queued for the workers at most; each holds an open fd.
-const QUEUE: usize = 64;
+/// Files queued per worker at most; each keeps its directory's fd open.
+const QUEUE: usize = 128;
 /// How often the progress display is refreshed.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -202,14 +204,18 @@ fn extract_with_workers(
             shared.finish_file(job, &mut bufs);
             Ok(())
         };
-        return extractor.run(plan, root, &shared.abort, &mut submit, &mut tick);
+        return extractor.run(plan, root, shared, &mut submit, &mut tick);
     }
-    let (sender, receiver) = sync_channel::<FileJob>(QUEUE);
-    let receiver = Mutex::new(receiver);
-    let receiver = &receiver;
+    let mut senders = Vec::with_capacity(threads);
+    let mut receivers = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let (sender, receiver) = sync_channel::<FileJob>(QUEUE);
+        senders.push(sender);
+        receivers.push(receiver);
+    }
     std::thread::scope(|scope| {
         let mut workers = Vec::with_capacity(threads);
-        for n in 0..threads {
+        for (n, receiver) in receivers.into_iter().enumerate() {
             let spawned = std::thread::Builder::new()
                 .name(format!("unpack-{n}"))
                 .spawn_scoped(scope, move || worker(receiver, shared));
@@ -221,18 +227,19 @@ fn extract_with_workers(
                 }
             }
         }
-        let mut submit = |job: FileJob| {
-            // A send fails only when every worker is gone, which happens only after abort.
-            sender.send(job).map_err(|_| Failure::Data {
-                path: String::new(),
-                what: "decompression workers stopped".into(),
-            })
+        let ran = {
+            let mut submit = |job: FileJob| {
+                // All files of one directory go to one worker (see jobs.rs).
+                let sender = &senders[job.dir.seq % senders.len()];
+                // A send fails only when that worker is gone, which happens only after abort.
+                sender.send(job).map_err(|_| Failure::Data {
+                    path: String::new(),
+                    what: "decompression workers stopped".into(),
+                })
+            };
+            extractor.run(plan, root, shared, &mut submit, &mut tick)
         };
-        let ran = extractor.run(plan, root, &shared.abort, &mut submit, &mut tick);
-        if ran.is_err() {
-            shared.abort.store(true, Ordering::Relaxed);
-        }
-        drop(sender);
+        drop(senders);
         let done = extractor.done;
         while !workers.iter().all(|w| w.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
@@ -251,17 +258,11 @@ fn extract_with_workers(
     })
 }
 
-fn worker(receiver: &Mutex<Receiver<FileJob>>, shared: &Shared<'_>) {
+fn worker(receiver: Receiver<FileJob>, shared: &Shared<'_>) {
     let mut bufs = Buffers::default();
-    loop {
-        let job = {
-            let receiver = receiver.lock().unwrap_or_else(|p| p.into_inner());
-            receiver.recv()
-        };
-        match job {
-            Ok(job) => shared.finish_file(job, &mut bufs),
-            Err(_) => return,
-        }
+    // Jobs queued after a failure still arrive: finish_file then only releases their directory.
+    while let Ok(job) = receiver.recv() {
+        shared.finish_file(job, &mut bufs);
     }
 }
 
