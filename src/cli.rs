@@ -40,6 +40,8 @@ pub enum Command {
     /// architecture and its evidence, init, SquashFS facts, metadata.yaml,
     /// and the binfmt_misc handler this host would use. No root needed.
     Inspect(InspectArgs),
+    /// Extract a SquashFS IMAGE into DIR (empty or not existing), safely.
+    Unpack(UnpackArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +61,22 @@ pub struct InspectArgs {
     /// Take this architecture instead of reading it from ELF headers.
     #[arg(long, value_name = "NAME", value_parser = parse_arch)]
     pub arch: Option<Arch>,
+}
+
+/// `rootrun unpack IMAGE DIR`.
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// SquashFS image to extract.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+
+    /// Destination: an empty directory, or a path to create.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

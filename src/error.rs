@@ -28,6 +28,8 @@ pub enum Error {
     #[error(transparent)]
     Emulation(#[from] crate::arch::EmulationError),
     #[error(transparent)]
+    Unpack(Box<crate::image::unpack::UnpackError>),
+    #[error(transparent)]
     Lxc(#[from] LxcError),
     #[error(transparent)]
     Sys(#[from] SysError),

@@ -18,6 +18,7 @@ use nix::unistd::{setpgid, Pid};
 use crate::arch::Emulation;
 use crate::console::{self, ConsolePty, EscapeScanner, LineEnds, RawMode};
 use crate::error::Error;
+use crate::image::unpack::{self, TerminalProgress, UnpackOptions};
 use crate::lxc::{Container, LxcError};
 use crate::plan::CONTAINER_PREFIX;
 use crate::plan::{ConsolePath, LaunchPlan, Lower, Mode};
@@ -42,7 +43,7 @@ const HANDLED: [Signal; 5] = [
 pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     // The caller has entered rootrun's private mount namespace (sys::namespace).
     cgroup::sweep_stale(CONTAINER_PREFIX);
-    let stage = Stage::prepare(plan)?;
+    let stage = Stage::prepare(plan, banner.is_none())?;
     check_entry(plan, &stage.root)?;
     let _interpreter = bind_interpreter(plan, &stage.root)?;
 
@@ -137,7 +138,7 @@ impl Drop for LockDir {
 }
 
 impl Stage {
-    fn prepare(plan: &LaunchPlan) -> Result<Self, Error> {
+    fn prepare(plan: &LaunchPlan, quiet: bool) -> Result<Self, Error> {
         let layout = &plan.layout;
         let locks = LockDir::mount()?;
         mkdir(&layout.base)?;
@@ -151,7 +152,7 @@ impl Stage {
         ] {
             mkdir(dir)?;
         }
-        let lower = mount_lower(plan)?;
+        let lower = mount_lower(plan, quiet)?;
         let overlay = mount::overlay(&layout.lower, &layout.upper, &layout.work, &layout.rootfs)?;
         let root = fs::File::open(&layout.rootfs)
             .map_err(|e| SysError::io("open", &layout.rootfs, e))?
@@ -193,7 +194,7 @@ fn bind_interpreter(plan: &LaunchPlan, root: &OwnedFd) -> Result<Option<Mount>, 
 }
 
 /// The read-only lower layer, by its source.
-fn mount_lower(plan: &LaunchPlan) -> Result<Option<Mount>, Error> {
+fn mount_lower(plan: &LaunchPlan, quiet: bool) -> Result<Option<Mount>, Error> {
     let target = &plan.layout.lower;
     match plan.lower {
         Lower::Squashfs => {
@@ -211,7 +212,7 @@ fn mount_lower(plan: &LaunchPlan) -> Result<Option<Mount>, Error> {
             Ok(Some(mount::bind_read_only(&plan.image, &fd, target)?))
         }
         Lower::Unpacked => {
-            unpack_lower(plan)?;
+            unpack_lower(plan, quiet)?;
             Ok(None)
         }
     }
@@ -680,10 +681,17 @@ mod tests {
     }
 }
 
-/// `--unpack`: extract the image into the lower directory on rootrun's tmpfs.
-fn unpack_lower(plan: &LaunchPlan) -> Result<(), Error> {
-    Err(Error::Usage(format!(
-        "--unpack is not available yet ({})",
-        plan.image.display()
-    )))
+/// `--unpack`: extract the image with backhand into the lower directory on
+/// rootrun's tmpfs. Its worker threads are scoped and gone when it returns,
+/// before the monitor is forked.
+fn unpack_lower(plan: &LaunchPlan, quiet: bool) -> Result<(), Error> {
+    let mut progress = TerminalProgress::new(quiet);
+    unpack::unpack(
+        &plan.image,
+        &plan.layout.lower,
+        &UnpackOptions::default(),
+        &mut progress,
+    )
+    .map_err(|e| Error::Unpack(Box::new(e)))?;
+    Ok(())
 }

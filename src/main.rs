@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Run(args)) => rootrun::run::run(args),
         Some(Command::Inspect(args)) => rootrun::inspect::inspect(args),
+        Some(Command::Unpack(args)) => rootrun::image::unpack::command(&args),
         None => rootrun::run::run(cli.run),
     };
     match result {

@@ -33,7 +33,8 @@ if ! apt-get update -q; then
 fi
 apt-get install -y -q --no-install-recommends \
     lxc liblxc1 lxc-dev libclang-dev clang pkg-config \
-    qemu-user-static squashfs-tools busybox-static util-linux ca-certificates
+    qemu-user-static squashfs-tools busybox-static util-linux ca-certificates \
+    libcap2-bin python3 time
 
 binfmt=/proc/sys/fs/binfmt_misc
 if [ ! -e "$binfmt/register" ]; then

@@ -12,6 +12,7 @@ mod error;
 mod init;
 mod metadata;
 mod squash;
+pub mod unpack;
 mod walk;
 
 #[cfg(test)]

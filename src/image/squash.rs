@@ -46,6 +46,8 @@ pub struct SquashSource {
     ids: Vec<Id>,
     /// backhand's reader with an empty tree, used only to read file data blocks.
     data: FilesystemReader<'static>,
+    /// The image file again, for positioned reads that several threads can share (unpack).
+    file: File,
 }
 
 impl SquashSource {
@@ -63,6 +65,11 @@ impl SquashSource {
             context: context.to_string(),
             source,
         };
+        let raw = file.try_clone().map_err(|source| ImageError::Io {
+            path: image.to_path_buf(),
+            op: "dup",
+            source,
+        })?;
         let squashfs = Squashfs::from_reader_with_offset(BufReader::new(file), 0)
             .map_err(|e| backhand_err("reading SquashFS superblock and tables", e))?;
         let Squashfs {
@@ -116,7 +123,36 @@ impl SquashSource {
             dir_bytes: dir_blocks.1,
             ids: id,
             data,
+            file: raw,
         })
+    }
+
+    pub(super) fn image_path(&self) -> &Path {
+        &self.image
+    }
+
+    pub(super) fn superblock(&self) -> &SuperBlock {
+        &self.superblock
+    }
+
+    pub(super) fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub(super) fn file_size(&self) -> u64 {
+        self.file_size
+    }
+
+    pub(super) fn root_inode(&self) -> &Inode {
+        &self.root
+    }
+
+    pub(super) fn inode(&self, number: u32) -> Option<&Inode> {
+        self.inodes.get(&number)
+    }
+
+    pub(super) fn fragments(&self) -> &[backhand::Fragment] {
+        self.data.fragments.as_deref().unwrap_or(&[])
     }
 
     pub fn facts(&self) -> SquashfsFacts {
@@ -165,7 +201,7 @@ impl SquashSource {
         Ok(out)
     }
 
-    fn corrupt(&self, path: &str, what: &str) -> ImageError {
+    pub(super) fn corrupt(&self, path: &str, what: &str) -> ImageError {
         ImageError::Corrupt {
             image: self.image.clone(),
             path: path.to_string(),
@@ -173,7 +209,7 @@ impl SquashSource {
         }
     }
 
-    fn info(&self, inode: &Inode, path: &str) -> Result<NodeInfo, ImageError> {
+    pub(super) fn info(&self, inode: &Inode, path: &str) -> Result<NodeInfo, ImageError> {
         let id = |index: u16| {
             self.ids
                 .get(usize::from(index))
@@ -193,7 +229,7 @@ impl SquashSource {
     }
 
     /// The bytes of a directory's listing in the (already decompressed) directory table.
-    fn listing(&self, dir: &Inode, dir_path: &str) -> Result<&[u8], ImageError> {
+    pub(super) fn listing(&self, dir: &Inode, dir_path: &str) -> Result<&[u8], ImageError> {
         let (block, offset, size) = match &dir.inner {
             InodeInner::BasicDirectory(d) => (
                 u64::from(d.block_index),
@@ -245,7 +281,7 @@ fn kind_and_size(inner: &InodeInner) -> (FileKind, u64) {
 }
 
 /// The basic inode type a directory entry records for each kind (squashfs_fs.h).
-fn entry_type(kind: FileKind) -> u16 {
+pub(super) fn entry_type(kind: FileKind) -> u16 {
     match kind {
         FileKind::Dir => 1,
         FileKind::File => 2,

@@ -186,7 +186,7 @@ pub fn resolve<T: Tree>(
     Ok((resolved, node))
 }
 
-fn check_target(target: &[u8]) -> Result<(), &'static str> {
+pub(super) fn check_target(target: &[u8]) -> Result<(), &'static str> {
     if target.is_empty() {
         return Err("empty symlink target");
     }

@@ -3,6 +3,7 @@
 //! `unsafe` lives here and in `src/lxc/` only.
 
 pub mod cgroup;
+pub mod fsops;
 pub mod loopdev;
 pub mod mount;
 pub mod namespace;

@@ -1,0 +1,258 @@
+//! File data: data blocks and fragments read with positioned reads (so several threads share
+//! one image fd) and decompressed with backhand's `DefaultCompressor`. Every length comes from
+//! the image and is checked against the block size and the image's size before it is used, so
+//! a file claiming petabytes fails on its first inconsistent block rather than allocating.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use backhand::compression::{CompressionAction, Compressor, DefaultCompressor};
+use backhand::{DataSize, Fragment};
+
+/// Fragment entries that mean "no fragment" (squashfs_fs.h SQUASHFS_INVALID_FRAG).
+const NO_FRAGMENT: u32 = u32::MAX;
+/// Consecutive stored blocks are read with one pread of at most this many bytes.
+const READ_BATCH: u64 = 1 << 20;
+/// Decompressed fragment blocks kept: files sharing a fragment are usually listed together.
+const FRAGMENT_CACHE: usize = 8;
+
+/// Decompresses `bytes` into `out` (cleared first), refusing more than `max` bytes of output.
+pub fn decompress(
+    compressor: Compressor,
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), String> {
+    out.clear();
+    // lz4 and lzo decompress into the spare capacity, so it must hold a whole block.
+    out.reserve(max);
+    DefaultCompressor
+        .decompress(bytes, out, compressor)
+        .map_err(|e| format!("{compressor:?} decompression failed: {e}"))?;
+    if out.len() > max {
+        return Err(format!(
+            "a block decompressed to {} bytes, more than the {max} allowed",
+            out.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Where a regular file's data lives in the image.
+#[derive(Debug, Clone)]
+pub struct Extent {
+    pub blocks_start: u64,
+    pub block_sizes: Vec<DataSize>,
+    pub frag_index: u32,
+    pub block_offset: u32,
+    pub file_size: u64,
+}
+
+#[derive(Debug)]
+pub enum DataError {
+    /// The image is inconsistent or cannot be read.
+    Image(String),
+    /// Writing the extracted file failed (disk full, ...).
+    Write(std::io::Error),
+    /// Another thread failed; this one stopped early.
+    Aborted,
+}
+
+pub struct DataReader<'a> {
+    pub file: &'a File,
+    /// Bytes of the image that hold data (the superblock's bytes_used, at most the file size).
+    pub image_len: u64,
+    pub block_size: u32,
+    pub compressor: Compressor,
+    pub fragments: &'a [Fragment],
+    cache: Mutex<Vec<(u32, Arc<Vec<u8>>)>>,
+}
+
+/// Per-thread scratch buffers, reused across files.
+#[derive(Default)]
+pub struct Buffers {
+    stored: Vec<u8>,
+    plain: Vec<u8>,
+}
+
+impl<'a> DataReader<'a> {
+    pub fn new(
+        file: &'a File,
+        image_len: u64,
+        block_size: u32,
+        compressor: Compressor,
+        fragments: &'a [Fragment],
+    ) -> Self {
+        DataReader {
+            file,
+            image_len,
+            block_size,
+            compressor,
+            fragments,
+            cache: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Writes the file described by `extent` into `out`, adding each block's length to
+    /// `written` as it goes and stopping early when `abort` is set.
+    pub fn write_file(
+        &self,
+        extent: &Extent,
+        out: &File,
+        bufs: &mut Buffers,
+        written: &AtomicU64,
+        abort: &AtomicBool,
+    ) -> Result<(), DataError> {
+        let bs = u64::from(self.block_size);
+        let has_fragment = extent.frag_index != NO_FRAGMENT;
+        let full_blocks = if has_fragment {
+            extent.file_size / bs
+        } else {
+            extent.file_size.div_ceil(bs)
+        };
+        if extent.block_sizes.len() as u64 != full_blocks {
+            return Err(DataError::Image(format!(
+                "{} data blocks listed for a {}-byte file",
+                extent.block_sizes.len(),
+                extent.file_size
+            )));
+        }
+        let mut pos = extent.blocks_start;
+        let mut offset = 0u64;
+        let mut holes = false;
+        let mut index = 0;
+        while index < extent.block_sizes.len() {
+            if abort.load(Ordering::Relaxed) {
+                return Err(DataError::Aborted);
+            }
+            // One read covers a run of consecutive stored blocks.
+            let run_start = index;
+            let mut run_len = 0u64;
+            while index < extent.block_sizes.len() {
+                let size = u64::from(extent.block_sizes[index].size());
+                if size > bs {
+                    return Err(DataError::Image(format!(
+                        "data block of {size} stored bytes, larger than the block size {bs}"
+                    )));
+                }
+                if index > run_start && run_len + size > READ_BATCH {
+                    break;
+                }
+                run_len += size;
+                index += 1;
+            }
+            self.read_stored(pos, run_len, &mut bufs.stored)?;
+            pos += run_len;
+            let mut at = 0usize;
+            for size in &extent.block_sizes[run_start..index] {
+                let len = bs.min(extent.file_size - offset);
+                let stored_len = size.size() as usize;
+                if stored_len == 0 {
+                    // A sparse block: leave a hole.
+                    holes = true;
+                } else {
+                    let stored = &bufs.stored[at..at + stored_len];
+                    at += stored_len;
+                    let plain: &[u8] = if size.uncompressed() {
+                        stored
+                    } else {
+                        decompress(self.compressor, stored, &mut bufs.plain, bs as usize)
+                            .map_err(DataError::Image)?;
+                        &bufs.plain
+                    };
+                    if plain.len() as u64 != len {
+                        return Err(DataError::Image(format!(
+                            "data block at file offset {offset} holds {} bytes, {len} expected",
+                            plain.len()
+                        )));
+                    }
+                    out.write_all_at(plain, offset).map_err(DataError::Write)?;
+                }
+                offset += len;
+                written.fetch_add(len, Ordering::Relaxed);
+            }
+        }
+        if has_fragment && offset < extent.file_size {
+            let tail = extent.file_size - offset;
+            let block = self.fragment(extent.frag_index, &mut bufs.stored)?;
+            let start = u64::from(extent.block_offset);
+            let bytes = usize::try_from(start)
+                .ok()
+                .zip(usize::try_from(start + tail).ok())
+                .and_then(|(s, e)| block.get(s..e))
+                .ok_or_else(|| {
+                    DataError::Image(format!(
+                        "file tail of {tail} bytes at {start} lies outside its {}-byte fragment",
+                        block.len()
+                    ))
+                })?;
+            out.write_all_at(bytes, offset).map_err(DataError::Write)?;
+            offset += tail;
+            written.fetch_add(tail, Ordering::Relaxed);
+        }
+        if holes || offset < extent.file_size {
+            out.set_len(extent.file_size).map_err(DataError::Write)?;
+        }
+        Ok(())
+    }
+
+    fn read_stored(&self, pos: u64, len: u64, buf: &mut Vec<u8>) -> Result<(), DataError> {
+        let end = pos.checked_add(len).filter(|&end| end <= self.image_len);
+        if end.is_none() {
+            return Err(DataError::Image(format!(
+                "{len} bytes of file data at offset {pos} lie beyond the image's {} bytes",
+                self.image_len
+            )));
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| DataError::Image(format!("{len} bytes cannot be buffered")))?;
+        buf.resize(len, 0);
+        self.file
+            .read_exact_at(buf, pos)
+            .map_err(|e| DataError::Image(format!("reading {len} bytes at offset {pos}: {e}")))
+    }
+
+    /// The decompressed fragment block `index`, from the cache when another file needed it.
+    fn fragment(&self, index: u32, stored: &mut Vec<u8>) -> Result<Arc<Vec<u8>>, DataError> {
+        if let Some(hit) = self.cached(index) {
+            return Ok(hit);
+        }
+        let entry = self.fragments.get(index as usize).ok_or_else(|| {
+            DataError::Image(format!("fragment {index} not in the fragment table"))
+        })?;
+        let size = u64::from(entry.size.size());
+        if size > u64::from(self.block_size) {
+            return Err(DataError::Image(format!(
+                "fragment {index} of {size} stored bytes, larger than the block size"
+            )));
+        }
+        self.read_stored(entry.start, size, stored)?;
+        let plain = if entry.size.uncompressed() {
+            stored.clone()
+        } else {
+            let mut out = Vec::new();
+            decompress(self.compressor, stored, &mut out, self.block_size as usize)
+                .map_err(DataError::Image)?;
+            out
+        };
+        let plain = Arc::new(plain);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= FRAGMENT_CACHE {
+            cache.remove(0);
+        }
+        cache.push((index, Arc::clone(&plain)));
+        Ok(plain)
+    }
+
+    fn cached(&self, index: u32) -> Option<Arc<Vec<u8>>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let at = cache.iter().position(|(i, _)| *i == index)?;
+        // Most recently used last, so eviction drops the oldest.
+        let hit = cache.remove(at);
+        let data = Arc::clone(&hit.1);
+        cache.push(hit);
+        Some(data)
+    }
+}
