@@ -490,3 +490,105 @@ fn inspect_names_the_arch_in_every_dialect_and_the_handler() {
         "{text_out}"
     );
 }
+
+/// The systemd halt signal rootrun sends to an emulated image (host
+/// SIGRTMIN+6, see plan.rs) rests on qemu-user delivering host real-time
+/// signal N as N-2. Measured here with the installed emulator: a guest shell
+/// traps every real-time signal and names the one it got.
+#[test]
+fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
+    if !binfmt_ready("signal shift") {
+        return;
+    }
+    let image = busybox_image("arm64");
+    let _lock = host_lock();
+    let script = "for s in $(seq 34 64); do trap \"echo got-$s\" $s; done; echo ready; while :; do sleep 0.1; done";
+    let mut child = rootrun()
+        .arg("-q")
+        .arg(&image)
+        .args(["--", "/bin/sh", "-c", script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rootrun");
+    let rx = stream(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !seen.contains("ready") && std::time::Instant::now() < deadline {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_secs(1)) {
+            seen.push_str(&text(&chunk));
+        }
+    }
+    // rootrun -> liblxc monitor -> liblxc init -> the shell (under qemu).
+    let child_of = |pid: u32| -> u32 {
+        let list =
+            fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        list.split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    };
+    let shell = child_of(child_of(child_of(child.id())));
+    assert!(shell > 0, "no shell process found; output: {seen}");
+    let host_signal = libc::SIGRTMIN() + 6;
+    // nix's Signal has no real-time signals; kill(1) sends any number.
+    let sent = std::process::Command::new("kill")
+        .arg(format!("-{host_signal}"))
+        .arg(shell.to_string())
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{host_signal} {shell} failed");
+    let expected = format!("got-{}", libc::SIGRTMIN() + 4);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !seen.contains("got-") && std::time::Instant::now() < deadline {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_secs(1)) {
+            seen.push_str(&text(&chunk));
+        }
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = wait_with_limit(child, LIMIT);
+    assert!(
+        seen.contains(&expected),
+        "host signal {host_signal} did not arrive as {expected}: {seen}"
+    );
+}
+
+/// On a fresh host binfmt_misc is not mounted; rootrun mounts it in its own
+/// namespace to find the handler. Simulated by unmounting it in a private
+/// mount namespace of the test's own.
+#[test]
+fn rootrun_mounts_binfmt_misc_itself_when_the_host_has_not() {
+    if !binfmt_ready("binfmt_misc not mounted") {
+        return;
+    }
+    let image = busybox_image("arm64");
+    let _lock = host_lock();
+    let before = HostState::capture();
+    let script = format!(
+        "umount {BINFMT_DIR} && test ! -e {BINFMT_DIR}/register && exec {} -q {} -- uname -m",
+        env!("CARGO_BIN_EXE_rootrun"),
+        image.display()
+    );
+    let out = run_with_input(
+        std::process::Command::new("unshare").args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(text(&out.stdout).trim(), "aarch64", "{}", text(&out.stderr));
+    assert!(
+        Path::new(BINFMT_DIR).join("register").exists(),
+        "the host's binfmt_misc was unmounted"
+    );
+    before.assert_restored("binfmt_misc not mounted");
+}
