@@ -440,3 +440,413 @@ fn truncated_image_is_an_error_and_nothing_is_created() {
         "not a SquashFS image",
     );
 }
+
+/// The hang guard for hostile images: generous, since every case here answers in milliseconds.
+const HOSTILE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Address space for rootrun on a hostile image (a normal unpack runs under 512 MiB): an
+/// unbounded allocation aborts instead of swapping the machine.
+const HOSTILE_AS: &str = "--as=1073741824";
+
+/// `rootrun ARGS` under the time and address-space limits above.
+fn rootrun_bounded(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let child = Command::new("prlimit")
+        .arg(HOSTILE_AS)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_rootrun"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn prlimit rootrun");
+    common::wait_with_limit(child, HOSTILE_LIMIT)
+}
+
+/// Like `expect_failure`, bounded in time and memory.
+fn expect_bounded_failure(image: &Path, dest: &Path, needles: &[&str]) -> String {
+    let out = rootrun_bounded(&["unpack".as_ref(), image.as_os_str(), dest.as_os_str()]);
+    let err = common::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "unpack should fail: {err}");
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "error should mention {needle:?}: {err}"
+        );
+    }
+    err
+}
+
+/// `rootrun inspect IMAGE [extra]` must answer: success, or rootrun's error status with a
+/// message (never a panic, a signal or a hang). Returns stdout and stderr.
+fn inspect_answers(image: &Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec!["inspect".as_ref(), image.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let out = rootrun_bounded(&args);
+    let (stdout, stderr) = (common::text(&out.stdout), common::text(&out.stderr));
+    match out.status.code() {
+        Some(0) => {}
+        Some(125) => assert!(stderr.contains("rootrun: "), "no message: {stderr}"),
+        other => panic!("inspect {extra:?} ended with {other:?}: {stderr}"),
+    }
+    (out.status.success(), stdout, stderr)
+}
+
+/// Finds `pattern` in `bytes` exactly once.
+fn find_once(bytes: &[u8], pattern: &[u8]) -> usize {
+    let hits: Vec<usize> = bytes
+        .windows(pattern.len())
+        .enumerate()
+        .filter(|(_, w)| *w == pattern)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(hits.len(), 1, "{pattern:?} found {} times", hits.len());
+    hits[0]
+}
+
+/// mtimes that mark inodes, so a test can find them in an uncompressed inode table.
+const DIR_MARK: u32 = 0x5a00_0000;
+const FILE_MARK: u32 = 0x5b00_0000;
+
+fn set_mtime(path: &Path, seconds: u32) {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.into());
+    fs::File::open(path)
+        .and_then(|f| f.set_modified(time))
+        .expect("set mtime");
+}
+
+/// Offset of the inode whose mtime is `mark`. Every inode starts `{type: u16, mode: u16,
+/// uid: u16, gid: u16, mtime: u32, inode_number: u32}` (squashfs_fs.h).
+fn inode_offset(bytes: &[u8], mark: u32, kind: u16) -> usize {
+    let at = find_once(bytes, &mark.to_le_bytes()) - 8;
+    assert_eq!(bytes[at..at + 2], kind.to_le_bytes(), "inode type at {at}");
+    at
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// A chain of `levels` directories `/a00/a01/...`; level k also holds an empty `bKK`. Names
+/// are 3 bytes and directories' mtimes are `DIR_MARK + 2k` (`+1` for `bKK`).
+struct Chain {
+    image: PathBuf,
+    bytes: Vec<u8>,
+}
+
+const LEVELS: u32 = 30;
+
+impl Chain {
+    fn build(work: &Path) -> Chain {
+        let tree = work.join("tree");
+        let mut dir = tree.clone();
+        let mut marks = Vec::new();
+        for level in 0..LEVELS {
+            for (n, letter) in ["a", "b"].into_iter().enumerate() {
+                let path = dir.join(format!("{letter}{level:02}"));
+                fs::create_dir_all(&path).expect("mkdir");
+                marks.push((path, DIR_MARK + 2 * level + n as u32));
+            }
+            dir = dir.join(format!("a{level:02}"));
+        }
+        // After every mkdir, which would change the parent's mtime again.
+        for (path, mark) in &marks {
+            set_mtime(path, *mark);
+        }
+        let image = work.join("img");
+        raw_image(&tree, &image);
+        let bytes = fs::read(&image).expect("read image");
+        Chain { image, bytes }
+    }
+
+    fn dir_inode(&self, letter: u32, level: u32) -> usize {
+        inode_offset(&self.bytes, DIR_MARK + 2 * level + letter, 1)
+    }
+
+    fn inode_number(&self, letter: u32, level: u32) -> u32 {
+        le_u32(&self.bytes, self.dir_inode(letter, level) + 12)
+    }
+
+    /// Offset of the directory entry `{offset: u16, inode_offset: i16, type: u16 = 1,
+    /// name_size - 1: u16 = 2, name}` for `aKK` (letter 0) or `bKK` (letter 1).
+    fn entry(&self, letter: u32, level: u32) -> usize {
+        let name = format!("{}{level:02}", ["a", "b"][letter as usize]);
+        find_once(&self.bytes, &[&[1, 0, 2, 0][..], name.as_bytes()].concat()) - 4
+    }
+
+    /// Makes entry `bKK` name the same inode as `aKK` (both fields the kernel and backhand use:
+    /// the offset in the inode block and the inode number relative to the listing header).
+    fn entry_to_sibling(&mut self, level: u32) {
+        let (a, b) = (self.entry(0, level), self.entry(1, level));
+        self.bytes.copy_within(a..a + 4, b);
+    }
+
+    /// Makes directory inode `bKK` share the listing of `aKK`, or of `to`'s `aKK`: block_index,
+    /// link_count, file_size and block_offset follow the 16-byte header of a basic directory.
+    fn listing_from(&mut self, level: u32, to: u32) {
+        let (a, b) = (self.dir_inode(0, to), self.dir_inode(1, level));
+        self.bytes.copy_within(a + 16..a + 28, b + 16);
+    }
+
+    /// Makes entry `bKK` of `level` name the directory `aKK` of the ancestor level `to`. Only
+    /// the inode number is changed (it is what rootrun and backhand look inodes up by).
+    fn entry_to_ancestor(&mut self, level: u32, to: u32) {
+        let a = self.entry(0, level);
+        let relative = i16::from_le_bytes([self.bytes[a + 2], self.bytes[a + 3]]);
+        let base = i64::from(self.inode_number(0, level)) - i64::from(relative);
+        let target = i64::from(self.inode_number(0, to)) - base;
+        let target = i16::try_from(target).expect("inode offset fits");
+        let b = self.entry(1, level);
+        self.bytes[b + 2..b + 4].copy_from_slice(&target.to_le_bytes());
+    }
+
+    fn write(&self, name: &str) -> PathBuf {
+        let image = self.image.with_file_name(name);
+        fs::write(&image, &self.bytes).expect("write image");
+        image
+    }
+}
+
+/// `/a00/.../aKK` or `/b00/.../bKK` style paths: `letters[k]` picks the name at level k.
+fn chain_path(letters: impl IntoIterator<Item = char>) -> String {
+    letters
+        .into_iter()
+        .enumerate()
+        .map(|(level, letter)| format!("/{letter}{level:02}"))
+        .collect()
+}
+
+#[test]
+fn directory_dags_are_refused_before_dir_is_touched() {
+    if !common::require_root("directory_dags_are_refused_before_dir_is_touched") {
+        return;
+    }
+    let work = scratch("dag");
+    let canary = Canary::new(&work);
+    let mut entries = Chain::build(&work);
+    let mut listings = Chain::build(&scratch("dag-listings"));
+    for level in 0..LEVELS {
+        entries.entry_to_sibling(level);
+        listings.listing_from(level, level);
+    }
+    // Two entries per level naming one child inode: 2^30 paths from 61 inodes. Two inodes per
+    // level sharing one listing: as many paths, and no inode is named twice by an entry.
+    let images = [
+        (entries.write("entry-dag.img"), "/a28/b29"),
+        (listings.write("listing-dag.img"), "/b28/a29"),
+    ];
+    for (image, second) in &images {
+        let started = std::time::Instant::now();
+        let dest = work.join("out");
+        let err = expect_bounded_failure(
+            image,
+            &dest,
+            &[
+                "directory reached a second time (a directory loop or DAG)",
+                second,
+            ],
+        );
+        eprintln!(
+            "{}: refused in {:?}: {err}",
+            image.display(),
+            started.elapsed()
+        );
+        assert!(!dest.exists(), "DIR created for a refused image");
+        // A user's DIR: the tree is refused before DIR is written, so it stays empty.
+        fs::create_dir_all(&dest).expect("mkdir");
+        expect_bounded_failure(image, &dest, &["directory reached a second time"]);
+        assert_eq!(fs::read_dir(&dest).expect("list DIR").count(), 0);
+        fs::remove_dir(&dest).expect("rmdir");
+        canary.assert_untouched();
+
+        // inspect looks up only the paths it needs, so the DAG costs it nothing.
+        let (ok, stdout, stderr) = inspect_answers(image, &[]);
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("61 inodes"), "{stdout}");
+        let deepest = chain_path(std::iter::repeat_n('b', LEVELS as usize));
+        let init = format!("{deepest}/init");
+        let (ok, stdout, stderr) = inspect_answers(image, &["--init", &init]);
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains(&format!("{init} (missing)")), "{stdout}");
+
+        // Every one of the 2^30 paths resolves, each in one step per component.
+        let opened = rootrun::image::Image::open(image).expect("open");
+        for letters in ["a", "b", "ab", "ba"] {
+            let path = chain_path(letters.chars().cycle().take(LEVELS as usize));
+            let resolved = opened.resolve(&path).expect("resolve a DAG path");
+            assert_eq!(resolved.path, path);
+            assert_eq!(resolved.kind, rootrun::image::FileKind::Dir);
+        }
+        let missing = format!("{deepest}/a30");
+        let err = opened.resolve(&missing).expect_err("beyond the chain");
+        assert!(err.to_string().contains(&missing), "{err}");
+    }
+}
+
+#[test]
+fn directory_loops_are_refused_before_dir_is_touched() {
+    if !common::require_root("directory_loops_are_refused_before_dir_is_touched") {
+        return;
+    }
+    let work = scratch("loop");
+    let canary = Canary::new(&work);
+    // The deepest `b29` names the top `a00`, by its entry or by sharing a00's listing.
+    let mut entry = Chain::build(&work);
+    entry.entry_to_ancestor(LEVELS - 1, 0);
+    let mut listing = Chain::build(&scratch("loop-listing"));
+    listing.listing_from(LEVELS - 1, 0);
+    let loop_path = chain_path(std::iter::repeat_n('a', LEVELS as usize - 1).chain(['b']));
+    let images = [
+        (entry.write("entry-loop.img"), loop_path.clone()),
+        (
+            listing.write("listing-loop.img"),
+            format!("{loop_path}/a01"),
+        ),
+    ];
+    for (image, second) in &images {
+        let started = std::time::Instant::now();
+        let dest = work.join("out");
+        let err = expect_bounded_failure(
+            image,
+            &dest,
+            &[
+                "directory reached a second time (a directory loop or DAG)",
+                second,
+            ],
+        );
+        eprintln!(
+            "{}: refused in {:?}: {err}",
+            image.display(),
+            started.elapsed()
+        );
+        assert!(!dest.exists(), "DIR created for a refused image");
+        canary.assert_untouched();
+
+        let (ok, _, stderr) = inspect_answers(image, &[]);
+        assert!(ok, "{stderr}");
+        // Round the loop 20 times (600 components): a lookup costs one step per component.
+        let opened = rootrun::image::Image::open(image).expect("open");
+        // Both loops lead from b29 back into a00's listing, so each round after the first
+        // starts at a01.
+        let mut path = loop_path.clone();
+        for _ in 1..20 {
+            path.push_str(&loop_path.replacen("/a00", "", 1));
+        }
+        let resolved = opened.resolve(&path).expect("resolve round a loop");
+        assert_eq!(resolved.kind, rootrun::image::FileKind::Dir);
+        assert_eq!(resolved.path, path);
+    }
+}
+
+/// An image whose `d/small` (a basic inode, tail in a fragment) and `d/big` (an extended inode,
+/// being hard-linked; three data blocks) have marked mtimes, tables uncompressed.
+fn sized_image(work: &Path) -> Vec<u8> {
+    let tree = work.join("tree");
+    fs::create_dir_all(tree.join("d")).expect("mkdir");
+    fs::write(tree.join("d/small"), "hello\n").expect("write");
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(tree.join("d/big"), big).expect("write");
+    fs::hard_link(tree.join("d/big"), tree.join("d/big-link")).expect("link");
+    set_mtime(&tree.join("d/small"), FILE_MARK + 1);
+    set_mtime(&tree.join("d/big"), FILE_MARK + 2);
+    let image = work.join("img");
+    raw_image(&tree, &image);
+    fs::read(&image).expect("read image")
+}
+
+/// `d/small`'s basic file inode: file_size (u32) at 28. `d/big`'s extended one: file_size
+/// (u64) at 24 (squashfs_fs.h).
+fn with_size(bytes: &[u8], big: bool, size: u64) -> Vec<u8> {
+    let mut bytes = bytes.to_vec();
+    if big {
+        let at = inode_offset(&bytes, FILE_MARK + 2, 9) + 24;
+        bytes[at..at + 8].copy_from_slice(&size.to_le_bytes());
+    } else {
+        let at = inode_offset(&bytes, FILE_MARK + 1, 2) + 28;
+        let size = u32::try_from(size).expect("basic inode size");
+        bytes[at..at + 4].copy_from_slice(&size.to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn absurd_file_sizes_fail_cleanly() {
+    if !common::require_root("absurd_file_sizes_fail_cleanly") {
+        return;
+    }
+    let work = scratch("sizes");
+    let canary = Canary::new(&work);
+    let bytes = sized_image(&work);
+    let dest = work.join("out");
+    let image = work.join("patched.img");
+    let image_name = image.display().to_string();
+
+    // A petabyte (and anything from 2 TiB up) is refused by backhand while it reads the inode
+    // table, before any path is known; below that, a size needs a block list the inode table
+    // does not have. Either way the image does not open, for unpack and inspect alike.
+    for size in [1u64 << 50, (1 << 41) - 1, 1 << 33] {
+        fs::write(&image, with_size(&bytes, true, size)).expect("write image");
+        let err = expect_bounded_failure(
+            &image,
+            &dest,
+            &[&image_name, "reading SquashFS superblock and tables"],
+        );
+        eprintln!("size {size}: {err}");
+        assert!(
+            !dest.exists(),
+            "DIR created for an image that does not open"
+        );
+        let (ok, _, stderr) = inspect_answers(&image, &[]);
+        assert!(!ok && stderr.contains(&image_name), "{stderr}");
+    }
+
+    // Sizes that still fit the block list but not the data: found while writing the file, so
+    // the DIR rootrun created is removed again.
+    let cases = [
+        (true, 3 << 17, "/d/big", "131072 expected"),
+        (
+            false,
+            (1 << 17) - 1,
+            "/d/small",
+            "lies outside its 6-byte fragment",
+        ),
+    ];
+    for (big, size, path, what) in cases {
+        fs::write(&image, with_size(&bytes, big, size)).expect("write image");
+        let err = expect_bounded_failure(&image, &dest, &[path, what, "removed"]);
+        eprintln!("size {size}: {err}");
+        assert!(!dest.exists(), "partial DIR left behind");
+        let (ok, _, stderr) = inspect_answers(&image, &[]);
+        assert!(ok, "{stderr}");
+    }
+    canary.assert_untouched();
+}
+
+#[test]
+fn absurd_superblock_counts_fail_cleanly() {
+    if !common::require_root("absurd_superblock_counts_fail_cleanly") {
+        return;
+    }
+    let work = scratch("counts");
+    let canary = Canary::new(&work);
+    let bytes = sized_image(&work);
+    let dest = work.join("out");
+    let image = work.join("patched.img");
+    let image_name = image.display().to_string();
+    // inode_count at 4, fragment count at 16 (u32), id count at 26 (u16): squashfs_fs.h.
+    let cases: [(usize, &[u8]); 4] = [
+        (4, &u32::MAX.to_le_bytes()),
+        (4, &0u32.to_le_bytes()),
+        (16, &u32::MAX.to_le_bytes()),
+        (26, &u16::MAX.to_le_bytes()),
+    ];
+    for (at, value) in cases {
+        let mut patched = bytes.clone();
+        patched[at..at + value.len()].copy_from_slice(value);
+        fs::write(&image, patched).expect("write image");
+        let err = expect_bounded_failure(&image, &dest, &[&image_name]);
+        eprintln!("superblock byte {at} = {value:?}: {err}");
+        assert!(!dest.exists());
+        inspect_answers(&image, &[]);
+    }
+    canary.assert_untouched();
+}
