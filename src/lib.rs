@@ -12,4 +12,5 @@ pub mod launch;
 pub mod lxc;
 pub mod plan;
 pub mod run;
+mod session;
 pub mod sys;
