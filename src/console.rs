@@ -177,6 +177,18 @@ pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Writes what a non-blocking fd takes now; returns how many bytes.
+pub fn write_some(fd: BorrowedFd<'_>, data: &[u8]) -> usize {
+    loop {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => return n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            // Full (EAGAIN) or gone (EIO): nothing written this time.
+            Err(_) => return 0,
+        }
+    }
+}
+
 /// Writes all of `data`, waiting for the fd when it is non-blocking and full.
 pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{self};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -14,6 +14,7 @@ use nix::unistd::{setpgid, Pid};
 
 use crate::arch::Emulation;
 use crate::console::{self, ConsolePty};
+use crate::entry;
 use crate::error::Error;
 use crate::image::unpack::{self, TerminalProgress, UnpackOptions};
 use crate::lxc::Container;
@@ -22,11 +23,8 @@ use crate::plan::{ConsolePath, LaunchPlan, Lower, Mode};
 use crate::session::{exit_code, Session};
 use crate::sys::mount::{self, Mount};
 use crate::sys::process::{self, Outcome, SharedOutcome};
-use crate::sys::rootfs::{self, Executable};
+use crate::sys::rootfs::{self};
 use crate::sys::{cgroup, loopdev, SysError};
-
-/// The PATH liblxc's init searches for a command without a slash.
-const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Signals rootrun handles through a signalfd instead of dying from them.
 const HANDLED: [Signal; 5] = [
@@ -42,7 +40,7 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     // The caller has entered rootrun's private mount namespace (sys::namespace).
     cgroup::sweep_stale(CONTAINER_PREFIX);
     let stage = Stage::prepare(plan, banner.is_none())?;
-    check_entry(plan, &stage.root)?;
+    entry::check(plan.entry_program(), &stage.root)?;
     let _interpreter = bind_interpreter(plan, &stage.root)?;
 
     let console = match plan.mode {
@@ -69,7 +67,8 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     if let Some(text) = banner {
         eprintln!("{text}");
     }
-    let monitor = process::spawn(|| monitor_main(plan, &signals, &outcome))?;
+    let rootrun = nix::unistd::getpid();
+    let monitor = process::spawn(|| monitor_main(plan, rootrun, &signals, &outcome))?;
 
     let mut session = Session {
         plan,
@@ -78,15 +77,18 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
         stop: None,
     };
     let result = session.run(&signal_fd);
+    // Before the tmpfs holding liblxc's log goes away with the stage.
+    let code = result.and_then(|()| {
+        exit_code(
+            plan,
+            outcome.outcome(),
+            session.stop.map(|s| s.cause),
+            &plan.layout.log,
+        )
+    });
     drop(stage);
     let _ = signals.thread_unblock();
-    result?;
-    exit_code(
-        plan,
-        outcome.outcome(),
-        session.stop.map(|s| s.cause),
-        &plan.layout.log,
-    )
+    code
 }
 
 /// The mounts of one run, released in reverse order on drop.
@@ -97,48 +99,27 @@ struct Stage {
     _overlay: Mount,
     _lower: Option<Mount>,
     _state: Mount,
-    _locks: LockDir,
+    _locks: Mount,
 }
 
 /// liblxc keeps lock files under `/run/lxc/lock/<lxcpath>/`, on the host. A
 /// private tmpfs there keeps them in rootrun's namespace with everything
-/// else; `/run/lxc` itself is removed again if rootrun created it.
-struct LockDir {
-    mount: Option<Mount>,
-    created: bool,
-}
-
+/// else. `/run/lxc` (liblxc's own run directory) is created when missing and
+/// never removed: removing a directory that another rootrun's namespace has a
+/// mount on would detach that mount (Linux 3.18+), so concurrent runs would
+/// lose their locks.
 const LXC_RUN_DIR: &str = "/run/lxc";
 
-impl LockDir {
-    fn mount() -> Result<Self, SysError> {
-        let path = Path::new(LXC_RUN_DIR);
-        let created = !path.exists();
-        if created {
-            mkdir(path)?;
-        }
-        let mut guard = LockDir {
-            mount: None,
-            created,
-        };
-        guard.mount = Some(mount::tmpfs(path)?);
-        Ok(guard)
-    }
-}
-
-impl Drop for LockDir {
-    fn drop(&mut self) {
-        drop(self.mount.take());
-        if self.created {
-            let _ = fs::remove_dir(LXC_RUN_DIR);
-        }
-    }
+fn mount_lock_dir() -> Result<Mount, SysError> {
+    let path = Path::new(LXC_RUN_DIR);
+    mkdir(path)?;
+    mount::tmpfs(path)
 }
 
 impl Stage {
     fn prepare(plan: &LaunchPlan, quiet: bool) -> Result<Self, Error> {
         let layout = &plan.layout;
-        let locks = LockDir::mount()?;
+        let locks = mount_lock_dir()?;
         mkdir(&layout.base)?;
         let state = mount::tmpfs(&layout.base)?;
         for dir in [
@@ -238,41 +219,6 @@ fn mkdir(path: &Path) -> Result<(), SysError> {
     }
 }
 
-/// Refuses a missing (127) or non-executable (126) entry program before
-/// liblxc would fail with a less helpful message.
-fn check_entry(plan: &LaunchPlan, root: &OwnedFd) -> Result<(), Error> {
-    let program = plan.entry_program();
-    let candidates: Vec<PathBuf> = if program.contains('/') {
-        vec![PathBuf::from(program)]
-    } else {
-        CONTAINER_PATH
-            .split(':')
-            .map(|dir| Path::new(dir).join(program))
-            .collect()
-    };
-    let mut not_executable = None;
-    for path in &candidates {
-        match rootfs::check_executable(root, path) {
-            Executable::Ok => return Ok(()),
-            Executable::NotExecutable => not_executable = not_executable.or(Some(path.clone())),
-            Executable::Missing => {}
-        }
-    }
-    match not_executable {
-        Some(path) => Err(Error::NotExecutable {
-            what: path.display().to_string(),
-        }),
-        None if program.contains('/') => Err(Error::NotFound {
-            what: program.to_owned(),
-            hint: None,
-        }),
-        None => Err(Error::NotFound {
-            what: program.to_owned(),
-            hint: Some(format!("searched {CONTAINER_PATH}")),
-        }),
-    }
-}
-
 fn write_config(plan: &LaunchPlan, console: ConsolePath<'_>) -> Result<(), SysError> {
     let dir = plan.layout.lxcpath.join(&plan.name);
     mkdir(&dir)?;
@@ -282,17 +228,20 @@ fn write_config(plan: &LaunchPlan, console: ConsolePath<'_>) -> Result<(), SysEr
 
 /// The liblxc monitor: runs in a forked child so that rootrun itself stays
 /// free to proxy the console and react to signals while `start()` blocks.
-fn monitor_main(plan: &LaunchPlan, signals: &SigSet, outcome: &SharedOutcome) {
+fn monitor_main(plan: &LaunchPlan, rootrun: Pid, signals: &SigSet, outcome: &SharedOutcome) {
     // Its own process group: a Ctrl-C on rootrun's terminal is for rootrun,
     // which decides how to stop the container.
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
     // If rootrun is SIGKILLed, the monitor dies too, and liblxc's own
     // PR_SET_PDEATHSIG on init takes the container with it: the namespace,
     // its mounts and the autoclear loop device then vanish.
-    if process::die_with_parent().is_err() {
+    if process::die_with_parent(rootrun).is_err() {
         return outcome.report(Outcome::StartFailed);
     }
     let _ = signals.thread_unblock();
+    // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec:
+    // the container's processes must get the default back.
+    process::default_sigpipe();
     let started = Container::new(&plan.name, &plan.layout.lxcpath).and_then(|container| {
         container.want_daemonize(false)?;
         container.want_close_all_fds(true)?;

@@ -5,6 +5,7 @@ pub mod arch;
 pub mod cli;
 pub mod console;
 pub mod detect;
+pub mod entry;
 pub mod error;
 pub mod image;
 pub mod inspect;

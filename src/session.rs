@@ -55,7 +55,9 @@ impl Session<'_> {
         let mut gate = InputGate::new(is_tty);
         let mut stdin_open = self.console.is_some();
         let mut buf = vec![0u8; 64 * 1024];
-        let mut forward = Vec::with_capacity(buf.len());
+        // Input for the console not written yet: the guest may not be
+        // reading, and rootrun must never block on it.
+        let mut pending: Vec<u8> = Vec::new();
 
         loop {
             let now = Instant::now();
@@ -73,10 +75,15 @@ impl Session<'_> {
                     .unwrap_or(PollTimeout::MAX),
                 None => PollTimeout::NONE,
             };
+            let read_stdin = stdin_open && gate.is_open(now) && pending.len() < PENDING_MAX;
             let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
             if let Some(pty) = self.console {
-                fds.push(PollFd::new(pty.master.as_fd(), PollFlags::POLLIN));
-                if stdin_open && gate.is_open(now) {
+                let mut master = PollFlags::POLLIN;
+                if !pending.is_empty() {
+                    master |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(pty.master.as_fd(), master));
+                if read_stdin {
                     fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
                 }
             }
@@ -84,32 +91,39 @@ impl Session<'_> {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(SysError::new("poll", "console", e).into()),
             }
-            let ready: Vec<bool> = fds.iter().map(|fd| fd.any().unwrap_or(false)).collect();
+            let revents: Vec<PollFlags> = fds
+                .iter()
+                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+                .collect();
             drop(fds);
 
-            if ready[0] && self.handle_signals(signal_fd)? {
+            if !revents[0].is_empty() && self.handle_signals(signal_fd)? {
                 break;
             }
-            if let Some(pty) = self.console {
-                if ready.get(1) == Some(&true) && output.copy_from(pty.master.as_fd(), &mut buf) {
-                    gate.saw_output(Instant::now());
-                }
-                if ready.get(2) == Some(&true) {
-                    match console::read_some(stdin.as_fd(), &mut buf) {
-                        Ok(0) | Err(_) => stdin_open = false,
-                        Ok(n) => {
-                            forward.clear();
-                            let quit = match escape.as_mut() {
-                                Some(scanner) => scanner.feed(&buf[..n], &mut forward),
-                                None => {
-                                    forward.extend_from_slice(&buf[..n]);
-                                    false
-                                }
-                            };
-                            let _ = console::write_all(pty.master.as_fd(), &forward);
-                            if quit {
-                                self.request_stop(StopCause::Escape);
+            let Some(pty) = self.console else { continue };
+            let master = revents.get(1).copied().unwrap_or(PollFlags::empty());
+            if master.intersects(PollFlags::POLLIN)
+                && output.copy_from(pty.master.as_fd(), &mut buf, READS_PER_WAKE)
+            {
+                gate.saw_output(Instant::now());
+            }
+            if master.contains(PollFlags::POLLOUT) {
+                let written = console::write_some(pty.master.as_fd(), &pending);
+                pending.drain(..written);
+            }
+            if revents.get(2).is_some_and(|r| !r.is_empty()) {
+                match console::read_some(stdin.as_fd(), &mut buf) {
+                    Ok(0) | Err(_) => stdin_open = false,
+                    Ok(n) => {
+                        let quit = match escape.as_mut() {
+                            Some(scanner) => scanner.feed(&buf[..n], &mut pending),
+                            None => {
+                                pending.extend_from_slice(&buf[..n]);
+                                false
                             }
+                        };
+                        if quit {
+                            self.request_stop(StopCause::Escape);
                         }
                     }
                 }
@@ -121,7 +135,8 @@ impl Session<'_> {
             }
         }
         if let Some(pty) = self.console {
-            output.copy_from(pty.master.as_fd(), &mut buf);
+            // The container is gone: what is left in the pty is finite.
+            output.copy_from(pty.master.as_fd(), &mut buf, usize::MAX);
         }
         Ok(())
     }
@@ -227,10 +242,15 @@ impl Output {
         }
     }
 
-    /// Copies what the console has; returns whether there was anything.
-    fn copy_from(&mut self, master: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
+    /// Copies what the console has, at most `reads` buffers (so that a
+    /// guest flooding its console cannot starve signals and the escape key);
+    /// returns whether there was anything.
+    fn copy_from(&mut self, master: BorrowedFd<'_>, buf: &mut [u8], reads: usize) -> bool {
         let mut any = false;
-        while let Ok(n) = console::read_some(master, buf) {
+        for _ in 0..reads {
+            let Ok(n) = console::read_some(master, buf) else {
+                break;
+            };
             if n == 0 {
                 break;
             }
@@ -260,6 +280,11 @@ struct InputGate {
     open: bool,
     last_output: Option<Instant>,
 }
+
+/// Console reads per wake-up of the loop (64 KiB each).
+const READS_PER_WAKE: usize = 8;
+/// Input held for the console before rootrun stops reading stdin.
+const PENDING_MAX: usize = 64 * 1024;
 
 const QUIET: std::time::Duration = std::time::Duration::from_millis(500);
 

@@ -95,16 +95,26 @@ impl Drop for SharedOutcome {
     }
 }
 
-/// In a child: be SIGKILLed when the parent dies; fails if it already has
-/// (the parent died between fork and prctl, so the child was reparented).
-pub fn die_with_parent() -> Result<(), SysError> {
-    let parent = nix::unistd::getppid();
+/// In a child: be SIGKILLed when `parent` (its PID taken before the fork)
+/// dies; fails if it already has (the child was reparented before prctl).
+pub fn die_with_parent(parent: Pid) -> Result<(), SysError> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| SysError::new("prctl(PR_SET_PDEATHSIG)", "<monitor>", e))?;
     if nix::unistd::getppid() != parent {
         return Err(SysError::new("wait for", "<parent>", Errno::ESRCH));
     }
     Ok(())
+}
+
+/// Restores SIGPIPE's default action (Rust's runtime sets it to ignore).
+pub fn default_sigpipe() {
+    // SAFETY: SIG_DFL is a valid disposition; no handler runs.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
 }
 
 /// The oldest child of `pid` (from /proc/PID/task/PID/children, see
@@ -115,18 +125,33 @@ pub fn first_child(pid: i32) -> Option<i32> {
 }
 
 /// Forks; the child runs `body` and `_exit`s without running the parent's
-/// destructors (which own mounts and guards that the parent releases).
+/// destructors (which own mounts and guards that the parent releases), even
+/// if `body` panics.
 pub fn spawn(body: impl FnOnce()) -> Result<Pid, SysError> {
-    // SAFETY: rootrun is single-threaded here (checked by the caller: the
-    // fork happens before any thread is started), so the child may run
-    // arbitrary code, including liblxc, before it exits.
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(Iterator::count)
+        .unwrap_or(0);
+    if threads != 1 {
+        // After fork only the calling thread exists; locks other threads
+        // held stay locked forever in the child.
+        return Err(SysError::new(
+            "fork liblxc monitor from a multi-threaded",
+            "<rootrun>",
+            Errno::EDEADLK,
+        ));
+    }
+    // SAFETY: rootrun has exactly one thread (checked above), so the child
+    // may run arbitrary code, including liblxc, before it exits.
     match unsafe { fork() } {
         Ok(ForkResult::Parent { child }) => Ok(child),
         Ok(ForkResult::Child) => {
-            body();
+            let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+                Ok(()) => 0,
+                Err(_) => 125,
+            };
             // SAFETY: _exit skips atexit handlers and Rust destructors, which
             // belong to the parent.
-            unsafe { libc::_exit(0) }
+            unsafe { libc::_exit(code) }
         }
         Err(e) => Err(SysError::new("fork liblxc monitor", "<rootrun>", e)),
     }
