@@ -100,11 +100,11 @@ pub struct RunArgs {
     pub command: Vec<String>,
 
     /// Host name inside the container [default: the image's file name without extension].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_hostname)]
     pub hostname: Option<String>,
 
-    /// Init to boot when no command is given.
-    #[arg(long, default_value = "/sbin/init", value_name = "PATH")]
+    /// Init to boot when no command is given (an absolute path in the image).
+    #[arg(long, default_value = "/sbin/init", value_name = "PATH", value_parser = parse_init)]
     pub init: String,
 
     /// Console escape: Ctrl-<KEY> then `q` stops the container (terminal only).
@@ -112,7 +112,7 @@ pub struct RunArgs {
     pub escape: u8,
 
     /// Seconds to wait for init to halt after a stop request before killing it.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub stop_timeout: u64,
 
     /// CPU architecture of the image, in any dialect (aarch64, arm64, armhf,
@@ -133,6 +133,35 @@ pub struct RunArgs {
     /// Do not print the start banner.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// RFC 1123 host names: dot-separated labels of letters, digits and '-'.
+/// Anything else could also break the liblxc config file it goes into.
+fn parse_hostname(name: &str) -> Result<String, String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(name.to_owned())
+    } else {
+        Err("a host name is letters, digits and '-' in dot-separated labels of at most 63".into())
+    }
+}
+
+/// An absolute path without control characters (it goes into the liblxc
+/// config file as `lxc.init.cmd`, which splits on spaces).
+fn parse_init(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err("init must be an absolute path inside the image".into());
+    }
+    if path.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("init must not contain spaces or control characters".into());
+    }
+    Ok(path.to_owned())
 }
 
 fn parse_arch(name: &str) -> Result<Arch, String> {

@@ -167,6 +167,26 @@ fn first_line(head: &[u8]) -> String {
 }
 
 impl ImageFacts {
+    /// How this host runs the image, given its binfmt_misc state. An image
+    /// without any ELF file is taken as native (it fails later with 127).
+    pub fn emulation(
+        &self,
+        binfmt: &arch::Binfmt,
+    ) -> Result<arch::Emulation, arch::EmulationError> {
+        let Some(arch) = self.arch else {
+            return Ok(arch::Emulation::Native);
+        };
+        // The path as exec sees it: extension entries match on its name.
+        arch::decide(
+            arch,
+            &self.head,
+            &self.init,
+            Arch::host(),
+            binfmt,
+            &arch::inspect_interpreter,
+        )
+    }
+
     /// A warning when metadata.yaml disagrees with the ELF evidence.
     pub fn mismatch_warning(&self) -> Option<String> {
         let claimed = self.metadata_mismatch.as_ref()?;

@@ -58,28 +58,17 @@ pub fn inspect(args: InspectArgs) -> Result<u8, Error> {
 
 fn host_view(facts: &ImageFacts, binfmt: &Binfmt) -> HostView {
     let host = Arch::host();
-    let file_name = facts.init.rsplit('/').next().unwrap_or_default();
     let (mounted, handler) = match binfmt {
         Binfmt::NotMounted => (false, None),
-        Binfmt::Mounted { entries, .. } => {
-            (true, arch::select(entries, &facts.head, file_name).cloned())
-        }
+        Binfmt::Mounted { entries, .. } => (
+            true,
+            arch::select(entries, &facts.head, &facts.init).cloned(),
+        ),
     };
-    let (emulation, problem) = match facts.arch {
-        None => (None, Some("no ELF file found in the image".to_owned())),
-        Some(arch) => {
-            match arch::decide(
-                arch,
-                &facts.head,
-                file_name,
-                host,
-                binfmt,
-                &arch::inspect_interpreter,
-            ) {
-                Ok(emulation) => (Some(emulation), None),
-                Err(err) => (None, Some(err.to_string())),
-            }
-        }
+    let (emulation, problem) = match (facts.arch, facts.emulation(binfmt)) {
+        (None, _) => (None, Some("no ELF file found in the image".to_owned())),
+        (Some(_), Ok(emulation)) => (Some(emulation), None),
+        (Some(_), Err(err)) => (None, Some(err.to_string())),
     };
     HostView {
         arch: host.names(),

@@ -27,7 +27,8 @@ use crate::sys::rootfs::{self};
 use crate::sys::{cgroup, loopdev, SysError};
 
 /// Signals rootrun handles through a signalfd instead of dying from them.
-const HANDLED: [Signal; 5] = [
+const HANDLED: [Signal; 6] = [
+    Signal::SIGQUIT,
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGHUP,
@@ -41,7 +42,8 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     cgroup::sweep_stale(CONTAINER_PREFIX);
     let stage = Stage::prepare(plan, banner.is_none())?;
     entry::check(plan.entry_program(), &stage.root)?;
-    let _interpreter = bind_interpreter(plan, &stage.root)?;
+    let mut stage = stage;
+    stage.interpreter = bind_interpreter(plan, &stage.root)?;
 
     let console = match plan.mode {
         Mode::Boot { .. } => Some(ConsolePty::open(console::window_size(io::stdin().as_fd()))?),
@@ -95,7 +97,9 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
 struct Stage {
     /// The container root, as an `O_PATH` directory fd for lookups inside it.
     root: OwnedFd,
-    // Field order is drop order: the overlay before the SquashFS before the tmpfs.
+    // Field order is drop order: the interpreter's bind mount inside the
+    // root, the overlay, the SquashFS, the tmpfs.
+    interpreter: Option<Mount>,
     _overlay: Mount,
     _lower: Option<Mount>,
     _state: Mount,
@@ -138,6 +142,7 @@ impl Stage {
             .into();
         Ok(Stage {
             root,
+            interpreter: None,
             _overlay: overlay,
             _lower: lower,
             _state: state,
@@ -239,9 +244,7 @@ fn monitor_main(plan: &LaunchPlan, rootrun: Pid, signals: &SigSet, outcome: &Sha
         return outcome.report(Outcome::StartFailed);
     }
     let _ = signals.thread_unblock();
-    // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec:
-    // the container's processes must get the default back.
-    process::default_sigpipe();
+    process::default_signal_dispositions();
     let started = Container::new(&plan.name, &plan.layout.lxcpath).and_then(|container| {
         container.want_daemonize(false)?;
         container.want_close_all_fds(true)?;

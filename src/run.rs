@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::arch::{self, Arch, Binfmt, Emulation, BINFMT_DIR};
+use crate::arch::{self, Arch, BINFMT_DIR};
 use crate::cli::RunArgs;
 use crate::detect::{self, ImageFacts};
 use crate::error::Error;
@@ -36,7 +36,7 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
     if args.dry_run {
         // Touches nothing: binfmt_misc is read only if it is mounted.
         let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
-        let emulation = emulation(&facts, &binfmt)?;
+        let emulation = facts.emulation(&binfmt)?;
         print!(
             "{}",
             plan::plan(&opts, &facts, emulation, std::process::id())
@@ -53,14 +53,14 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
     lxc::library::load()?;
     // Before anything else mounts, and before any thread exists.
     namespace::enter_private_mount_namespace()?;
-    let _binfmt_mount = mount_binfmt_if_needed(facts.arch)?;
+    let binfmt_mount = mount_binfmt_if_needed(facts.arch)?;
     if args.register_binfmt {
         if let Some(arch) = facts.arch {
-            register_handler(arch, &facts)?;
+            register_handler(arch, &facts, binfmt_mount.is_some())?;
         }
     }
     let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
-    let emulation = emulation(&facts, &binfmt)?;
+    let emulation = facts.emulation(&binfmt)?;
     let plan = plan::plan(&opts, &facts, emulation, std::process::id());
     let banner = (!args.quiet).then(|| banner(&plan));
     launch::run(&plan, banner.as_deref())
@@ -88,21 +88,6 @@ fn examine(path: &Path, lower: Lower, init: &str, arch: Option<Arch>) -> Result<
     detect::examine(&image, init, arch).map_err(|e| Error::Detect(Box::new(e)))
 }
 
-fn emulation(facts: &ImageFacts, binfmt: &Binfmt) -> Result<Emulation, Error> {
-    let Some(arch) = facts.arch else {
-        return Ok(Emulation::Native);
-    };
-    let file_name = facts.init.rsplit('/').next().unwrap_or_default();
-    Ok(arch::decide(
-        arch,
-        &facts.head,
-        file_name,
-        Arch::host(),
-        binfmt,
-        &arch::inspect_interpreter,
-    )?)
-}
-
 /// binfmt_misc is not mounted on a fresh host; a foreign image needs to read
 /// (and may register) handlers. The mount stays in the private namespace.
 fn mount_binfmt_if_needed(arch: Option<Arch>) -> Result<Option<Mount>, Error> {
@@ -117,23 +102,12 @@ fn mount_binfmt_if_needed(arch: Option<Arch>) -> Result<Option<Mount>, Error> {
 /// `--register-binfmt`: a handler with the F flag for the installed static
 /// emulator, named `rootrun-qemu-ARCH` so that it never collides with the
 /// distribution's; being the newest entry, the kernel tries it first.
-fn register_handler(arch: Arch, facts: &ImageFacts) -> Result<(), Error> {
+fn register_handler(arch: Arch, facts: &ImageFacts, own_mount: bool) -> Result<(), Error> {
     let dir = Path::new(BINFMT_DIR);
     if arch.runs_natively(Arch::host()) {
         return Ok(());
     }
-    let current = arch::read_binfmt(dir)?;
-    let file_name = facts.init.rsplit('/').next().unwrap_or_default();
-    if arch::decide(
-        arch,
-        &facts.head,
-        file_name,
-        Arch::host(),
-        &current,
-        &arch::inspect_interpreter,
-    )
-    .is_ok()
-    {
+    if facts.emulation(&arch::read_binfmt(dir)?).is_ok() {
         return Ok(());
     }
     let interpreter = format!("/usr/bin/qemu-{}-static", arch.qemu());
@@ -155,9 +129,15 @@ fn register_handler(arch: Arch, facts: &ImageFacts) -> Result<(), Error> {
         arch::remove(dir, &name)?;
     }
     arch::register(dir, &line)?;
+    // Entries live as long as binfmt_misc is mounted somewhere: with only
+    // rootrun's private mount, the entry goes away with rootrun.
+    let lifetime = if own_mount {
+        "for this run (binfmt_misc is not mounted on the host)".to_owned()
+    } else {
+        format!("it stays registered (remove it: echo -1 > {BINFMT_DIR}/{name})")
+    };
     eprintln!(
-        "rootrun: registered binfmt_misc handler {name} (flag F) for {}; it stays registered \
-         (remove it: echo -1 > {BINFMT_DIR}/{name})",
+        "rootrun: registered binfmt_misc handler {name} (flag F) for {}; {lifetime}",
         interpreter.display()
     );
     Ok(())
@@ -168,16 +148,15 @@ fn banner(plan: &plan::LaunchPlan) -> String {
         Some(arch) => plan.emulation.describe(arch),
         None => "architecture unknown".into(),
     };
-    let key = char::from(b'a' + plan.escape - 1);
-    let what = match &plan.mode {
-        plan::Mode::Boot { .. } => format!("booting {}", plan.image.display()),
-        plan::Mode::Command { .. } => format!("running a command in {}", plan.image.display()),
-    };
+    let image = plan.image.display();
     match plan.mode {
-        plan::Mode::Boot { .. } => format!(
-            "rootrun: {what} ({how}) as {}; press Ctrl-{key} q to stop it",
-            plan.hostname
-        ),
-        plan::Mode::Command { .. } => format!("rootrun: {what} ({how})"),
+        plan::Mode::Boot { .. } => {
+            let key = char::from(b'a' + plan.escape - 1);
+            format!(
+                "rootrun: booting {image} ({how}) as {}; press Ctrl-{key} q to stop it",
+                plan.hostname
+            )
+        }
+        plan::Mode::Command { .. } => format!("rootrun: running a command in {image} ({how})"),
     }
 }

@@ -325,22 +325,16 @@ pub(crate) fn exit_code(
     stop: Option<StopCause>,
     log: &Path,
 ) -> Result<u8, Error> {
-    if std::env::var_os("ROOTRUN_DEBUG").is_some() {
-        eprintln!("rootrun: debug: outcome {outcome:?}");
+    match (stop, outcome) {
+        // Stopped on request, even before start() returned or by killing
+        // the monitor: the request decides the code.
+        (Some(StopCause::Signal(signal)), _) => Ok(128 + signal as u8),
+        (Some(StopCause::Escape), _) => Ok(0),
+        (None, Outcome::Exited(status)) => Ok(status_code(&plan.mode, status)),
+        (None, Outcome::StartFailed | Outcome::Unknown) => Err(Error::Start {
+            detail: lxc_log_errors(log),
+        }),
     }
-    let status = match outcome {
-        Outcome::StartFailed | Outcome::Unknown => {
-            return Err(Error::Start {
-                detail: lxc_log_errors(log),
-            });
-        }
-        Outcome::Exited(status) => status,
-    };
-    Ok(match stop {
-        Some(StopCause::Signal(signal)) => 128 + signal as u8,
-        Some(StopCause::Escape) => 0,
-        None => status_code(&plan.mode, status),
-    })
 }
 
 /// Maps init's wait(2) status. In boot mode a halt or poweroff inside the

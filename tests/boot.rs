@@ -343,37 +343,66 @@ fn drain_rest(rx: &mpsc::Receiver<Vec<u8>>, seen: &mut String) {
 }
 
 #[test]
-fn sigterm_halts_the_booted_container_cleanly_and_exits_143() {
-    let Some(frame) = Frame::new("SIGTERM", busybox_image(NATIVE)) else {
+fn sigterm_sighup_and_sigint_halt_the_booted_container_cleanly_and_exit_128_plus_n() {
+    use nix::sys::signal::Signal;
+    let Some(frame) = Frame::new("stop signals", busybox_image(NATIVE)) else {
         return;
     };
-    let (mut child, rx) = spawn_boot(&frame.image);
-    let mut seen = String::new();
-    wait_for(&rx, &mut seen, "ROOTRUN-BOOT-OK");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("send SIGTERM");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
+    for (signal, code) in [
+        (Signal::SIGTERM, 143),
+        (Signal::SIGHUP, 129),
+        (Signal::SIGINT, 130),
+    ] {
+        let (mut child, rx) = spawn_boot(&frame.image);
+        let mut seen = String::new();
+        wait_for(&rx, &mut seen, "ROOTRUN-BOOT-OK");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+            .expect("send signal");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                started.elapsed() < LIMIT,
+                "rootrun did not stop after {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        drain_rest(&rx, &mut seen);
+        assert_eq!(status.code(), Some(code), "{signal}");
+        // BusyBox init ran its shutdown action: a clean halt, not a kill.
         assert!(
-            started.elapsed() < LIMIT,
-            "rootrun did not stop after SIGTERM"
+            seen.contains("ROOTRUN-SHUTDOWN"),
+            "{signal}: no clean shutdown: {seen}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+    }
+    frame.check("stop signals");
+}
+
+#[test]
+fn container_processes_get_default_signal_dispositions() {
+    let Some(frame) = Frame::new("SigIgn", busybox_image(NATIVE)) else {
+        return;
     };
-    drain_rest(&rx, &mut seen);
-    assert_eq!(status.code(), Some(143));
-    // BusyBox init ran its shutdown action: a clean halt, not a kill.
-    assert!(
-        seen.contains("ROOTRUN-SHUTDOWN"),
-        "no clean shutdown: {seen}"
+    // Rust ignores SIGPIPE; an ignored signal would stay ignored in the guest.
+    let out = run_with_input(
+        rootrun().arg("-q").arg(&frame.image).args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "grep SigIgn /proc/self/status; yes | head -1",
+        ]),
+        b"",
+        LIMIT,
     );
-    frame.check("SIGTERM");
+    assert_eq!(
+        text(&out.stdout),
+        "SigIgn:\t0000000000000000\ny\n",
+        "{}",
+        text(&out.stderr)
+    );
+    frame.check("SigIgn");
 }
 
 #[test]

@@ -140,37 +140,33 @@ pub fn decide(
     };
     let name = entry.name.clone();
     let interpreter = entry.interpreter.clone();
-    let facts = interpreter_facts(&interpreter);
-    let host_file = match facts {
-        InterpreterFacts::Missing => {
-            return Err(EmulationError::InterpreterMissing {
-                arch,
-                entry: name,
-                interpreter,
-            });
-        }
-        InterpreterFacts::Dynamic { loader } => {
-            return Err(EmulationError::DynamicInterpreter {
-                arch,
-                entry: name,
-                interpreter,
-                loader,
-            });
-        }
-        InterpreterFacts::Static { host_file } => host_file,
-    };
-    Ok(if entry.flags.fix_binary {
-        Emulation::Preloaded {
+    match (interpreter_facts(&interpreter), entry.flags.fix_binary) {
+        // Dynamic: its loader would be looked up inside the foreign root.
+        // (With F this inspects the file now at the path, which is the one
+        // the kernel opened unless it was replaced since.)
+        (InterpreterFacts::Dynamic { loader }, _) => Err(EmulationError::DynamicInterpreter {
+            arch,
             entry: name,
             interpreter,
-        }
-    } else {
-        Emulation::BindMount {
+            loader,
+        }),
+        // With F the kernel holds the file open: a path gone since
+        // registration does not matter.
+        (_, true) => Ok(Emulation::Preloaded {
+            entry: name,
+            interpreter,
+        }),
+        (InterpreterFacts::Missing, false) => Err(EmulationError::InterpreterMissing {
+            arch,
+            entry: name,
+            interpreter,
+        }),
+        (InterpreterFacts::Static { host_file }, false) => Ok(Emulation::BindMount {
             entry: name,
             interpreter,
             host_file,
-        }
-    })
+        }),
+    }
 }
 
 /// A disabled entry that would have matched: the likely culprit.

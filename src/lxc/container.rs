@@ -77,23 +77,6 @@ impl Container {
         }
     }
 
-    /// `set_config_item(key, value)`.
-    pub fn set_config_item(&self, key: &str, value: &str) -> Result<(), LxcError> {
-        let f = method!(self, set_config_item);
-        let k = cstring("config key", key)?;
-        let v = cstring("config value", value)?;
-        // SAFETY: live container, valid C strings; liblxc copies them.
-        let ok = unsafe { f(self.raw(), k.as_ptr(), v.as_ptr()) };
-        if ok {
-            Ok(())
-        } else {
-            Err(LxcError::Call {
-                call: "set_config_item",
-                detail: Some(format!("{key} = {value}")),
-            })
-        }
-    }
-
     /// Whether `start` forks a daemon (true) or runs the monitor in this process.
     pub fn want_daemonize(&self, daemonize: bool) -> Result<(), LxcError> {
         let f = method!(self, want_daemonize);

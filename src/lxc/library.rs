@@ -25,7 +25,6 @@ type VersionFn = unsafe extern "C" fn() -> *const c_char;
 pub struct Library {
     pub(crate) container_new: NewFn,
     pub(crate) container_put: PutFn,
-    pub version: String,
 }
 
 static LIBRARY: OnceLock<Result<Library, LxcError>> = OnceLock::new();
@@ -80,7 +79,6 @@ fn open() -> Result<Library, LxcError> {
     Ok(Library {
         container_new,
         container_put,
-        version,
     })
 }
 

@@ -78,8 +78,13 @@ fn stale_owner(name: &str, prefix: &str) -> Option<u32> {
     rest.strip_prefix(prefix)?.parse().ok()
 }
 
+/// rootrun's own PID counts as dead: the sweep runs before its container
+/// starts, so a cgroup with its name is a previous owner's, left after PID
+/// reuse, and would collide with the one liblxc is about to create.
 fn rootrun_alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "rootrun")
+    pid != std::process::id()
+        && fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim() == "rootrun")
 }
 
 /// Removes a cgroup and its (empty) children, deepest first.

@@ -17,17 +17,15 @@ pub struct Mount {
     target: PathBuf,
 }
 
-impl Mount {
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-}
-
 impl Drop for Mount {
     fn drop(&mut self) {
         // Errors are ignored: the private namespace disappears with rootrun
-        // anyway, and a drop must never panic.
-        let _ = umount2(&self.target, MntFlags::MNT_DETACH);
+        // anyway, and a drop must never panic. NOFOLLOW: a target inside the
+        // guest's root may have become a symlink meanwhile.
+        let _ = umount2(
+            &self.target,
+            MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW,
+        );
     }
 }
 

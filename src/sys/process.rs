@@ -106,15 +106,50 @@ pub fn die_with_parent(parent: Pid) -> Result<(), SysError> {
     Ok(())
 }
 
-/// Restores SIGPIPE's default action (Rust's runtime sets it to ignore).
-pub fn default_sigpipe() {
-    // SAFETY: SIG_DFL is a valid disposition; no handler runs.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
+/// Restores every signal's default action: an ignored signal stays ignored
+/// across exec(2), and the container's init must start as from boot, not
+/// with what rootrun's runtime (Rust ignores SIGPIPE) or its caller set.
+/// The raw system call reaches 32 and 33 too, which glibc's sigaction
+/// refuses (it keeps them for itself) but a caller may have left ignored.
+pub fn default_signal_dispositions() {
+    for signal in 1..=libc::SIGRTMAX() {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            set_default(signal);
+        }
+    }
+}
+
+/// The kernel's `struct sigaction` on x86_64 and aarch64 (arch/*/include/
+/// uapi/asm/signal.h via asm-generic): handler, flags, restorer, mask.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn set_default(signal: i32) {
+    let action = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    // SAFETY: rt_sigaction reads `action` (sigsetsize 8, the kernel's) during
+    // the call; SIG_DFL installs no handler; a NULL old action is allowed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
         )
     };
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn set_default(signal: i32) {
+    // SAFETY: SIG_DFL is a valid disposition; invalid numbers fail with EINVAL.
+    unsafe { libc::signal(signal, libc::SIG_DFL) };
 }
 
 /// The oldest child of `pid` (from /proc/PID/task/PID/children, see
