@@ -11,12 +11,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How deep below a hierarchy's root liblxc's cgroups are looked for (the
-/// monitor's cgroup, e.g. `/system.slice/x.service`, plus one level).
-const SEARCH_DEPTH: usize = 4;
-/// A bound on directories visited, whatever the host's tree looks like.
-const SEARCH_LIMIT: usize = 20_000;
-
 /// How long to wait for the tasks of a just-killed container to be reaped
 /// (a SIGKILLed PID namespace empties its cgroup asynchronously).
 const DRAIN_WAIT: Duration = Duration::from_secs(3);
@@ -39,30 +33,36 @@ pub fn sweep_stale(name_prefix: &str) -> usize {
     }
 }
 
+/// liblxc creates its cgroups in the cgroup of init (PID 1) of each
+/// hierarchy (cgroups(7): /proc/PID/cgroup), so only those directories, the
+/// hierarchy roots and rootrun's own cgroup are listed: a handful of
+/// readdirs instead of a walk of the host's tree.
 fn find_stale(name_prefix: &str) -> Vec<PathBuf> {
+    let mut relative: Vec<String> = ["/proc/1/cgroup", "/proc/self/cgroup"]
+        .iter()
+        .filter_map(|file| fs::read_to_string(file).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.splitn(3, ':').nth(2).map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    relative.push("/".into());
+    relative.sort();
+    relative.dedup();
     let mut found = Vec::new();
-    let mut budget = SEARCH_LIMIT;
     for root in hierarchies() {
-        let mut stack = vec![(root, 0usize)];
-        while let Some((dir, depth)) = stack.pop() {
+        for rel in &relative {
+            let dir = root.join(rel.trim_start_matches('/'));
             let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
             };
             for entry in entries.flatten() {
-                if budget == 0 {
-                    return found;
-                }
-                budget -= 1;
-                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    continue;
-                }
                 let name = entry.file_name();
-                let name = name.to_string_lossy();
-                match stale_owner(&name, name_prefix) {
-                    Some(pid) if !rootrun_alive(pid) => found.push(entry.path()),
-                    Some(_) => {}
-                    None if depth < SEARCH_DEPTH => stack.push((entry.path(), depth + 1)),
-                    None => {}
+                let stale = stale_owner(&name.to_string_lossy(), name_prefix)
+                    .is_some_and(|pid| !rootrun_alive(pid));
+                if stale && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    found.push(entry.path());
                 }
             }
         }

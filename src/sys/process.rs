@@ -132,7 +132,12 @@ struct KernelSigaction {
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn set_default(signal: i32) {
-    let action = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    let action = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
     // SAFETY: rt_sigaction reads `action` (sigsetsize 8, the kernel's) during
     // the call; SIG_DFL installs no handler; a NULL old action is allowed.
     unsafe {
