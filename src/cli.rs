@@ -20,6 +20,7 @@ use crate::arch::Arch;
 /// found in the image.
 #[derive(Debug, Parser)]
 #[command(
+    after_long_help = EXAMPLES,
     name = "rootrun",
     version,
     args_conflicts_with_subcommands = true,
@@ -31,6 +32,21 @@ pub struct Cli {
     #[command(flatten)]
     pub run: RunArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo rootrun rootfs.img
+      boot its init; the console is this terminal, Ctrl-a q stops it
+  printf 'uname -m; poweroff\\n' | sudo rootrun rootfs.img
+      drive a boot from a script (the console is stdin/stdout)
+  sudo rootrun rootfs.img -- /bin/sh -c 'cat /etc/os-release'
+      run one command and exit with its status
+  rootrun inspect rootfs.img
+      architecture, init and binfmt handler, without root
+  sudo rootrun --dry-run rootfs.img
+      show the mounts and the liblxc configuration, touch nothing
+  sudo rootrun unpack rootfs.img ./tree && sudo rootrun --rootfs ./tree
+      extract, then boot the tree (it is never written)";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -122,7 +138,7 @@ pub struct RunArgs {
 
     /// If no binfmt_misc handler runs the image's architecture, register one
     /// (with the F flag) for the installed /usr/bin/qemu-ARCH-static. It stays
-    /// registered after rootrun returns.
+    /// registered after rootrun returns while binfmt_misc is mounted on the host.
     #[arg(long)]
     pub register_binfmt: bool,
 
