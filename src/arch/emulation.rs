@@ -49,7 +49,7 @@ impl Emulation {
             Emulation::Native => format!("{arch}, native"),
             Emulation::Preloaded { interpreter, .. } => {
                 format!(
-                    "{arch} under {} (binfmt F flag: preloaded by the kernel)",
+                    "{arch} under {}, preloaded (F flag)",
                     interpreter.display()
                 )
             }
