@@ -116,7 +116,12 @@ const LXC_RUN_DIR: &str = "/run/lxc";
 
 fn mount_lock_dir() -> Result<Mount, SysError> {
     let path = Path::new(LXC_RUN_DIR);
-    mkdir(path)?;
+    // 0755, as liblxc itself creates it.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)
+        .map_err(|e| SysError::io("create directory", path, e))?;
     mount::tmpfs(path)
 }
 

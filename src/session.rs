@@ -179,7 +179,10 @@ impl Session<'_> {
         }
         if cause == StopCause::Escape {
             // The terminal is raw: CR LF by hand.
-            eprint!("\r\nrootrun: stopping the container (halt signal {})\r\n", self.plan.halt_signal);
+            eprint!(
+                "\r\nrootrun: stopping the container (halt signal {})\r\n",
+                self.plan.halt_signal
+            );
         }
         let deadline = Instant::now() + self.plan.stop_timeout;
         self.stop = Some(StopRequest {

@@ -592,3 +592,23 @@ fn rootrun_mounts_binfmt_misc_itself_when_the_host_has_not() {
     );
     before.assert_restored("binfmt_misc not mounted");
 }
+
+#[test]
+fn inspect_works_as_a_normal_user() {
+    let image = busybox_image("arm64");
+    if !nix::unistd::geteuid().is_root() {
+        // Already a normal user: the plain test above covers it.
+        return;
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_rootrun"))
+        .args(["inspect", "--json"])
+        .arg(&image)
+        .output()
+        .expect("run inspect as nobody");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["arch"], "aarch64");
+    assert_eq!(report["evidence"]["elf"]["machine"], 183);
+}

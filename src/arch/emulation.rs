@@ -48,10 +48,7 @@ impl Emulation {
         match self {
             Emulation::Native => format!("{arch}, native"),
             Emulation::Preloaded { interpreter, .. } => {
-                format!(
-                    "{arch} under {}, preloaded (F flag)",
-                    interpreter.display()
-                )
+                format!("{arch} under {}, preloaded (F flag)", interpreter.display())
             }
             Emulation::BindMount { interpreter, .. } => {
                 format!("{arch} under {}, bind-mounted", interpreter.display())

@@ -141,6 +141,23 @@ mod tests {
         assert!(check_version("5.0.10-devel", "5.0.2").is_ok());
     }
 
+    /// The bindings this build used (bindgen over the system headers, or
+    /// the vendored file) must be the vendored ones: a header change shows
+    /// up here until `ROOTRUN_REGEN_VENDOR=1 cargo build` refreshes vendor/.
+    #[test]
+    fn vendored_bindings_match_the_ones_this_build_used() {
+        let used = include_str!(concat!(env!("OUT_DIR"), "/lxc_bindings.rs"));
+        let vendored = include_str!("../../vendor/lxc_bindings.rs");
+        assert!(
+            used == vendored,
+            "vendor/lxc_bindings.rs is stale: regenerate it (README, Building)"
+        );
+        assert_eq!(
+            sys::BINDINGS_VERSION,
+            include_str!("../../vendor/lxc_version.txt").trim()
+        );
+    }
+
     #[test]
     fn older_runtime_is_refused_with_both_versions_named() {
         let err = check_version("4.0.12", "5.0.2").unwrap_err().to_string();

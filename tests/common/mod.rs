@@ -101,7 +101,7 @@ pub struct HostState {
     mounts: Vec<String>,
     loop_devices: Vec<String>,
     run_rootrun: Vec<String>,
-    run_lxc: bool,
+    run_lxc: Vec<String>,
     lxc_cgroups: Vec<String>,
 }
 
@@ -111,7 +111,8 @@ impl HostState {
             mounts: mount_lines(),
             loop_devices: loop_backing_files(),
             run_rootrun: list_dir(Path::new("/run/rootrun")),
-            run_lxc: Path::new("/run/lxc").exists(),
+            // rootrun leaves these two as empty mount points (see README).
+            run_lxc: list_dir(Path::new("/run/lxc")),
             lxc_cgroups: rootrun_cgroups(),
         }
     }
