@@ -32,7 +32,7 @@ if ! apt-get update -q; then
     echo "setup-host.sh: warning: apt-get update reported errors (see above); continuing" >&2
 fi
 apt-get install -y -q --no-install-recommends \
-    lxc liblxc1 lxc-dev libclang-dev clang pkg-config \
+    lxc liblxc1 lxc-dev libclang-dev pkg-config \
     qemu-user-static squashfs-tools busybox-static util-linux ca-certificates \
     libcap2-bin python3 time
 
