@@ -232,6 +232,9 @@ fn mkdir(path: &Path) -> Result<(), SysError> {
 fn write_config(plan: &LaunchPlan, console: ConsolePath<'_>) -> Result<(), SysError> {
     let dir = plan.layout.lxcpath.join(&plan.name);
     mkdir(&dir)?;
+    let seccomp = &plan.layout.seccomp;
+    fs::write(seccomp, crate::plan::SECCOMP_POLICY)
+        .map_err(|e| SysError::io("write", seccomp, e))?;
     let path = dir.join("config");
     fs::write(&path, plan.lxc_config_text(console)).map_err(|e| SysError::io("write", &path, e))
 }

@@ -33,6 +33,8 @@ pub struct Layout {
     /// liblxc's lxcpath; the container's config is `lxcpath/NAME/config`.
     pub lxcpath: PathBuf,
     pub log: PathBuf,
+    /// liblxc seccomp policy (`SECCOMP_POLICY`), written at start.
+    pub seccomp: PathBuf,
 }
 
 impl Layout {
@@ -45,6 +47,7 @@ impl Layout {
             rootfs: base.join("rootfs"),
             lxcpath: base.join("lxc"),
             log: base.join("lxc.log"),
+            seccomp: base.join("seccomp"),
         }
     }
 }
@@ -101,6 +104,38 @@ pub struct LaunchPlan {
     pub arch: Option<Arch>,
     pub emulation: Emulation,
 }
+
+/// Devices the guest may use: creating any node (m) but reading and writing
+/// only null, zero, full, random, urandom, tty, console, ptmx, the ptys and
+/// fuse (liblxc's common.conf list).
+const ALLOWED_DEVICES: [&str; 12] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:229 rwm",
+];
+
+/// The seccomp policy (liblxc's format, lxc.container.conf(5)): no kernel
+/// modules, no kexec, and no open_by_handle_at, the classic escape from a
+/// container's root to any file of the host.
+pub const SECCOMP_POLICY: &str = "2
+denylist
+reject_force_umount
+[all]
+kexec_load errno 1
+open_by_handle_at errno 1
+init_module errno 1
+finit_module errno 1
+delete_module errno 1
+";
 
 /// How the console reaches the container.
 #[derive(Debug, Clone, Copy)]
@@ -208,10 +243,21 @@ impl LaunchPlan {
                 "lxc.cap.drop",
                 "mac_admin mac_override sys_module sys_rawio sys_time".into(),
             ),
+            ("lxc.seccomp.profile", layout.seccomp.display().to_string()),
             ("lxc.signal.halt", self.halt_signal.into()),
             ("lxc.log.file", layout.log.display().to_string()),
             ("lxc.log.level", "ERROR".into()),
         ];
+        // Guest root may create device nodes (autodev /dev is not nodev) or
+        // mount devtmpfs; the devices controller keeps it off the host's
+        // disks either way. Both spellings, as liblxc's common.conf does: the
+        // one for the host's cgroup layout applies.
+        for key in ["lxc.cgroup.devices.deny", "lxc.cgroup2.devices.deny"] {
+            items.push((key, "a".into()));
+        }
+        for key in ["lxc.cgroup.devices.allow", "lxc.cgroup2.devices.allow"] {
+            items.extend(ALLOWED_DEVICES.iter().map(|rule| (key, (*rule).to_owned())));
+        }
         if let Some(personality) = self.personality() {
             items.push(("lxc.arch", personality.into()));
         }
@@ -410,17 +456,28 @@ mod tests {
         let plan = plan(&options(&[]), &facts(InitFlavor::Other), 1);
         let items = plan.lxc_config(ConsolePath::Planned);
         for (key, value) in &items {
-            assert_eq!(
-                items.iter().filter(|(k, _)| k == key).count(),
-                1,
-                "{key} twice"
-            );
+            if !key.ends_with(".devices.allow") {
+                assert_eq!(
+                    items.iter().filter(|(k, _)| k == key).count(),
+                    1,
+                    "{key} twice"
+                );
+            }
             assert!(
                 !value.contains("loop:") && !value.contains("create="),
                 "{key} = {value}"
             );
         }
         assert_eq!(value(&items, "lxc.signal.halt"), ["SIGPWR"]);
+        assert_eq!(value(&items, "lxc.cgroup2.devices.deny"), ["a"]);
+        assert!(value(&items, "lxc.cgroup2.devices.allow").contains(&"c 1:3 rwm"));
+        assert!(!value(&items, "lxc.cgroup.devices.allow")
+            .iter()
+            .any(|r| r.starts_with('b') && r.contains("rw")));
+        assert_eq!(
+            value(&items, "lxc.seccomp.profile"),
+            ["/run/rootrun/seccomp"]
+        );
     }
 
     #[test]

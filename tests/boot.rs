@@ -523,3 +523,57 @@ fn sigint_reaches_the_command_and_rootrun_exits_130() {
     assert_eq!(out.status.code(), Some(130));
     frame.check("SIGINT command");
 }
+
+/// A host disk, as "major minor" (the first non-loop, non-ram block device).
+fn host_disk() -> Option<(String, String)> {
+    let mut disks: Vec<_> = fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    disks.sort();
+    let disk = disks
+        .into_iter()
+        .find(|d| !d.starts_with("loop") && !d.starts_with("ram"))?;
+    let dev = fs::read_to_string(format!("/sys/block/{disk}/dev")).ok()?;
+    let (major, minor) = dev.trim().split_once(':')?;
+    Some((major.to_owned(), minor.to_owned()))
+}
+
+#[test]
+fn guest_root_cannot_read_host_disks_through_device_nodes() {
+    let Some(frame) = Frame::new("devices policy", busybox_image(NATIVE)) else {
+        return;
+    };
+    let (major, minor) = host_disk().expect("this host has a block device to test with");
+    // Both routes a privileged guest has: mknod in its /dev, and devtmpfs.
+    let script = format!(
+        "mknod /dev/hostdisk b {major} {minor} && (head -c 16 /dev/hostdisk >/dev/null 2>&1 && echo mknod-read || echo mknod-denied); \
+         mkdir -p /mnt && mount -t devtmpfs none /mnt 2>/dev/null; \
+         for d in /mnt/*; do [ -b \"$d\" ] && head -c 16 \"$d\" >/dev/null 2>&1 && echo devtmpfs-read; done; \
+         grep '^Seccomp:' /proc/self/status; head -c 4 /dev/urandom | wc -c"
+    );
+    let out = run_with_input(
+        rootrun()
+            .arg("-q")
+            .arg(&frame.image)
+            .args(["--", "/bin/sh", "-c", &script]),
+        b"",
+        LIMIT,
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("mknod-denied"),
+        "{stdout} {}",
+        text(&out.stderr)
+    );
+    assert!(
+        !stdout.contains("-read"),
+        "the guest read a host disk: {stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with('4'),
+        "/dev/urandom must stay usable: {stdout}"
+    );
+    frame.check("devices policy");
+}
