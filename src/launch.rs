@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::image::unpack::{self, TerminalProgress, UnpackOptions};
 use crate::lxc::Container;
 use crate::plan::CONTAINER_PREFIX;
-use crate::plan::{ConsolePath, LaunchPlan, Lower, Mode};
+use crate::plan::{ConsolePath, LaunchPlan, Lower, Mode, LXC_RUN_DIR};
 use crate::session::{exit_code, Session};
 use crate::sys::mount::{self, Mount};
 use crate::sys::process::{self, Outcome, SharedOutcome};
@@ -112,7 +112,6 @@ struct Stage {
 /// never removed: removing a directory that another rootrun's namespace has a
 /// mount on would detach that mount (Linux 3.18+), so concurrent runs would
 /// lose their locks.
-const LXC_RUN_DIR: &str = "/run/lxc";
 
 fn mount_lock_dir() -> Result<Mount, SysError> {
     let path = Path::new(LXC_RUN_DIR);

@@ -16,6 +16,9 @@ use crate::image::InitFlavor;
 /// directory, whatever happens to rootrun.
 pub const STATE_DIR: &str = "/run/rootrun";
 
+/// liblxc's run directory: its lock files go under `lock/<lxcpath>/`.
+pub const LXC_RUN_DIR: &str = "/run/lxc";
+
 /// Container names are this prefix and rootrun's PID (see `sys::cgroup`).
 pub const CONTAINER_PREFIX: &str = "rootrun-";
 
@@ -315,7 +318,11 @@ impl fmt::Display for LaunchPlan {
         writeln!(f, "# rootrun launch plan for {}", self.image.display())?;
         writeln!(
             f,
-            "# private mount namespace; tmpfs on {}",
+            "# sweep stale lxc.{{monitor,payload}}.{CONTAINER_PREFIX}PID cgroups of dead rootruns"
+        )?;
+        writeln!(
+            f,
+            "# private mount namespace; tmpfs on {} (state) and {LXC_RUN_DIR} (liblxc's locks)",
             l.base.display()
         )?;
         match self.lower {
