@@ -577,3 +577,41 @@ fn guest_root_cannot_read_host_disks_through_device_nodes() {
     );
     frame.check("devices policy");
 }
+
+#[test]
+fn too_old_liblxc_is_refused_with_125_before_anything_is_mounted() {
+    // A stand-in library with liblxc's three entry points that reports 4.0.12.
+    let dir = work_dir().join("old-liblxc");
+    fs::create_dir_all(&dir).unwrap();
+    let source = dir.join("old.c");
+    fs::write(
+        &source,
+        "const char *lxc_get_version(void) { return \"4.0.12\"; }\n\
+         void *lxc_container_new(const char *n, const char *p) { return 0; }\n\
+         int lxc_container_put(void *c) { return 0; }\n",
+    )
+    .unwrap();
+    let library = dir.join("liblxc-old.so");
+    let built = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .status()
+        .expect("run cc");
+    assert!(built.success(), "cc failed");
+    let Some(frame) = Frame::new("old liblxc", busybox_image(NATIVE)) else {
+        return;
+    };
+    let out = run_with_input(
+        rootrun().env("ROOTRUN_LIBLXC", &library).arg(&frame.image),
+        b"",
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("liblxc 4.0.12 is older than 5.0.2"),
+        "{stderr}"
+    );
+    frame.check("old liblxc");
+}
