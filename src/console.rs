@@ -14,7 +14,9 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::pty::{openpty, Winsize};
 use nix::sys::termios::{self, SetArg, Termios};
 
-use crate::sys::SysError;
+use crate::sys::{tty, SysError};
+
+pub use crate::sys::tty::window_size;
 
 /// Puts a terminal in raw mode; restores the saved mode on drop.
 pub struct RawMode<'a> {
@@ -75,30 +77,10 @@ impl ConsolePty {
 
     /// Copies the terminal's window size to the console.
     pub fn resize_from(&self, terminal: BorrowedFd<'_>) {
-        if let Some(size) = window_size(terminal) {
-            // SAFETY: TIOCSWINSZ reads a `struct winsize` during the call.
-            unsafe {
-                libc::ioctl(
-                    self.master.as_raw_fd(),
-                    libc::TIOCSWINSZ,
-                    &size as *const Winsize,
-                )
-            };
+        if let Some(size) = tty::window_size(terminal) {
+            tty::set_window_size(self.master.as_fd(), &size);
         }
     }
-}
-
-/// The window size of a terminal, if `fd` is one.
-pub fn window_size(fd: BorrowedFd<'_>) -> Option<Winsize> {
-    let mut size = Winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a `struct winsize` into `size`.
-    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size as *mut Winsize) };
-    (ret == 0).then_some(size)
 }
 
 /// Recognises Ctrl-<key> `q` in the input stream.

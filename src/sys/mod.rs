@@ -10,6 +10,7 @@ pub mod namespace;
 pub mod privileges;
 pub mod process;
 pub mod rootfs;
+pub mod tty;
 
 use std::path::{Path, PathBuf};
 
