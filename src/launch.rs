@@ -112,7 +112,6 @@ struct Stage {
 /// never removed: removing a directory that another rootrun's namespace has a
 /// mount on would detach that mount (Linux 3.18+), so concurrent runs would
 /// lose their locks.
-
 fn mount_lock_dir() -> Result<Mount, SysError> {
     let path = Path::new(LXC_RUN_DIR);
     // 0755, as liblxc itself creates it.
