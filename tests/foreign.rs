@@ -612,3 +612,44 @@ fn inspect_works_as_a_normal_user() {
     assert_eq!(report["arch"], "aarch64");
     assert_eq!(report["evidence"]["elf"]["machine"], 183);
 }
+
+/// CI jobs boot-test several architectures at once: concurrent runs must
+/// not disturb each other (names, locks, mounts are per run).
+#[test]
+fn concurrent_runs_of_several_architectures_do_not_interfere() {
+    if !binfmt_ready("concurrent runs") {
+        return;
+    }
+    let images: Vec<(PathBuf, &str)> = ARCHES
+        .iter()
+        .map(|(deb, uname)| (busybox_image(deb), *uname))
+        .collect();
+    let _lock = host_lock();
+    let before = HostState::capture();
+    let children: Vec<_> = images
+        .iter()
+        .map(|(image, _)| {
+            rootrun()
+                .arg("-q")
+                .arg(image)
+                .args(["--", "/bin/sh", "-c", "sleep 1; uname -m"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn rootrun")
+        })
+        .collect();
+    for (child, (image, uname)) in children.into_iter().zip(&images) {
+        let out = wait_with_limit(child, LIMIT);
+        assert_eq!(
+            text(&out.stdout).trim(),
+            *uname,
+            "{}: {}",
+            image.display(),
+            text(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0));
+    }
+    before.assert_restored("concurrent runs");
+}
