@@ -34,7 +34,7 @@ fi
 apt-get install -y -q --no-install-recommends \
     lxc liblxc1 lxc-dev libclang-dev pkg-config \
     qemu-user-static squashfs-tools busybox-static util-linux ca-certificates \
-    libcap2-bin python3 time
+    libcap2-bin python3 time debootstrap
 
 binfmt=/proc/sys/fs/binfmt_misc
 if [ ! -e "$binfmt/register" ]; then
