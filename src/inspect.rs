@@ -101,12 +101,12 @@ fn render(report: &Report) -> String {
     }
     let init = match &facts.init_resolved {
         Some(r) if r.path != facts.init => {
-            format!("{} -> {} ({:?})", facts.init, r.path, facts.init_flavor)
+            format!("{} -> {} ({})", facts.init, r.path, facts.init_flavor)
         }
-        Some(_) => format!("{} ({:?})", facts.init, facts.init_flavor),
+        Some(_) => format!("{} ({})", facts.init, facts.init_flavor),
         None => format!("{} (missing)", facts.init),
     };
-    row("init", init.replace("BusyBox", "busybox"));
+    row("init", init);
     match (facts.arch, &report.names) {
         (Some(arch), Some(n)) => row(
             "architecture",

@@ -16,6 +16,19 @@ pub enum InitFlavor {
     Other,
 }
 
+impl std::fmt::Display for InitFlavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InitFlavor::BusyBox => "busybox",
+            InitFlavor::Systemd => "systemd",
+            InitFlavor::Procd => "procd",
+            InitFlavor::OpenRc => "openrc",
+            InitFlavor::SysVinit => "sysvinit",
+            InitFlavor::Other => "other",
+        })
+    }
+}
+
 impl InitFlavor {
     /// From the in-image path init resolves to (symlinks followed).
     pub fn from_resolved_path(path: &str) -> Self {
