@@ -17,9 +17,12 @@ pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/
 /// Enough for an ELF header with its program headers, or a `#!` line.
 const HEAD: u64 = 4096;
 
-pub fn check(program: &str, root: &OwnedFd) -> Result<(), Error> {
+/// Returns the files exec will read first (the program and its loader or
+/// interpreter), for warming the page cache.
+pub fn check(program: &str, root: &OwnedFd) -> Result<Vec<PathBuf>, Error> {
     let path = find(program, root)?;
-    match needs(&path, root) {
+    let needed = needs(&path, root);
+    match needed {
         Some(needed) if rootfs::check_executable(root, &needed) == Executable::Missing => {
             Err(Error::NotFound {
                 what: needed.display().to_string(),
@@ -29,7 +32,8 @@ pub fn check(program: &str, root: &OwnedFd) -> Result<(), Error> {
                 )),
             })
         }
-        _ => Ok(()),
+        Some(needed) => Ok(vec![path, needed]),
+        None => Ok(vec![path]),
     }
 }
 

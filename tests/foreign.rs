@@ -521,15 +521,21 @@ fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
         }
     }
     // rootrun -> liblxc monitor -> liblxc init -> the shell (under qemu).
-    let child_of = |pid: u32| -> u32 {
+    let children = |pid: u32| -> Vec<u32> {
         let list =
             fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
         list.split_whitespace()
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0)
+            .filter_map(|p| p.parse().ok())
+            .collect()
     };
-    let shell = child_of(child_of(child_of(child.id())));
+    // rootrun's children: the monitor (which has the container under it)
+    // and a short-lived page-cache prefetcher.
+    let monitor = children(child.id())
+        .into_iter()
+        .find(|p| !children(*p).is_empty())
+        .unwrap_or(0);
+    let init = children(monitor).first().copied().unwrap_or(0);
+    let shell = children(init).first().copied().unwrap_or(0);
     assert!(shell > 0, "no shell process found; output: {seen}");
     let host_signal = libc::SIGRTMIN() + 6;
     // nix's Signal has no real-time signals; kill(1) sends any number.

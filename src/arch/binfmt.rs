@@ -14,22 +14,20 @@
 //!   it does not end the search: disabling the newer entry let the older
 //!   one run, disabling the older one let the newer run.
 //!
-//! The list order itself is not exported. Each entry's inode is created at
-//! registration, so its ctime is the registration time, and its inode
-//! number comes from get_next_ino(). Neither is a perfect witness, which
-//! is why [`OrderKey`] uses both: get_next_ino() hands out numbers from
-//! per-CPU batches of 1024 (fs/inode.c), and on this 2-CPU VM registering
-//! Debian's qemu-* entries in alphabetical order gave qemu-mipsn32 inode
-//! 14690 but the later qemu-mipsn32el inode 13906; the ctime is the coarse
-//! clock, one jiffy (4 ms at HZ=250), and those two shared it. Entries
-//! registered more than a jiffy apart (any two registrations by different
-//! tools or boots) are ordered correctly by ctime.
+//! The list order is not exported directly, but the directory lists it:
+//! binfmt_misc's directory is read with libfs's dcache_readdir, which walks
+//! the parent's children list, and a new dentry goes to the head of that
+//! list (d_alloc). So readdir returns the newest registration first, and a
+//! re-registered name moves to the front (checked here: registering zz1,
+//! aa2, mm3 listed mm3, aa2, zz1; removing and re-registering aa2 listed aa2,
+//! mm3, zz1). Neither the inode number (per-CPU get_next_ino() batches: a
+//! later entry got 13906 after an earlier one's 14690) nor the ctime (one
+//! jiffy, 4 ms, shared by back-to-back registrations) is a reliable witness.
 
 use super::ArchError;
 use serde::Serialize;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The kernel compares at most BINPRM_BUF_SIZE bytes of the file
@@ -108,23 +106,12 @@ impl Flags {
     }
 }
 
-/// Registration order witness: (ctime, inode number), compared in that
-/// order. See the module comment for how far it can be trusted.
+/// Registration order: a larger rank was registered later (the kernel
+/// tries it first). It is the entry's position counted from the end of the
+/// binfmt_misc directory listing, which is newest first (module comment).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct OrderKey {
-    pub ctime_sec: i64,
-    pub ctime_nsec: i64,
-    pub ino: u64,
-}
-
-impl OrderKey {
-    pub fn of(meta: &fs::Metadata) -> OrderKey {
-        OrderKey {
-            ctime_sec: meta.ctime(),
-            ctime_nsec: meta.ctime_nsec(),
-            ino: meta.ino(),
-        }
-    }
+    pub rank: u64,
 }
 
 /// Parse the text of one entry file. The problem string names the line.
@@ -226,9 +213,16 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
 /// /proc/sys/fs/binfmt_misc), newest registration first.
 pub fn read_entries(dir: &Path) -> Result<Vec<Entry>, ArchError> {
     let rd = fs::read_dir(dir).map_err(|e| ArchError::io("read directory", dir, e))?;
+    // In the kernel's order: newest first.
+    let listed = rd
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ArchError::io("read directory", dir, e))?;
+    let count = listed.len() as u64;
     let mut out = Vec::new();
-    for de in rd {
-        let de = de.map_err(|e| ArchError::io("read directory", dir, e))?;
+    for (index, de) in listed.into_iter().enumerate() {
+        let order_key = OrderKey {
+            rank: count - index as u64,
+        };
         let path = de.path();
         let name = de.file_name();
         let Some(name) = name.to_str() else {
@@ -237,7 +231,7 @@ pub fn read_entries(dir: &Path) -> Result<Vec<Entry>, ArchError> {
         if name == "register" || name == "status" {
             continue;
         }
-        match read_one(&path, name) {
+        match read_one(&path, name, order_key) {
             Ok(e) => out.push(e),
             // Removed between readdir and open: it no longer exists for
             // the kernel either.
@@ -249,16 +243,13 @@ pub fn read_entries(dir: &Path) -> Result<Vec<Entry>, ArchError> {
     Ok(out)
 }
 
-fn read_one(path: &Path, name: &str) -> Result<Entry, ArchError> {
+fn read_one(path: &Path, name: &str, order_key: OrderKey) -> Result<Entry, ArchError> {
     let file = fs::File::open(path).map_err(|e| ArchError::io("open", path, e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| ArchError::io("stat", path, e))?;
     let mut text = String::new();
     file.take(MAX_ENTRY_TEXT)
         .read_to_string(&mut text)
         .map_err(|e| ArchError::io("read", path, e))?;
-    parse_entry(name, &text, OrderKey::of(&meta)).map_err(|p| bad(path, p))
+    parse_entry(name, &text, order_key).map_err(|p| bad(path, p))
 }
 
 fn bad(path: &Path, problem: String) -> ArchError {

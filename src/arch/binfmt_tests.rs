@@ -11,11 +11,7 @@ mask ffffffffffffff00fffffffffffffffffeffffff
 ";
 
 fn key(n: u64) -> OrderKey {
-    OrderKey {
-        ctime_sec: 1000,
-        ctime_nsec: 0,
-        ino: n,
-    }
+    OrderKey { rank: n }
 }
 
 fn aarch64_elf() -> Vec<u8> {
@@ -188,20 +184,6 @@ fn newest_matching_enabled_entry_wins() {
     );
     debian.enabled = false;
     assert!(select(&[debian, other], &h, "/sbin/init").is_none());
-}
-
-#[test]
-fn ctime_orders_before_inode() {
-    // Inode numbers come from per-CPU batches, so a later registration may
-    // get a smaller number; a later ctime wins.
-    let mut a = magic_entry("a", 14690, 0, b"RR", b"");
-    a.order_key.ctime_nsec = 1;
-    let mut b = magic_entry("b", 13906, 0, b"RR", b"");
-    b.order_key.ctime_nsec = 5_000_000;
-    assert_eq!(
-        select(&[a, b], b"RR", "/p").map(|e| e.name.as_str()),
-        Some("b")
-    );
 }
 
 #[test]

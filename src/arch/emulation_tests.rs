@@ -23,11 +23,7 @@ fn entry(name: &str, arch: Arch, interpreter: &str, fix: bool, enabled: bool, or
             credentials: false,
             fix_binary: fix,
         },
-        order_key: OrderKey {
-            ctime_sec: order as i64,
-            ctime_nsec: 0,
-            ino: order,
-        },
+        order_key: OrderKey { rank: order },
     }
 }
 
