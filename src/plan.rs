@@ -380,6 +380,10 @@ impl fmt::Display for LaunchPlan {
             Mode::Command { argv } => writeln!(f, "# run {argv:?} under liblxc's init")?,
         }
         writeln!(f, "# container {} in {}", self.name, l.lxcpath.display())?;
+        writeln!(f, "# seccomp policy written to {}:", l.seccomp.display())?;
+        for line in SECCOMP_POLICY.lines() {
+            writeln!(f, "#| {line}")?;
+        }
         f.write_str(&self.lxc_config_text(ConsolePath::Planned))
     }
 }

@@ -90,10 +90,12 @@ echo "building image (tests/fixtures/build-image.sh amd64) ..." >&2
 
 # liblxc configuration: rootrun's own plan, with our paths.
 mnt=$work/run
-"$rootrun" --dry-run "$img" -- /bin/true |
-    grep -v '^#' |
+"$rootrun" --dry-run "$img" -- /bin/true > "$work/plan.txt"
+sed -n 's/^#| //p' "$work/plan.txt" > "$work/seccomp"
+grep -v '^#' "$work/plan.txt" |
     sed -e "s|^lxc.rootfs.path = .*|lxc.rootfs.path = dir:$mnt/rootfs|" \
         -e "s|^lxc.log.file = .*|lxc.log.file = $mnt/lxc.log|" \
+        -e "s|^lxc.seccomp.profile = .*|lxc.seccomp.profile = $work/seccomp|" \
         > "$work/lxc.conf"
 grep -q '^lxc.rootfs.path = dir:' "$work/lxc.conf" ||
     { echo "startup.sh: unexpected --dry-run output" >&2; cat "$work/lxc.conf" >&2; exit 1; }
