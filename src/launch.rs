@@ -3,7 +3,7 @@
 //! release everything in reverse, whatever happened.
 
 use std::fs;
-use std::io::{self};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -18,12 +18,11 @@ use crate::entry;
 use crate::error::Error;
 use crate::image::unpack::{self, TerminalProgress, UnpackOptions};
 use crate::lxc::Container;
-use crate::plan::CONTAINER_PREFIX;
-use crate::plan::{ConsolePath, LaunchPlan, Lower, Mode, LXC_RUN_DIR};
+use crate::plan::{ConsolePath, LaunchPlan, Lower, Mode, CONTAINER_PREFIX, LXC_RUN_DIR};
 use crate::session::{exit_code, Session};
 use crate::sys::mount::{self, Mount};
 use crate::sys::process::{self, Outcome, SharedOutcome};
-use crate::sys::rootfs::{self};
+use crate::sys::rootfs;
 use crate::sys::{cgroup, loopdev, SysError};
 
 /// Signals rootrun handles through a signalfd instead of dying from them.
@@ -40,9 +39,8 @@ const HANDLED: [Signal; 6] = [
 pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     // The caller has entered rootrun's private mount namespace (sys::namespace).
     cgroup::sweep_stale(CONTAINER_PREFIX);
-    let stage = Stage::prepare(plan, banner.is_none())?;
+    let mut stage = Stage::prepare(plan, banner.is_none())?;
     let first_read = entry::check(plan.entry_program(), &stage.root)?;
-    let mut stage = stage;
     stage.interpreter = bind_interpreter(plan, &stage.root)?;
 
     let console = match plan.mode {
@@ -82,6 +80,8 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     };
     let result = session.run(&signal_fd);
     if let Some(pid) = prefetch {
+        // Long done, normally; never wait on it.
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
     }
     // Before the tmpfs holding liblxc's log goes away with the stage.
