@@ -850,3 +850,32 @@ fn absurd_superblock_counts_fail_cleanly() {
     }
     canary.assert_untouched();
 }
+
+#[test]
+fn an_image_claiming_more_than_the_free_space_is_refused_before_writing() {
+    if !common::require_root("unpack free-space check") {
+        return;
+    }
+    let work = scratch("bomb");
+    let tree = work.join("tree");
+    fs::create_dir_all(&tree).expect("mkdir");
+    // 2 GiB of holes: a few KiB as SquashFS, far more than the tmpfs below.
+    run(Command::new("truncate").args(["-s", "2G"]).arg(tree.join("sparse")));
+    let image = work.join("bomb.img");
+    mksquashfs(&tree, &image, &[]);
+    // A small tmpfs in a private mount namespace of the test's own.
+    let script = format!(
+        "mount -t tmpfs -o size=16m tmpfs /mnt && {} unpack -q {} /mnt/out; echo rc=$?; test -e /mnt/out && echo created",
+        env!("CARGO_BIN_EXE_rootrun"),
+        image.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("run unshare");
+    let stdout = common::text(&out.stdout);
+    let stderr = common::text(&out.stderr);
+    assert!(stdout.contains("rc=125"), "{stdout} {stderr}");
+    assert!(!stdout.contains("created"), "the destination was created: {stdout}");
+    assert!(stderr.contains("add up to 2147483648 bytes"), "{stderr}");
+}

@@ -45,6 +45,10 @@ pub enum Failure {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "its files add up to {need} bytes, but the destination's file system has {free} bytes free"
+    )]
+    NoSpace { need: u64, free: u64 },
     #[error("starting a decompression thread: {0}")]
     Thread(std::io::Error),
 }

@@ -97,6 +97,27 @@ impl std::fmt::Display for Skip {
 ///
 /// On failure, a `dest` this call created is removed; a pre-existing one keeps what was
 /// extracted plus a [`NOTE_NAME`] file, and the error says which happened.
+/// Refuses, before writing anything, an image whose files add up to more
+/// than the destination's file system has free: a small, highly compressed
+/// image can claim terabytes (sparse files count at their full size).
+fn check_space(dest: &Path, bytes: u64) -> Result<(), Failure> {
+    let probe = if dest.exists() {
+        dest
+    } else {
+        dest.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    };
+    let Ok(fs) = nix::sys::statvfs::statvfs(probe) else {
+        return Ok(()); // dest::prepare reports a bad destination precisely
+    };
+    let free = fs.blocks_available().saturating_mul(fs.fragment_size());
+    if bytes > free {
+        return Err(Failure::NoSpace { need: bytes, free });
+    }
+    Ok(())
+}
+
 pub fn unpack(
     image: &Path,
     dest: &Path,
@@ -120,6 +141,7 @@ pub fn unpack(
             let path = "(xattr table)".to_string();
             fail(Failure::Data { path, what }, Cleanup::Untouched)
         })?;
+    check_space(dest, plan.bytes).map_err(|f| fail(f, Cleanup::Untouched))?;
     let target = dest::prepare(dest).map_err(|f| fail(f, Cleanup::Untouched))?;
 
     let privileged = opts
