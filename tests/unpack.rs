@@ -860,7 +860,9 @@ fn an_image_claiming_more_than_the_free_space_is_refused_before_writing() {
     let tree = work.join("tree");
     fs::create_dir_all(&tree).expect("mkdir");
     // 2 GiB of holes: a few KiB as SquashFS, far more than the tmpfs below.
-    run(Command::new("truncate").args(["-s", "2G"]).arg(tree.join("sparse")));
+    run(Command::new("truncate")
+        .args(["-s", "2G"])
+        .arg(tree.join("sparse")));
     let image = work.join("bomb.img");
     mksquashfs(&tree, &image, &[]);
     // A small tmpfs in a private mount namespace of the test's own.
@@ -876,6 +878,9 @@ fn an_image_claiming_more_than_the_free_space_is_refused_before_writing() {
     let stdout = common::text(&out.stdout);
     let stderr = common::text(&out.stderr);
     assert!(stdout.contains("rc=125"), "{stdout} {stderr}");
-    assert!(!stdout.contains("created"), "the destination was created: {stdout}");
+    assert!(
+        !stdout.contains("created"),
+        "the destination was created: {stdout}"
+    );
     assert!(stderr.contains("add up to 2147483648 bytes"), "{stderr}");
 }
