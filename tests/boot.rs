@@ -8,8 +8,7 @@ use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -82,16 +81,7 @@ fn command_mode_passes_stdout_stderr_and_exit_status() {
     let Some(frame) = Frame::new("command mode", busybox_image(NATIVE)) else {
         return;
     };
-    let out = run_with_input(
-        rootrun().arg("-q").arg(&frame.image).args([
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo out; echo err >&2; exit 7",
-        ]),
-        b"",
-        LIMIT,
-    );
+    let out = sh_in(&frame.image, "echo out; echo err >&2; exit 7", LIMIT);
     assert_eq!(text(&out.stdout), "out\n");
     assert_eq!(text(&out.stderr), "err\n");
     assert_eq!(out.status.code(), Some(7));
@@ -123,14 +113,7 @@ fn signal_killed_command_exits_128_plus_n() {
     };
     for (signal, code) in [("TERM", 143), ("KILL", 137)] {
         let script = format!("kill -{signal} $$");
-        let out = run_with_input(
-            rootrun()
-                .arg("-q")
-                .arg(&frame.image)
-                .args(["--", "/bin/sh", "-c", &script]),
-            b"",
-            LIMIT,
-        );
+        let out = sh_in(&frame.image, &script, LIMIT);
         assert_eq!(
             out.status.code(),
             Some(code),
@@ -147,14 +130,7 @@ fn guest_writes_anywhere_and_a_second_run_does_not_see_it() {
         return;
     };
     let write = "echo scribble > /etc/x && mkdir -p /usr/lib/new && cat /etc/x && rm /bin/ls";
-    let out = run_with_input(
-        rootrun()
-            .arg("-q")
-            .arg(&frame.image)
-            .args(["--", "/bin/sh", "-c", write]),
-        b"",
-        LIMIT,
-    );
+    let out = sh_in(&frame.image, write, LIMIT);
     assert_eq!(
         text(&out.stdout),
         "scribble\n",
@@ -163,14 +139,7 @@ fn guest_writes_anywhere_and_a_second_run_does_not_see_it() {
     );
     assert_eq!(out.status.code(), Some(0));
     let check = "test ! -e /etc/x && test ! -e /usr/lib/new && test -e /bin/ls";
-    let out = run_with_input(
-        rootrun()
-            .arg("-q")
-            .arg(&frame.image)
-            .args(["--", "/bin/sh", "-c", check]),
-        b"",
-        LIMIT,
-    );
+    let out = sh_in(&frame.image, check, LIMIT);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -308,38 +277,12 @@ fn unloadable_liblxc_gives_125() {
     frame.check("no liblxc");
 }
 
-/// Spawns a boot with stdin held open; returns the child and a channel of
-/// its stdout chunks.
-fn spawn_boot(image: &Path) -> (std::process::Child, mpsc::Receiver<Vec<u8>>) {
-    let mut child = rootrun()
-        .arg("-q")
-        .arg("--stop-timeout=20")
-        .arg(image)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rootrun");
-    let rx = stream(child.stdout.take().expect("stdout"));
-    (child, rx)
-}
-
-/// Collects output until `needle` shows up; panics after `LIMIT`.
-fn wait_for(rx: &mpsc::Receiver<Vec<u8>>, seen: &mut String, needle: &str) {
-    let deadline = Instant::now() + LIMIT;
-    while !seen.contains(needle) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
-            Err(_) => panic!("{needle:?} never appeared; output so far: {seen}"),
-        }
-    }
-}
-
-fn drain_rest(rx: &mpsc::Receiver<Vec<u8>>, seen: &mut String) {
-    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(5)) {
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+/// A boot with stdin held open (pipe mode), output streamed.
+fn spawn_boot(image: &Path) -> Live {
+    Live::spawn(
+        rootrun().arg("-q").arg("--stop-timeout=20").arg(image),
+        Stdio::piped(),
+    )
 }
 
 #[test]
@@ -353,23 +296,11 @@ fn sigterm_sighup_and_sigint_halt_the_booted_container_cleanly_and_exit_128_plus
         (Signal::SIGHUP, 129),
         (Signal::SIGINT, 130),
     ] {
-        let (mut child, rx) = spawn_boot(&frame.image);
-        let mut seen = String::new();
-        wait_for(&rx, &mut seen, "ROOTRUN-BOOT-OK");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
-            .expect("send signal");
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(
-                started.elapsed() < LIMIT,
-                "rootrun did not stop after {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        drain_rest(&rx, &mut seen);
+        let mut boot = spawn_boot(&frame.image);
+        boot.expect("ROOTRUN-BOOT-OK", LIMIT);
+        boot.signal(signal);
+        let (out, seen) = boot.finish(LIMIT);
+        let status = out.status;
         assert_eq!(status.code(), Some(code), "{signal}");
         // BusyBox init ran its shutdown action: a clean halt, not a kill.
         assert!(
@@ -386,14 +317,9 @@ fn container_processes_get_default_signal_dispositions() {
         return;
     };
     // Rust ignores SIGPIPE; an ignored signal would stay ignored in the guest.
-    let out = run_with_input(
-        rootrun().arg("-q").arg(&frame.image).args([
-            "--",
-            "/bin/sh",
-            "-c",
-            "grep SigIgn /proc/self/status; yes | head -1",
-        ]),
-        b"",
+    let out = sh_in(
+        &frame.image,
+        "grep SigIgn /proc/self/status; yes | head -1",
         LIMIT,
     );
     assert_eq!(
@@ -410,12 +336,11 @@ fn sigkill_of_rootrun_leaves_nothing_behind() {
     let Some(frame) = Frame::new("SIGKILL", busybox_image(NATIVE)) else {
         return;
     };
-    let (mut child, rx) = spawn_boot(&frame.image);
-    let mut seen = String::new();
-    wait_for(&rx, &mut seen, "ROOTRUN-BOOT-OK");
-    let pid = child.id();
-    child.kill().expect("SIGKILL rootrun");
-    child.wait().expect("reap rootrun");
+    let mut boot = spawn_boot(&frame.image);
+    boot.expect("ROOTRUN-BOOT-OK", LIMIT);
+    let pid = boot.child.id();
+    boot.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = boot.finish(LIMIT);
     // The container dies with its monitor; the namespace, mounts and loop
     // device with the container. Stale cgroups are swept by the next run.
     let out = run_with_input(
@@ -445,7 +370,7 @@ fn escape_key_on_a_terminal_stops_the_container_and_restores_the_terminal() {
     let before = tcgetattr(&pty.slave).expect("tcgetattr");
     assert!(before.local_flags.contains(LocalFlags::ICANON));
     let slave: OwnedFd = pty.slave;
-    let mut child = rootrun()
+    let child = rootrun()
         .arg("--stop-timeout=20")
         .arg(&frame.image)
         .stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -454,30 +379,21 @@ fn escape_key_on_a_terminal_stops_the_container_and_restores_the_terminal() {
         .spawn()
         .expect("spawn rootrun on a pty");
     let master = fs::File::from(pty.master);
-    let rx = stream(master.try_clone().unwrap());
-    let mut seen = String::new();
-    wait_for(&rx, &mut seen, "press Ctrl-a q");
-    wait_for(&rx, &mut seen, "/ # ");
+    let mut console = Live::reading(child, master.try_clone().unwrap());
+    console.expect("press Ctrl-a q", LIMIT);
+    console.expect("/ # ", LIMIT);
     // While raw, Ctrl-C is a byte for the container, not a signal for rootrun.
     nix::unistd::write(master.as_fd(), b"\x03echo typed-$((1+1))\r").unwrap();
-    wait_for(&rx, &mut seen, "typed-2");
+    console.expect("typed-2", LIMIT);
     let raw = tcgetattr(&slave).expect("tcgetattr while running");
     assert!(
         !raw.local_flags.contains(LocalFlags::ICANON),
         "terminal not raw while attached"
     );
     nix::unistd::write(master.as_fd(), b"\x01q").unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < LIMIT,
-            "Ctrl-a q did not stop rootrun: {seen}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // The pty stays open on our side: finish's drain ends on its 2 s quiet.
+    let (out, _) = console.finish(LIMIT);
+    let status = out.status;
     assert_eq!(status.code(), Some(0));
     let after = tcgetattr(&slave).expect("tcgetattr after");
     assert_eq!(
@@ -497,25 +413,16 @@ fn sigint_reaches_the_command_and_rootrun_exits_130() {
         return;
     };
     let script = "trap 'echo got-INT; exit 5' INT; echo ready; while true; do sleep 1; done";
-    let mut child = rootrun()
-        .arg("-q")
-        .arg(&frame.image)
-        .args(["--", "/bin/sh", "-c", script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rootrun");
-    let rx = stream(child.stdout.take().expect("stdout"));
-    let mut seen = String::new();
-    wait_for(&rx, &mut seen, "ready");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("send SIGINT");
-    let out = wait_with_limit(child, LIMIT);
-    drain_rest(&rx, &mut seen);
+    let mut run = Live::spawn(
+        rootrun()
+            .arg("-q")
+            .arg(&frame.image)
+            .args(["--", "/bin/sh", "-c", script]),
+        Stdio::null(),
+    );
+    run.expect("ready", LIMIT);
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    let (out, seen) = run.finish(LIMIT);
     assert!(
         seen.contains("got-INT"),
         "the command did not get SIGINT: {seen}"
@@ -553,14 +460,7 @@ fn guest_root_cannot_read_host_disks_through_device_nodes() {
          for d in /mnt/*; do [ -b \"$d\" ] && head -c 16 \"$d\" >/dev/null 2>&1 && echo devtmpfs-read; done; \
          grep '^Seccomp:' /proc/self/status; head -c 4 /dev/urandom | wc -c"
     );
-    let out = run_with_input(
-        rootrun()
-            .arg("-q")
-            .arg(&frame.image)
-            .args(["--", "/bin/sh", "-c", &script]),
-        b"",
-        LIMIT,
-    );
+    let out = sh_in(&frame.image, &script, LIMIT);
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("mknod-denied"),

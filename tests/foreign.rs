@@ -126,17 +126,6 @@ impl Drop for HostOnlyQemu {
     }
 }
 
-fn run(image: &Path, script: &str) -> std::process::Output {
-    run_with_input(
-        rootrun()
-            .arg("-q")
-            .arg(image)
-            .args(["--", "/bin/sh", "-c", script]),
-        b"",
-        LIMIT,
-    )
-}
-
 #[test]
 fn foreign_images_run_under_the_systems_f_handlers_and_pass_exit_status() {
     if !binfmt_ready("foreign arches") {
@@ -150,7 +139,7 @@ fn foreign_images_run_under_the_systems_f_handlers_and_pass_exit_status() {
     let before = HostState::capture();
     for (image, uname) in &images {
         let hash = sha256(image);
-        let out = run(image, "uname -m; exit 3");
+        let out = sh_in(image, "uname -m; exit 3", LIMIT);
         assert_eq!(
             text(&out.stdout).trim(),
             *uname,
@@ -232,7 +221,7 @@ fn handler_without_f_gets_its_interpreter_bind_mounted_at_the_registered_path() 
 
     // Bind-mounted read-only: the guest cannot overwrite the host's emulator.
     let script = format!("echo x > {} ; echo rc=$?", qemu.path.display());
-    let out = run(&image, &script);
+    let out = sh_in(&image, &script, LIMIT);
     assert!(
         text(&out.stdout).contains("rc=1"),
         "interpreter writable: {}",
@@ -267,7 +256,7 @@ fn mount_point_for_the_interpreter_never_follows_image_symlinks_onto_the_host() 
         Arch::Aarch64,
         &qemu.path,
     );
-    let out = run(&image, "uname -m; ls /tmp/lib");
+    let out = sh_in(&image, "uname -m; ls /tmp/lib", LIMIT);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with("aarch64\n"),
@@ -450,7 +439,7 @@ fn script_init_falls_back_to_busybox_and_metadata_disagreement_is_reported() {
     assert_eq!(report["metadata_mismatch"], "x86_64");
 
     let _lock = host_lock();
-    let out = run(&image, "uname -m");
+    let out = sh_in(&image, "uname -m", LIMIT);
     assert_eq!(text(&out.stdout).trim(), "aarch64", "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("metadata.yaml says architecture \"x86_64\""),
@@ -503,23 +492,14 @@ fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
     let image = busybox_image("arm64");
     let _lock = host_lock();
     let script = "for s in $(seq 34 64); do trap \"echo got-$s\" $s; done; echo ready; while :; do sleep 0.1; done";
-    let mut child = rootrun()
-        .arg("-q")
-        .arg(&image)
-        .args(["--", "/bin/sh", "-c", script])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn rootrun");
-    let rx = stream(child.stdout.take().expect("stdout"));
-    let mut seen = String::new();
-    let deadline = std::time::Instant::now() + LIMIT;
-    while !seen.contains("ready") && std::time::Instant::now() < deadline {
-        if let Ok(chunk) = rx.recv_timeout(Duration::from_secs(1)) {
-            seen.push_str(&text(&chunk));
-        }
-    }
+    let mut run = Live::spawn(
+        rootrun()
+            .arg("-q")
+            .arg(&image)
+            .args(["--", "/bin/sh", "-c", script]),
+        std::process::Stdio::null(),
+    );
+    run.expect("ready", LIMIT);
     // rootrun -> liblxc monitor -> liblxc init -> the shell (under qemu).
     let children = |pid: u32| -> Vec<u32> {
         let list =
@@ -530,13 +510,13 @@ fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
     };
     // rootrun's children: the monitor (which has the container under it)
     // and a short-lived page-cache prefetcher.
-    let monitor = children(child.id())
+    let monitor = children(run.child.id())
         .into_iter()
         .find(|p| !children(*p).is_empty())
         .unwrap_or(0);
     let init = children(monitor).first().copied().unwrap_or(0);
     let shell = children(init).first().copied().unwrap_or(0);
-    assert!(shell > 0, "no shell process found; output: {seen}");
+    assert!(shell > 0, "no shell process found; output: {}", run.seen);
     let host_signal = libc::SIGRTMIN() + 6;
     // nix's Signal has no real-time signals; kill(1) sends any number.
     let sent = std::process::Command::new("kill")
@@ -546,17 +526,9 @@ fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
         .expect("run kill");
     assert!(sent.success(), "kill -{host_signal} {shell} failed");
     let expected = format!("got-{}", libc::SIGRTMIN() + 4);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !seen.contains("got-") && std::time::Instant::now() < deadline {
-        if let Ok(chunk) = rx.recv_timeout(Duration::from_secs(1)) {
-            seen.push_str(&text(&chunk));
-        }
-    }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = wait_with_limit(child, LIMIT);
+    run.wait_for("got-", Duration::from_secs(20));
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, seen) = run.finish(LIMIT);
     assert!(
         seen.contains(&expected),
         "host signal {host_signal} did not arrive as {expected}: {seen}"

@@ -8,28 +8,11 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
 const BOOT_LIMIT: Duration = Duration::from_secs(240);
-
-fn read_until(
-    rx: &std::sync::mpsc::Receiver<Vec<u8>>,
-    seen: &mut String,
-    needle: &str,
-    limit: Duration,
-) -> bool {
-    let deadline = Instant::now() + limit;
-    while !seen.contains(needle) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(chunk) => seen.push_str(&text(&chunk)),
-            Err(_) => return false,
-        }
-    }
-    true
-}
 
 #[test]
 fn emulated_systemd_boots_to_multi_user_and_powers_off_on_sigterm() {
@@ -54,36 +37,19 @@ fn emulated_systemd_boots_to_multi_user_and_powers_off_on_sigterm() {
     let before = HostState::capture();
     // A stop timeout long enough that a wrong halt signal shows up as a
     // missing poweroff, not as a kill that happens to end the run.
-    let mut child = rootrun()
-        .args(["-q", "--stop-timeout=90", "--rootfs"])
-        .arg(&tree)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rootrun");
-    let rx = stream(child.stdout.take().expect("stdout"));
-    let mut seen = String::new();
-    let booted = read_until(
-        &rx,
-        &mut seen,
-        "Reached target multi-user.target",
-        BOOT_LIMIT,
+    let mut boot = Live::spawn(
+        rootrun()
+            .args(["-q", "--stop-timeout=90", "--rootfs"])
+            .arg(&tree),
+        Stdio::piped(),
     );
-    if !booted {
-        let _ = child.kill();
-        let _ = child.wait();
+    if !boot.wait_for("Reached target multi-user.target", BOOT_LIMIT) {
+        boot.signal(nix::sys::signal::Signal::SIGKILL);
+        let (_, seen) = boot.finish(BOOT_LIMIT);
         panic!("systemd did not reach multi-user.target; console:\n{seen}");
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM rootrun");
-    let out = wait_with_limit(child, Duration::from_secs(120));
-    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(2)) {
-        seen.push_str(&text(&chunk));
-    }
+    boot.signal(nix::sys::signal::Signal::SIGTERM);
+    let (out, seen) = boot.finish(Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
     assert!(
         seen.contains("Reached target poweroff.target"),

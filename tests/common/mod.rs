@@ -269,6 +269,94 @@ pub fn stream<R: Read + Send + 'static>(mut pipe: R) -> std::sync::mpsc::Receive
     rx
 }
 
+/// `rootrun -q IMAGE -- /bin/sh -c SCRIPT` with empty stdin.
+pub fn sh_in(image: &Path, script: &str, limit: Duration) -> Output {
+    run_with_input(
+        rootrun()
+            .arg("-q")
+            .arg(image)
+            .args(["--", "/bin/sh", "-c", script]),
+        b"",
+        limit,
+    )
+}
+
+/// A running rootrun whose output is read as it comes, for tests that react
+/// to what the container prints (wait for a marker, then signal, ...).
+pub struct Live {
+    pub child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// Everything read so far.
+    pub seen: String,
+}
+
+impl Live {
+    /// Spawns `cmd` with stdout and stderr piped; stdout is streamed.
+    pub fn spawn(cmd: &mut Command, stdin: Stdio) -> Live {
+        let mut child = cmd
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rootrun");
+        let stdout = child.stdout.take().expect("stdout pipe");
+        Live::reading(child, stdout)
+    }
+
+    /// Streams `output` (e.g. a pty master) for an already spawned child.
+    pub fn reading<R: Read + Send + 'static>(child: std::process::Child, output: R) -> Live {
+        Live {
+            child,
+            rx: stream(output),
+            seen: String::new(),
+        }
+    }
+
+    /// Reads until `needle` shows up; false after `limit`.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while !self.seen.contains(needle) {
+            match self
+                .rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(chunk) => self.seen.push_str(&text(&chunk)),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Like `wait_for`, but panics with the output so far.
+    pub fn expect(&mut self, needle: &str, limit: Duration) {
+        assert!(
+            self.wait_for(needle, limit),
+            "{needle:?} never appeared; output so far: {}",
+            self.seen
+        );
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
+            .expect("signal rootrun");
+    }
+
+    /// Waits for the child (killed and reported on overrun of `limit`) and
+    /// for the rest of its output.
+    pub fn finish(self, limit: Duration) -> (Output, String) {
+        let Live {
+            child,
+            rx,
+            mut seen,
+        } = self;
+        let out = wait_with_limit(child, limit);
+        while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(2)) {
+            seen.push_str(&text(&chunk));
+        }
+        (out, seen)
+    }
+}
+
 /// `mksquashfs TREE IMAGE` with root-owned files.
 pub fn mksquashfs(tree: &Path, image: &Path) {
     let status = Command::new("mksquashfs")
