@@ -79,6 +79,11 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
         stop: None,
     };
     let result = session.run(&signal_fd);
+    // The monitor has exited. liblxc removes the container's cgroups on its
+    // way out but only logs a failed rmdir; whatever it left goes here.
+    if result.is_ok() {
+        cgroup::remove_leftovers(&plan.name);
+    }
     if let Some(pid) = prefetch {
         // Long done, normally; never wait on it.
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);

@@ -18,15 +18,28 @@ const DRAIN_WAIT: Duration = Duration::from_secs(3);
 /// Removes stale `lxc.{monitor,payload}.rootrun-PID` cgroups; returns how
 /// many were removed. Errors are ignored: the sweep is housekeeping.
 pub fn sweep_stale(name_prefix: &str) -> usize {
-    let mut stale = find_stale(name_prefix);
+    remove_all(find(|name| {
+        stale_owner(name, name_prefix).is_some_and(|pid| !rootrun_alive(pid))
+    }))
+}
+
+/// Removes the cgroups of container `name` that liblxc's own teardown left
+/// (it logs a failed rmdir and goes on); returns how many were removed.
+/// Called once the container's monitor has exited.
+pub fn remove_leftovers(name: &str) -> usize {
+    remove_all(find(|found| container_of(found) == Some(name)))
+}
+
+/// Removes `dirs`, retrying while their tasks drain; errors are ignored.
+fn remove_all(mut dirs: Vec<PathBuf>) -> usize {
     let mut removed = 0;
     let deadline = Instant::now() + DRAIN_WAIT;
     loop {
-        stale.retain(|dir| {
+        dirs.retain(|dir| {
             removed += remove_tree(dir, 0);
             dir.exists()
         });
-        if stale.is_empty() || Instant::now() >= deadline {
+        if dirs.is_empty() || Instant::now() >= deadline {
             return removed;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -37,7 +50,7 @@ pub fn sweep_stale(name_prefix: &str) -> usize {
 /// hierarchy (cgroups(7): /proc/PID/cgroup), so only those directories, the
 /// hierarchy roots and rootrun's own cgroup are listed: a handful of
 /// readdirs instead of a walk of the host's tree.
-fn find_stale(name_prefix: &str) -> Vec<PathBuf> {
+fn find(wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut relative: Vec<String> = ["/proc/1/cgroup", "/proc/self/cgroup"]
         .iter()
         .filter_map(|file| fs::read_to_string(file).ok())
@@ -58,10 +71,9 @@ fn find_stale(name_prefix: &str) -> Vec<PathBuf> {
                 continue;
             };
             for entry in entries.flatten() {
-                let name = entry.file_name();
-                let stale = stale_owner(&name.to_string_lossy(), name_prefix)
-                    .is_some_and(|pid| !rootrun_alive(pid));
-                if stale && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if wanted(&entry.file_name().to_string_lossy())
+                    && entry.file_type().is_ok_and(|t| t.is_dir())
+                {
                     found.push(entry.path());
                 }
             }
@@ -72,10 +84,15 @@ fn find_stale(name_prefix: &str) -> Vec<PathBuf> {
 
 /// The PID in `lxc.monitor.rootrun-PID` / `lxc.payload.rootrun-PID`.
 fn stale_owner(name: &str, prefix: &str) -> Option<u32> {
-    let rest = name
+    container_of(name)?.strip_prefix(prefix)?.parse().ok()
+}
+
+/// The container a liblxc cgroup belongs to: NAME in `lxc.monitor.NAME` and
+/// `lxc.payload.NAME`.
+fn container_of(cgroup: &str) -> Option<&str> {
+    cgroup
         .strip_prefix("lxc.monitor.")
-        .or_else(|| name.strip_prefix("lxc.payload."))?;
-    rest.strip_prefix(prefix)?.parse().ok()
+        .or_else(|| cgroup.strip_prefix("lxc.payload."))
 }
 
 /// rootrun's own PID counts as dead: the sweep runs before its container
@@ -136,5 +153,53 @@ mod tests {
         assert_eq!(stale_owner("lxc.payload.web", "rootrun-"), None);
         assert_eq!(stale_owner("lxc.payload.rootrun-x", "rootrun-"), None);
         assert_eq!(stale_owner("system.slice", "rootrun-"), None);
+    }
+
+    /// Removes what the test made even when an assertion fails.
+    struct Made(Vec<PathBuf>);
+
+    impl Drop for Made {
+        fn drop(&mut self) {
+            for dir in self.0.iter().rev() {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+    }
+
+    /// Real cgroups in every hierarchy: the container's two (with a child)
+    /// go, a look-alike with a longer name stays.
+    #[test]
+    fn leftovers_of_one_container_are_removed_in_every_hierarchy() {
+        if !nix::unistd::geteuid().is_root() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "needs root to make cgroups"
+            );
+            println!("note: not run: needs root to make cgroups");
+            return;
+        }
+        let roots = hierarchies();
+        assert!(!roots.is_empty(), "no cgroup hierarchy is mounted");
+        let name = format!("rootrun-unit-{}", std::process::id());
+        let mut made = Made(Vec::new());
+        for root in &roots {
+            for dir in [
+                format!("lxc.monitor.{name}"),
+                format!("lxc.payload.{name}"),
+                format!("lxc.payload.{name}/child"),
+                format!("lxc.payload.{name}0"),
+            ] {
+                let path = root.join(dir);
+                fs::create_dir(&path).expect("mkdir in a cgroup hierarchy");
+                made.0.push(path);
+            }
+        }
+        assert_eq!(remove_leftovers(&name), 3 * roots.len());
+        for root in &roots {
+            assert!(!root.join(format!("lxc.monitor.{name}")).exists());
+            assert!(!root.join(format!("lxc.payload.{name}")).exists());
+            assert!(root.join(format!("lxc.payload.{name}0")).exists());
+        }
     }
 }
