@@ -68,8 +68,7 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
         eprintln!("{text}");
     }
     let rootrun = nix::unistd::getpid();
-    // Best effort: a failed prefetch only costs time.
-    let prefetch = process::spawn(|| warm_page_cache(&stage.root, &first_read)).ok();
+    let prefetch = Prefetch::start(&stage.root, &first_read);
     let monitor = process::spawn(|| monitor_main(plan, rootrun, &signals, &outcome))?;
 
     let mut session = Session {
@@ -84,11 +83,6 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     if result.is_ok() {
         cgroup::remove_leftovers(&plan.name);
     }
-    if let Some(pid) = prefetch {
-        // Long done, normally; never wait on it.
-        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(pid, None);
-    }
     // Before the tmpfs holding liblxc's log goes away with the stage.
     let code = result.and_then(|()| {
         exit_code(
@@ -98,6 +92,8 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
             &plan.layout.log,
         )
     });
+    // Its open files would keep the mounts busy.
+    drop(prefetch);
     drop(stage);
     let _ = signals.thread_unblock();
     code
@@ -247,19 +243,53 @@ fn write_config(plan: &LaunchPlan, console: ConsolePath<'_>) -> Result<(), SysEr
     fs::write(&path, plan.lxc_config_text(console)).map_err(|e| SysError::io("write", &path, e))
 }
 
-/// Reads the files the container's first exec needs, in a child running
-/// beside the liblxc monitor: the SquashFS was just mounted, so its pages are
-/// cold, and decompressing them (about 8 ms for BusyBox from a gzip image)
-/// then overlaps liblxc's container setup instead of following it.
-fn warm_page_cache(root: &OwnedFd, files: &[PathBuf]) {
+/// A child that reads the files the container's first exec needs, beside
+/// the liblxc monitor: the SquashFS was just mounted, so its pages are cold,
+/// and decompressing them (about 10 ms for BusyBox from a gzip image, on the
+/// kernel's single decompressor) then overlaps liblxc's container setup
+/// instead of following it. Best effort: a failed fork only costs time.
+/// Killed and reaped on drop, normally long done by then.
+struct Prefetch(Option<Pid>);
+
+impl Prefetch {
+    fn start(root: &OwnedFd, files: &[PathBuf]) -> Self {
+        Prefetch(
+            process::spawn(|| {
+                warm_page_cache(root, files);
+            })
+            .ok(),
+        )
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
+/// Reads at most this much of each file: exec touches only part of a large
+/// program, and the child must not outlive the container's start by much.
+const PREFETCH_MAX: u64 = 64 << 20;
+
+/// Reads `files`, at most `PREFETCH_MAX` bytes of each; returns how many
+/// bytes it read.
+fn warm_page_cache(root: &OwnedFd, files: &[PathBuf]) -> u64 {
     let mut buf = vec![0u8; 128 * 1024];
+    let mut total = 0;
     for path in files {
         let Ok(fd) = rootfs::open_in_root(root, path, libc::O_RDONLY) else {
             continue;
         };
-        let mut file = fs::File::from(fd);
-        while matches!(std::io::Read::read(&mut file, &mut buf), Ok(n) if n > 0) {}
+        let mut file = std::io::Read::take(fs::File::from(fd), PREFETCH_MAX);
+        while let Ok(n @ 1..) = std::io::Read::read(&mut file, &mut buf) {
+            total += n as u64;
+        }
     }
+    total
 }
 
 /// The liblxc monitor: runs in a forked child so that rootrun itself stays
@@ -304,4 +334,28 @@ fn unpack_lower(plan: &LaunchPlan, quiet: bool) -> Result<(), Error> {
     )
     .map_err(|e| Error::Unpack(Box::new(e)))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefetch_reads_small_files_whole_and_large_ones_up_to_the_cap() {
+        let dir = std::env::temp_dir().join(format!("rootrun-prefetch-{}", std::process::id()));
+        fs::create_dir_all(dir.join("bin")).unwrap();
+        fs::write(dir.join("bin/small"), vec![7u8; 5000]).unwrap();
+        // Sparse: costs no disk, reads as zeros.
+        let big = fs::File::create(dir.join("bin/big")).unwrap();
+        big.set_len(PREFETCH_MAX + (1 << 20)).unwrap();
+        let root: OwnedFd = fs::File::open(&dir).unwrap().into();
+        let files = [
+            PathBuf::from("/bin/small"),
+            PathBuf::from("/bin/missing"),
+            PathBuf::from("/bin/big"),
+        ];
+        let read = warm_page_cache(&root, &files);
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(read, 5000 + PREFETCH_MAX);
+    }
 }
