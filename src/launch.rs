@@ -79,7 +79,9 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     };
     let result = session.run(&signal_fd);
     // The monitor has exited. liblxc removes the container's cgroups on its
-    // way out but only logs a failed rmdir; whatever it left goes here.
+    // way out, but not when the monitor was killed (a forced stop whose
+    // liblxc stop() failed) and it only logs a failed rmdir; whatever it
+    // left goes here rather than waiting for the next run's sweep.
     if result.is_ok() {
         cgroup::remove_leftovers(&plan.name);
     }
