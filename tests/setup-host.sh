@@ -49,4 +49,29 @@ for conf in /usr/lib/binfmt.d/qemu-*.conf; do
         printf '%s' "$line" > "$binfmt/register"
     fi
 done
+# A test run that was killed (SIGKILL skips its clean-up) can leave the host's
+# handlers changed: a Debian handler disabled (re-enabled here; a removed
+# one was registered again above), or entries and interpreter copies named
+# rootrun-test-...-PID of a test process that no longer exists (removed).
+for conf in /usr/lib/binfmt.d/qemu-*.conf; do
+    name=$(basename "$conf" .conf)
+    if [ -e "$binfmt/$name" ] && head -n 1 "$binfmt/$name" | grep -qx disabled; then
+        echo "setup-host.sh: enabling $name, left disabled (by a killed test run?)"
+        echo 1 > "$binfmt/$name"
+    fi
+done
+test_pid() { # the PID in rootrun-test-PID-... or rootrun-test-WORD-PID
+    echo "$1" | sed -n 's/^rootrun-test-\([a-z]*-\)\{0,1\}\([0-9][0-9]*\).*/\2/p'
+}
+for entry in "$binfmt"/rootrun-test-* /usr/local/lib/rootrun-test-*; do
+    [ -e "$entry" ] || continue
+    pid=$(test_pid "$(basename "$entry")")
+    if [ -n "$pid" ] && [ ! -d "/proc/$pid" ]; then
+        echo "setup-host.sh: removing $entry, left by test process $pid (gone)"
+        case $entry in
+            "$binfmt"/*) echo -1 > "$entry" ;;
+            *) rm -rf "$entry" ;;
+        esac
+    fi
+done
 echo "setup-host.sh: ready (binfmt handlers: $(ls "$binfmt" | grep -c '^qemu-'))"
