@@ -74,6 +74,20 @@ impl Binfmt {
         self.undo.push(Undo::Enable(name.to_owned()));
     }
 
+    /// Takes an enabled entry out of the kernel's list for this test: a
+    /// `rootrun-qemu-ARCH` that an interrupted run left would answer for its
+    /// architecture. It is registered again on drop.
+    fn set_aside_if_enabled(&mut self, name: &str) {
+        let entries = arch::read_entries(Self::dir()).expect("read binfmt_misc");
+        let Some(entry) = entries.into_iter().find(|e| e.name == name && e.enabled) else {
+            return;
+        };
+        let line = arch::register_line(name, &entry.kind, &entry.interpreter, entry.flags)
+            .expect("registration line of an existing entry");
+        arch::remove(Self::dir(), name).expect("remove handler");
+        self.undo.push(Undo::Register(line));
+    }
+
     /// Removes one of Debian's handlers; it is registered again from
     /// /usr/lib/binfmt.d on drop.
     fn remove_system(&mut self, name: &str) {
@@ -291,6 +305,9 @@ fn missing_disabled_gone_and_dynamic_handlers_are_clear_errors() {
     let image = busybox_image("s390x");
     let _lock = host_lock();
     let before = HostState::capture();
+    // Each case below assumes Debian's qemu-s390x is the only handler.
+    let mut earlier = Binfmt::default();
+    earlier.set_aside_if_enabled("rootrun-qemu-s390x");
     {
         let mut binfmt = Binfmt::default();
         binfmt.disable("qemu-s390x");
@@ -349,6 +366,7 @@ fn missing_disabled_gone_and_dynamic_handlers_are_clear_errors() {
         );
         expect_125(&image, &[], &["dynamically linked", "qemu-user-static"]);
     }
+    drop(earlier);
     before.assert_restored("handler errors");
 }
 
