@@ -1,7 +1,7 @@
 #!/bin/bash
 # Start-up benchmark: rootrun against the liblxc floor (lxc-execute).
 #
-#   tests/bench/startup.sh [-n N]        (as root; default N=20)
+#   tests/bench/startup.sh [-n N]        (as root; default N=20; COMP=gzip|lz4|lzo|xz|zstd)
 #
 # Builds rootrun (cargo build --release) and a BusyBox amd64 image
 # (tests/fixtures/build-image.sh) in a temporary directory, then times N runs
@@ -85,8 +85,9 @@ trap 'exit 143' TERM
 
 echo "building rootrun (cargo build --release) ..." >&2
 (cd "$repo" && cargo build --release --quiet)
-echo "building image (tests/fixtures/build-image.sh amd64) ..." >&2
-"$repo/tests/fixtures/build-image.sh" amd64 "$img"
+comp=${COMP:-gzip}
+echo "building image (tests/fixtures/build-image.sh amd64, $comp) ..." >&2
+ROOTRUN_FIXTURE_COMP=$comp "$repo/tests/fixtures/build-image.sh" amd64 "$img"
 
 # liblxc configuration: rootrun's own plan, with our paths.
 mnt=$work/run
@@ -199,7 +200,7 @@ ratio() { awk -v a="$1" -v b="$2" -v t="$target_ratio" 'BEGIN {
     r = a / b; printf "%.2fx (target <= %.2fx: %s)", r, t, (r <= t ? "ok" : "OVER") }'; }
 
 echo
-echo "rootrun start-up, $runs runs each, /bin/true in a BusyBox amd64 image ($(uname -r), $(nproc) CPUs)"
+echo "rootrun start-up, $runs runs each, /bin/true in a BusyBox amd64 image, $comp ($(uname -r), $(nproc) CPUs)"
 printf '%-44s %9s %9s %9s\n' "" "median ms" "min ms" "max ms"
 printf '%-44s %9s %9s %9s\n' "rootrun -q IMG -- /bin/true (*)" "$rr_med" "$rr_min" "$rr_max"
 printf '%-44s %9s %9s %9s\n' "lxc-execute, root mounted once (floor)" "$fl_med" "$fl_min" "$fl_max"
