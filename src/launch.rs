@@ -97,7 +97,9 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     // Its open files would keep the mounts busy.
     drop(prefetch);
     drop(stage);
-    let _ = signals.thread_unblock();
+    // The signals stay blocked: rootrun exits right after reporting `code`,
+    // and a Ctrl-C or SIGTERM that came during the teardown (the container is
+    // gone already) must not kill it first with the default action.
     code
 }
 
@@ -255,9 +257,14 @@ struct Prefetch(Option<Pid>);
 
 impl Prefetch {
     fn start(root: &OwnedFd, files: &[PathBuf]) -> Self {
+        let rootrun = nix::unistd::getpid();
         Prefetch(
             process::spawn(|| {
-                warm_page_cache(root, files);
+                // Its open files would keep the namespace's mounts and the
+                // loop device alive after a SIGKILLed rootrun.
+                if process::die_with_parent(rootrun).is_ok() {
+                    warm_page_cache(root, files);
+                }
             })
             .ok(),
         )
@@ -277,16 +284,21 @@ impl Drop for Prefetch {
 /// program, and the child must not outlive the container's start by much.
 const PREFETCH_MAX: u64 = 64 << 20;
 
-/// Reads `files`, at most `PREFETCH_MAX` bytes of each; returns how many
-/// bytes it read.
+/// Reads the regular files among `files`, at most `PREFETCH_MAX` bytes of
+/// each; returns how many bytes it read. The image is untrusted: a FIFO (or
+/// a device) in a program's place is opened without blocking and skipped.
 fn warm_page_cache(root: &OwnedFd, files: &[PathBuf]) -> u64 {
     let mut buf = vec![0u8; 128 * 1024];
     let mut total = 0;
     for path in files {
-        let Ok(fd) = rootfs::open_in_root(root, path, libc::O_RDONLY) else {
+        let Ok(fd) = rootfs::open_in_root(root, path, libc::O_RDONLY | libc::O_NONBLOCK) else {
             continue;
         };
-        let mut file = std::io::Read::take(fs::File::from(fd), PREFETCH_MAX);
+        let file = fs::File::from(fd);
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let mut file = std::io::Read::take(file, PREFETCH_MAX);
         while let Ok(n @ 1..) = std::io::Read::read(&mut file, &mut buf) {
             total += n as u64;
         }
@@ -343,17 +355,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefetch_reads_small_files_whole_and_large_ones_up_to_the_cap() {
+    fn prefetch_reads_regular_files_up_to_the_cap_and_skips_fifos() {
         let dir = std::env::temp_dir().join(format!("rootrun-prefetch-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("bin")).unwrap();
         fs::write(dir.join("bin/small"), vec![7u8; 5000]).unwrap();
         // Sparse: costs no disk, reads as zeros.
         let big = fs::File::create(dir.join("bin/big")).unwrap();
         big.set_len(PREFETCH_MAX + (1 << 20)).unwrap();
+        nix::unistd::mkfifo(&dir.join("bin/fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         let root: OwnedFd = fs::File::open(&dir).unwrap().into();
         let files = [
             PathBuf::from("/bin/small"),
             PathBuf::from("/bin/missing"),
+            // Would block forever in open(2) without a writer.
+            PathBuf::from("/bin/fifo"),
             PathBuf::from("/bin/big"),
         ];
         let read = warm_page_cache(&root, &files);

@@ -99,7 +99,7 @@ impl Drop for SharedOutcome {
 /// dies; fails if it already has (the child was reparented before prctl).
 pub fn die_with_parent(parent: Pid) -> Result<(), SysError> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .map_err(|e| SysError::new("prctl(PR_SET_PDEATHSIG)", "<monitor>", e))?;
+        .map_err(|e| SysError::new("prctl(PR_SET_PDEATHSIG)", "<child>", e))?;
     if nix::unistd::getppid() != parent {
         return Err(SysError::new("wait for", "<parent>", Errno::ESRCH));
     }
