@@ -171,23 +171,6 @@ pub fn write_some(fd: BorrowedFd<'_>, data: &[u8]) -> usize {
     }
 }
 
-/// Writes all of `data`, waiting for the fd when it is non-blocking and full.
-pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::EAGAIN) => {
-                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
-                poll(&mut fds, PollTimeout::from(1000u16)).map_err(io::Error::from)?;
-            }
-            Err(e) => return Err(io::Error::from(e)),
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

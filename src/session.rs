@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{self, IsTerminal};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
@@ -16,7 +16,6 @@ use nix::unistd::Pid;
 
 use crate::console::{self, ConsolePty, EscapeScanner, LineEnds, RawMode};
 use crate::error::Error;
-use crate::lxc::{Container, LxcError};
 use crate::plan::{LaunchPlan, Mode};
 use crate::sys::process::{self, Outcome};
 use crate::sys::SysError;
@@ -30,9 +29,27 @@ pub(crate) enum StopCause {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StopRequest {
     pub(crate) cause: StopCause,
-    deadline: Instant,
-    forced: bool,
+    step: StopStep,
+    /// When the next, harder step is due; none after the last one.
+    deadline: Option<Instant>,
 }
+
+/// How far a stop has gone. Every step is a plain kill(2) on a PID rootrun
+/// found itself: a call into liblxc's command socket would block until the
+/// monitor answers, and the monitor may be blocked writing to the console
+/// that only this loop drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopStep {
+    /// Init got its halt signal (a command, the signal rootrun got).
+    Asked,
+    /// Init got SIGKILL: the PID namespace dies, the monitor cleans up.
+    InitKilled,
+    /// The monitor got SIGKILL; liblxc's parent-death signal kills init.
+    MonitorKilled,
+}
+
+/// How long the monitor has to clean up after init was killed.
+const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// The running container, seen from rootrun.
 pub(crate) struct Session<'a> {
@@ -61,49 +78,70 @@ impl Session<'_> {
 
         loop {
             let now = Instant::now();
-            let stop_at = match self.stop {
-                Some(StopRequest {
-                    deadline,
-                    forced: false,
-                    ..
-                }) => Some(deadline),
-                _ => None,
-            };
+            let stop_at = self.stop.and_then(|stop| stop.deadline);
             let wake_at = [stop_at, gate.opens_at()].into_iter().flatten().min();
             let timeout = match wake_at {
                 Some(at) => PollTimeout::try_from(at.saturating_duration_since(now))
                     .unwrap_or(PollTimeout::MAX),
                 None => PollTimeout::NONE,
             };
+            // Once a stop is under way the console is drained whatever
+            // stdout does: liblxc's monitor blocks on a full console and
+            // would not see init end.
+            let read_console = output.has_room() || self.stop.is_some();
             let read_stdin = stdin_open && gate.is_open(now) && pending.len() < PENDING_MAX;
             let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+            let (mut master_at, mut stdin_at, mut stdout_at) = (None, None, None);
             if let Some(pty) = self.console {
-                let mut master = PollFlags::POLLIN;
-                if !pending.is_empty() {
-                    master |= PollFlags::POLLOUT;
+                let mut events = PollFlags::empty();
+                if read_console {
+                    events |= PollFlags::POLLIN;
                 }
-                fds.push(PollFd::new(pty.master.as_fd(), master));
+                if !pending.is_empty() {
+                    events |= PollFlags::POLLOUT;
+                }
+                if !events.is_empty() {
+                    fds.push(PollFd::new(pty.master.as_fd(), events));
+                    master_at = Some(fds.len() - 1);
+                }
                 if read_stdin {
                     fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+                    stdin_at = Some(fds.len() - 1);
+                }
+                if output.has_pending() {
+                    fds.push(PollFd::new(output.fd(), PollFlags::POLLOUT));
+                    stdout_at = Some(fds.len() - 1);
                 }
             }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(SysError::new("poll", "console", e).into()),
             }
-            let revents: Vec<PollFlags> = fds
-                .iter()
-                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
-                .collect();
+            let revents = |at: Option<usize>| {
+                at.and_then(|i| fds[i].revents())
+                    .unwrap_or(PollFlags::empty())
+            };
+            let (signalled, master, input, writable) = (
+                revents(Some(0)),
+                revents(master_at),
+                revents(stdin_at),
+                revents(stdout_at),
+            );
             drop(fds);
 
-            if !revents[0].is_empty() && self.handle_signals(signal_fd)? {
+            if !signalled.is_empty() && self.handle_signals(signal_fd)? {
                 break;
             }
             let Some(pty) = self.console else { continue };
-            let master = revents.get(1).copied().unwrap_or(PollFlags::empty());
+            if !writable.is_empty() {
+                output.flush_some();
+            }
+            let overflow = match self.stop {
+                Some(_) => Overflow::Drop,
+                None => Overflow::Wait,
+            };
             if master.intersects(PollFlags::POLLIN)
-                && output.copy_from(pty.master.as_fd(), &mut buf, READS_PER_WAKE)
+                && output.take_from(pty.master.as_fd(), &mut buf, READS_PER_WAKE, overflow)
             {
                 gate.saw_output(Instant::now());
             }
@@ -111,7 +149,7 @@ impl Session<'_> {
                 let written = console::write_some(pty.master.as_fd(), &pending);
                 pending.drain(..written);
             }
-            if revents.get(2).is_some_and(|r| !r.is_empty()) {
+            if !input.is_empty() {
                 match console::read_some(stdin.as_fd(), &mut buf) {
                     Ok(0) | Err(_) => stdin_open = false,
                     Ok(n) => {
@@ -128,15 +166,19 @@ impl Session<'_> {
                     }
                 }
             }
-            if let Some(stop) = self.stop {
-                if !stop.forced && Instant::now() >= stop.deadline {
-                    self.force_stop();
-                }
+            if self
+                .stop
+                .and_then(|stop| stop.deadline)
+                .is_some_and(|at| Instant::now() >= at)
+            {
+                self.escalate();
             }
         }
         if let Some(pty) = self.console {
-            // The container is gone: what is left in the pty is finite.
-            output.copy_from(pty.master.as_fd(), &mut buf, usize::MAX);
+            // The container is gone: what is left in the pty is a buffer's
+            // worth (bounded anyway, should a writer outlive the monitor).
+            output.take_from(pty.master.as_fd(), &mut buf, FINAL_READS, Overflow::Keep);
+            output.finish(signal_fd);
         }
         Ok(())
     }
@@ -171,10 +213,10 @@ impl Session<'_> {
     }
 
     /// First request: ask init to halt and start the grace period. A second
-    /// request (Ctrl-C twice) kills the container at once.
+    /// request (Ctrl-C twice) goes straight to the next step.
     fn request_stop(&mut self, cause: StopCause) {
         if self.stop.is_some() {
-            self.force_stop();
+            self.escalate();
             return;
         }
         if cause == StopCause::Escape {
@@ -184,58 +226,121 @@ impl Session<'_> {
                 self.plan.halt_signal
             );
         }
-        let deadline = Instant::now() + self.plan.stop_timeout;
         self.stop = Some(StopRequest {
             cause,
-            deadline,
-            forced: false,
+            step: StopStep::Asked,
+            deadline: Some(Instant::now() + self.plan.stop_timeout),
         });
-        let asked = Container::new(&self.plan.name, &self.plan.layout.lxcpath).and_then(|c| {
-            match (&self.plan.mode, cause) {
-                // A command gets the very signal rootrun got, as a shell's
-                // child would. It goes to the command itself: liblxc's init
-                // turns SIGINT into a SIGTERM shutdown of everything.
-                (Mode::Command { .. }, StopCause::Signal(signal)) => {
-                    let init = c.init_pid()?;
-                    let target = process::first_child(init).unwrap_or(init);
-                    kill(Pid::from_raw(target), signal).map_err(|e| LxcError::Call {
-                        call: "kill",
-                        detail: Some(e.to_string()),
-                    })
-                }
-                // An init is asked to power off with its own halt signal.
-                _ => c.request_shutdown(),
-            }
-        });
-        if asked.is_err() {
-            // Not running yet or already gone: nothing to ask; kill instead.
-            self.force_stop();
+        if !self.ask(cause) {
+            // No init yet (or already gone): nothing to ask.
+            self.escalate();
         }
     }
 
-    fn force_stop(&mut self) {
+    /// Sends the first stop signal; false when there is no init to send to.
+    fn ask(&self, cause: StopCause) -> bool {
+        let Some(init) = self.container_init() else {
+            return false;
+        };
+        let (target, signal) = match (&self.plan.mode, cause) {
+            // A command gets the very signal rootrun got, as a shell's child
+            // would. It goes to the command itself: liblxc's init turns
+            // SIGINT into a SIGTERM shutdown of everything.
+            (Mode::Command { .. }, StopCause::Signal(signal)) => {
+                (process::first_child(init).unwrap_or(init), signal as i32)
+            }
+            // An init is asked to power off with its own halt signal.
+            _ => match signal_number(self.plan.halt_signal) {
+                Some(number) => (init, number),
+                None => return false,
+            },
+        };
+        // SAFETY: kill(2) with a PID and a valid signal number.
+        unsafe { libc::kill(target, signal) == 0 }
+    }
+
+    /// The next, harder step of a stop.
+    fn escalate(&mut self) {
+        let Some(current) = self.stop.map(|stop| stop.step) else {
+            return;
+        };
+        let step = match (current, self.container_init()) {
+            (StopStep::Asked, Some(init)) => {
+                let _ = kill(Pid::from_raw(init), Signal::SIGKILL);
+                StopStep::InitKilled
+            }
+            (StopStep::MonitorKilled, _) => return,
+            _ => {
+                let _ = kill(self.monitor, Signal::SIGKILL);
+                StopStep::MonitorKilled
+            }
+        };
         if let Some(stop) = self.stop.as_mut() {
-            stop.forced = true;
+            stop.step = step;
+            stop.deadline = (step == StopStep::InitKilled).then(|| Instant::now() + KILL_GRACE);
         }
-        let stopped =
-            Container::new(&self.plan.name, &self.plan.layout.lxcpath).and_then(|c| c.stop());
-        if stopped.is_err() {
-            // The monitor's death takes the container with it (liblxc sets
-            // PR_SET_PDEATHSIG on init).
-            let _ = kill(self.monitor, Signal::SIGKILL);
-        }
+    }
+
+    /// The container's init: the monitor's child in a PID namespace of its
+    /// own (liblxc clones it there). None before it exists and after it is
+    /// gone.
+    fn container_init(&self) -> Option<i32> {
+        let monitor = self.monitor.as_raw();
+        let init = process::first_child(monitor)?;
+        let ns = |pid: i32| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        let (init_ns, monitor_ns) = (ns(init)?, ns(monitor)?);
+        (init_ns != monitor_ns).then_some(init)
     }
 }
 
-/// rootrun's stdout, fed from the console.
+/// A signal's number from its name as liblxc's `lxc.signal.halt` takes it:
+/// `SIGPWR`, `SIGUSR2`, `SIGRTMIN+4`.
+pub(crate) fn signal_number(name: &str) -> Option<i32> {
+    if let Some(offset) = name.strip_prefix("SIGRTMIN+") {
+        let number = libc::SIGRTMIN() + offset.parse::<i32>().ok()?;
+        return (number <= libc::SIGRTMAX()).then_some(number);
+    }
+    name.parse::<Signal>().ok().map(|signal| signal as i32)
+}
+
+/// rootrun's stdout, fed from the console. It is written only when poll(2)
+/// says it takes more, a page at a time, so the loop never blocks on a slow
+/// or stalled reader: signals and the escape key are served meanwhile, and
+/// the console waits (as a slow serial line would) while `OUTPUT_MAX` bytes
+/// are queued. After a stop request the console is drained anyway and what
+/// does not fit is dropped and counted.
 struct Output {
     stdout: io::Stdout,
     /// Closed by the reader (EPIPE): keep draining the console, drop the bytes.
     open: bool,
     /// CR LF -> LF, when stdout is not a terminal.
     line_ends: Option<LineEnds>,
-    filtered: Vec<u8>,
+    queued: Vec<u8>,
+    dropped: usize,
 }
+
+/// What `Output::take_from` does with console output that does not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// Leaves it in the console: the guest waits for the reader.
+    Wait,
+    /// Reads and drops it: a stop is under way.
+    Drop,
+    /// Keeps it all: the finite rest after the container is gone.
+    Keep,
+}
+
+/// Console output queued for stdout before rootrun stops reading the console.
+const OUTPUT_MAX: usize = 256 * 1024;
+/// One write(2) after POLLOUT: at most PIPE_BUF, which a pipe with room takes
+/// without blocking.
+const WRITE_CHUNK: usize = 4096;
+/// Writes per wake-up of the loop.
+const WRITES_PER_WAKE: usize = 64;
+/// Console reads after the monitor is gone (64 KiB each).
+const FINAL_READS: usize = 64;
+/// How long the final flush waits for a reader that takes nothing.
+const FLUSH_STALL: Duration = Duration::from_secs(2);
 
 impl Output {
     fn stdout() -> Self {
@@ -245,16 +350,38 @@ impl Output {
             stdout,
             open: true,
             line_ends,
-            filtered: Vec::new(),
+            queued: Vec::new(),
+            dropped: 0,
         }
     }
 
-    /// Copies what the console has, at most `reads` buffers (so that a
-    /// guest flooding its console cannot starve signals and the escape key);
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.stdout.as_fd()
+    }
+
+    fn has_room(&self) -> bool {
+        self.queued.len() < OUTPUT_MAX
+    }
+
+    fn has_pending(&self) -> bool {
+        self.open && !self.queued.is_empty()
+    }
+
+    /// Reads what the console has, at most `reads` buffers (so that a guest
+    /// flooding its console cannot starve signals and the escape key);
     /// returns whether there was anything.
-    fn copy_from(&mut self, master: BorrowedFd<'_>, buf: &mut [u8], reads: usize) -> bool {
+    fn take_from(
+        &mut self,
+        master: BorrowedFd<'_>,
+        buf: &mut [u8],
+        reads: usize,
+        overflow: Overflow,
+    ) -> bool {
         let mut any = false;
         for _ in 0..reads {
+            if overflow == Overflow::Wait && !self.has_room() {
+                break;
+            }
             let Ok(n) = console::read_some(master, buf) else {
                 break;
             };
@@ -262,20 +389,94 @@ impl Output {
                 break;
             }
             any = true;
-            let bytes = match self.line_ends.as_mut() {
-                Some(filter) => {
-                    self.filtered.clear();
-                    filter.filter(&buf[..n], &mut self.filtered);
-                    &self.filtered[..]
-                }
-                None => &buf[..n],
-            };
-            if self.open && console::write_all(self.stdout.as_fd(), bytes).is_err() {
-                self.open = false;
+            if !self.open {
+                continue;
+            }
+            let before = self.queued.len();
+            match self.line_ends.as_mut() {
+                Some(filter) => filter.filter(&buf[..n], &mut self.queued),
+                None => self.queued.extend_from_slice(&buf[..n]),
+            }
+            if overflow == Overflow::Drop && self.queued.len() > OUTPUT_MAX {
+                let keep = before.max(OUTPUT_MAX);
+                self.dropped += self.queued.len() - keep;
+                self.queued.truncate(keep);
             }
         }
         any
     }
+
+    /// Writes what stdout takes now, without blocking.
+    fn flush_some(&mut self) {
+        for _ in 0..WRITES_PER_WAKE {
+            if !self.has_pending() || !self.writable(PollTimeout::ZERO) {
+                return;
+            }
+            self.write_chunk();
+        }
+    }
+
+    fn writable(&self, timeout: PollTimeout) -> bool {
+        let mut fds = [PollFd::new(self.stdout.as_fd(), PollFlags::POLLOUT)];
+        matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
+    }
+
+    fn write_chunk(&mut self) {
+        let end = self.queued.len().min(WRITE_CHUNK);
+        match nix::unistd::write(self.stdout.as_fd(), &self.queued[..end]) {
+            Ok(n) => {
+                self.queued.drain(..n);
+            }
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            // EPIPE and the like: the reader is gone for good.
+            Err(_) => {
+                self.open = false;
+                self.queued.clear();
+            }
+        }
+    }
+
+    /// The container is gone: writes the rest, unless the reader takes
+    /// nothing for `FLUSH_STALL` or rootrun is told to stop; says what was
+    /// lost.
+    fn finish(&mut self, signal_fd: &SignalFd) {
+        while self.has_pending() {
+            let mut fds = [
+                PollFd::new(self.stdout.as_fd(), PollFlags::POLLOUT),
+                PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN),
+            ];
+            let timeout = PollTimeout::try_from(FLUSH_STALL).unwrap_or(PollTimeout::MAX);
+            let ready = matches!(poll(&mut fds, timeout), Ok(n) if n > 0);
+            let signalled = fds[1].revents().is_some_and(|r| !r.is_empty());
+            if !ready || (signalled && told_to_stop(signal_fd)) {
+                self.dropped += self.queued.len();
+                self.queued.clear();
+                break;
+            }
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                self.write_chunk();
+            }
+        }
+        if self.dropped > 0 {
+            eprintln!(
+                "rootrun: {} bytes of console output were dropped: stdout was not being read",
+                self.dropped
+            );
+        }
+    }
+}
+
+/// Reads the pending signals; true if one asks rootrun to stop (a child's
+/// SIGCHLD or a SIGWINCH does not).
+fn told_to_stop(signal_fd: &SignalFd) -> bool {
+    let mut stop = false;
+    while let Ok(Some(info)) = signal_fd.read_signal() {
+        stop |= !matches!(
+            Signal::try_from(info.ssi_signo as i32),
+            Ok(Signal::SIGCHLD | Signal::SIGWINCH)
+        );
+    }
+    stop
 }
 
 /// Holds piped input until the console has printed something and then been
@@ -399,6 +600,16 @@ mod tests {
         Mode::Command {
             argv: vec!["true".into()],
         }
+    }
+
+    #[test]
+    fn halt_signal_names_map_to_numbers() {
+        assert_eq!(signal_number("SIGPWR"), Some(libc::SIGPWR));
+        assert_eq!(signal_number("SIGUSR2"), Some(libc::SIGUSR2));
+        assert_eq!(signal_number("SIGRTMIN+4"), Some(libc::SIGRTMIN() + 4));
+        assert_eq!(signal_number("SIGRTMIN+6"), Some(libc::SIGRTMIN() + 6));
+        assert_eq!(signal_number("SIGRTMIN+99"), None);
+        assert_eq!(signal_number("SIGNOPE"), None);
     }
 
     #[test]

@@ -515,3 +515,92 @@ fn too_old_liblxc_is_refused_with_125_before_anything_is_mounted() {
     );
     frame.check("old liblxc");
 }
+
+#[test]
+fn sigterm_is_served_while_a_flooding_guest_fills_an_unread_stdout() {
+    use std::io::{Read, Write};
+    let Some(frame) = Frame::new("unread stdout", busybox_image(NATIVE)) else {
+        return;
+    };
+    let mut child = rootrun()
+        .args(["-q", "--stop-timeout=3"])
+        .arg(&frame.image)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rootrun");
+    // Held, not read, until rootrun has exited: the pipe is full at once.
+    let mut stdout = child.stdout.take().expect("stdout pipe");
+    let stderr = drain(child.stderr.take());
+    let mut stdin = child.stdin.take().expect("stdin pipe");
+    stdin.write_all(b"yes flood-flood-flood\n").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal rootrun");
+    let deadline = std::time::Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for rootrun") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rootrun ignored SIGTERM while its stdout was full");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let mut seen = Vec::new();
+    stdout.read_to_end(&mut seen).unwrap();
+    let stderr = text(&stderr.join().unwrap_or_default());
+    assert_eq!(status.code(), Some(143), "stderr: {stderr}");
+    assert!(
+        text(&seen).contains("flood-flood-flood"),
+        "the guest never flooded its console"
+    );
+    frame.check("unread stdout");
+}
+
+#[test]
+fn a_slow_reader_gets_all_console_output_in_order() {
+    use std::io::{Read, Write};
+    let Some(frame) = Frame::new("slow reader", busybox_image(NATIVE)) else {
+        return;
+    };
+    let mut child = rootrun()
+        .arg("-q")
+        .arg(&frame.image)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rootrun");
+    let mut stdout = child.stdout.take().expect("stdout pipe");
+    let stderr = drain(child.stderr.take());
+    let mut stdin = child.stdin.take().expect("stdin pipe");
+    // About 1.3 MB, several times what rootrun queues before the console waits.
+    stdin.write_all(b"seq 1 200000; poweroff -f\n").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut seen = Vec::new();
+    stdout.read_to_end(&mut seen).unwrap();
+    let out = wait_with_limit(child, LIMIT);
+    drop(stdin);
+    let stderr = text(&stderr.join().unwrap_or_default());
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let numbers: Vec<u32> = text(&seen)
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect();
+    let expected: Vec<u32> = (1..=200_000).collect();
+    assert!(
+        numbers == expected,
+        "lost or reordered output: {} numbers",
+        numbers.len()
+    );
+    assert!(!stderr.contains("dropped"), "{stderr}");
+    frame.check("slow reader");
+}

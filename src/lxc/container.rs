@@ -120,51 +120,6 @@ impl Container {
         // SAFETY: live container; plain int field.
         unsafe { self.ptr.as_ref() }.error_num
     }
-
-    /// Whether the container is running (asks its monitor).
-    pub fn is_running(&self) -> Result<bool, LxcError> {
-        let f = method!(self, is_running);
-        // SAFETY: live container.
-        Ok(unsafe { f(self.raw()) })
-    }
-
-    /// Asks init to halt with `lxc.signal.halt`; with `timeout_s == 0` it
-    /// returns at once without waiting (lxccontainer.h).
-    pub fn request_shutdown(&self) -> Result<(), LxcError> {
-        let f = method!(self, shutdown);
-        // SAFETY: live container.
-        let ok = unsafe { f(self.raw(), 0) };
-        // shutdown(0) reports false when the container has not stopped yet,
-        // which is the expected outcome here; only "not running" matters.
-        if ok || self.is_running()? {
-            Ok(())
-        } else {
-            self.check(false, "shutdown")
-        }
-    }
-
-    /// The PID of the container's init in rootrun's PID namespace.
-    pub fn init_pid(&self) -> Result<i32, LxcError> {
-        let f = method!(self, init_pid);
-        // SAFETY: live container.
-        let pid = unsafe { f(self.raw()) };
-        if pid > 0 {
-            Ok(pid)
-        } else {
-            Err(LxcError::Call {
-                call: "init_pid",
-                detail: Some("container not running".into()),
-            })
-        }
-    }
-
-    /// Kills the container (SIGKILL to init) through its monitor.
-    pub fn stop(&self) -> Result<(), LxcError> {
-        let f = method!(self, stop);
-        // SAFETY: live container.
-        let ok = unsafe { f(self.raw()) };
-        self.check(ok, "stop")
-    }
 }
 
 impl Drop for Container {
