@@ -522,18 +522,13 @@ fn sigterm_is_served_while_a_flooding_guest_fills_an_unread_stdout() {
     let Some(frame) = Frame::new("unread stdout", busybox_image(NATIVE)) else {
         return;
     };
-    let mut child = rootrun()
-        .args(["-q", "--stop-timeout=3"])
-        .arg(&frame.image)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rootrun");
-    // Held, not read, until rootrun has exited: the pipe is full at once.
-    let mut stdout = child.stdout.take().expect("stdout pipe");
-    let stderr = drain(child.stderr.take());
-    let mut stdin = child.stdin.take().expect("stdin pipe");
+    // stdout is held, not read, until rootrun has exited: it is full at once.
+    let Piped {
+        mut child,
+        mut stdin,
+        mut stdout,
+        stderr,
+    } = spawn_piped(rootrun().args(["-q", "--stop-timeout=3"]).arg(&frame.image));
     stdin.write_all(b"yes flood-flood-flood\n").unwrap();
     std::thread::sleep(Duration::from_secs(3));
     nix::sys::signal::kill(
@@ -571,17 +566,12 @@ fn a_slow_reader_gets_all_console_output_in_order() {
     let Some(frame) = Frame::new("slow reader", busybox_image(NATIVE)) else {
         return;
     };
-    let mut child = rootrun()
-        .arg("-q")
-        .arg(&frame.image)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rootrun");
-    let mut stdout = child.stdout.take().expect("stdout pipe");
-    let stderr = drain(child.stderr.take());
-    let mut stdin = child.stdin.take().expect("stdin pipe");
+    let Piped {
+        child,
+        mut stdin,
+        mut stdout,
+        stderr,
+    } = spawn_piped(rootrun().arg("-q").arg(&frame.image));
     // About 1.3 MB, several times what rootrun queues before the console waits.
     stdin.write_all(b"seq 1 200000; poweroff -f\n").unwrap();
     std::thread::sleep(Duration::from_secs(3));

@@ -212,19 +212,42 @@ pub fn rootrun_cgroups() -> Vec<String> {
     found
 }
 
-/// Runs rootrun with `stdin` bytes and a time limit; kills it on overrun.
-pub fn run_with_input(cmd: &mut Command, stdin: &[u8], limit: Duration) -> Output {
-    use std::io::Write;
+/// A spawned rootrun with its stdin and stdout for the test to use as it
+/// likes (stdout is not read unless the test reads it); stderr is drained.
+pub struct Piped {
+    pub child: std::process::Child,
+    pub stdin: std::process::ChildStdin,
+    pub stdout: std::process::ChildStdout,
+    pub stderr: Drained,
+}
+
+pub fn spawn_piped(cmd: &mut Command) -> Piped {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rootrun");
-    let mut input = child.stdin.take().expect("stdin pipe");
-    input.write_all(stdin).expect("write stdin");
-    drop(input);
-    wait_with_limit(child, limit)
+    Piped {
+        stdin: child.stdin.take().expect("stdin pipe"),
+        stdout: child.stdout.take().expect("stdout pipe"),
+        stderr: drain(child.stderr.take()),
+        child,
+    }
+}
+
+/// Runs rootrun with `stdin` bytes and a time limit; kills it on overrun.
+pub fn run_with_input(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
+    use std::io::Write;
+    let Piped {
+        child,
+        mut stdin,
+        stdout,
+        stderr,
+    } = spawn_piped(cmd);
+    stdin.write_all(input).expect("write stdin");
+    drop(stdin);
+    collect(child, drain(Some(stdout)), stderr, limit)
 }
 
 /// Waits for `child` (stdout and stderr piped), draining its pipes so it
@@ -232,6 +255,17 @@ pub fn run_with_input(cmd: &mut Command, stdin: &[u8], limit: Duration) -> Outpu
 pub fn wait_with_limit(mut child: std::process::Child, limit: Duration) -> Output {
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
+    collect(child, stdout, stderr, limit)
+}
+
+type Drained = std::thread::JoinHandle<Vec<u8>>;
+
+fn collect(
+    mut child: std::process::Child,
+    stdout: Drained,
+    stderr: Drained,
+    limit: Duration,
+) -> Output {
     let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for rootrun") {
@@ -259,7 +293,7 @@ pub fn wait_with_limit(mut child: std::process::Child, limit: Duration) -> Outpu
     }
 }
 
-pub fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Drained {
     std::thread::spawn(move || {
         let mut buf = Vec::new();
         if let Some(mut pipe) = pipe {
