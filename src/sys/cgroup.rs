@@ -95,13 +95,24 @@ fn container_of(cgroup: &str) -> Option<&str> {
         .or_else(|| cgroup.strip_prefix("lxc.payload."))
 }
 
-/// rootrun's own PID counts as dead: the sweep runs before its container
-/// starts, so a cgroup with its name is a previous owner's, left after PID
-/// reuse, and would collide with the one liblxc is about to create.
+/// Any process with the owner's PID counts as the owner: a name check
+/// (`comm`) would call a renamed or copied rootrun dead and strip its live
+/// container's empty child cgroups. A PID reused by another program only
+/// delays the sweep of an empty cgroup until that program exits. rootrun's
+/// own PID counts as dead: the sweep runs before its container starts, so a
+/// cgroup with its name is a previous owner's, left after PID reuse, and
+/// would collide with the one liblxc is about to create.
 fn rootrun_alive(pid: u32) -> bool {
     pid != std::process::id()
-        && fs::read_to_string(format!("/proc/{pid}/comm"))
-            .is_ok_and(|comm| comm.trim() == "rootrun")
+        && fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| running(&stat))
+}
+
+/// Whether a `/proc/PID/stat` line is of a process that has not exited
+/// (a zombie, Z, or dead, X, one has: proc_pid_stat(5)).
+fn running(stat: &str) -> bool {
+    // The name in parentheses may itself hold spaces and parentheses.
+    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    !matches!(state, None | Some('Z' | 'X'))
 }
 
 /// Removes a cgroup and its (empty) children, deepest first.
@@ -153,6 +164,17 @@ mod tests {
         assert_eq!(stale_owner("lxc.payload.web", "rootrun-"), None);
         assert_eq!(stale_owner("lxc.payload.rootrun-x", "rootrun-"), None);
         assert_eq!(stale_owner("system.slice", "rootrun-"), None);
+    }
+
+    #[test]
+    fn zombies_and_dead_processes_are_not_running() {
+        assert!(running("42 (rootrun) S 1 42 42 0 -1"));
+        assert!(running("42 (a) b) R 1 42"));
+        assert!(!running("42 (rootrun) Z 1 42 42 0 -1"));
+        assert!(!running("42 (x) Z) X 1"));
+        assert!(!running("garbage"));
+        assert!(rootrun_alive(1));
+        assert!(!rootrun_alive(std::process::id()));
     }
 
     /// Removes what the test made even when an assertion fails.
