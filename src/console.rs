@@ -18,26 +18,40 @@ use crate::sys::{tty, SysError};
 
 pub use crate::sys::tty::window_size;
 
-/// Puts a terminal in raw mode; restores the saved mode on drop.
-pub struct RawMode<'a> {
+/// A terminal's mode, restored on drop: whatever a guest program that
+/// shares rootrun's terminal (command mode) did to it.
+pub struct SavedMode<'a> {
     fd: BorrowedFd<'a>,
     saved: Termios,
+}
+
+impl<'a> SavedMode<'a> {
+    /// `None` when `fd` is not a terminal.
+    pub fn save(fd: BorrowedFd<'a>) -> Option<Self> {
+        let saved = termios::tcgetattr(fd).ok()?;
+        Some(SavedMode { fd, saved })
+    }
+}
+
+impl Drop for SavedMode<'_> {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(self.fd, SetArg::TCSADRAIN, &self.saved);
+    }
+}
+
+/// Puts a terminal in raw mode; restores the saved mode on drop.
+pub struct RawMode<'a> {
+    _saved: SavedMode<'a>,
 }
 
 impl<'a> RawMode<'a> {
     /// `None` when `fd` is not a terminal.
     pub fn enter(fd: BorrowedFd<'a>) -> Option<Self> {
-        let saved = termios::tcgetattr(fd).ok()?;
-        let mut raw = saved.clone();
+        let saved = SavedMode::save(fd)?;
+        let mut raw = saved.saved.clone();
         termios::cfmakeraw(&mut raw);
         termios::tcsetattr(fd, SetArg::TCSADRAIN, &raw).ok()?;
-        Some(RawMode { fd, saved })
-    }
-}
-
-impl Drop for RawMode<'_> {
-    fn drop(&mut self) {
-        let _ = termios::tcsetattr(self.fd, SetArg::TCSADRAIN, &self.saved);
+        Some(RawMode { _saved: saved })
     }
 }
 

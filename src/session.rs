@@ -14,7 +14,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::console::{self, ConsolePty, EscapeScanner, LineEnds, RawMode};
+use crate::console::{self, ConsolePty, EscapeScanner, LineEnds, RawMode, SavedMode};
 use crate::error::Error;
 use crate::plan::{LaunchPlan, Mode};
 use crate::sys::process::{self, Outcome};
@@ -63,10 +63,14 @@ impl Session<'_> {
     pub(crate) fn run(&mut self, signal_fd: &SignalFd) -> Result<(), Error> {
         let stdin = io::stdin();
         let is_tty = stdin.is_terminal();
-        let _raw = match (self.console, is_tty) {
-            (Some(_), true) => RawMode::enter(stdin.as_fd()),
-            _ => None,
-        };
+        // Boot mode: raw while attached. Command mode: the command shares
+        // the terminal and may leave it raw when it is killed.
+        let _raw = (self.console.is_some() && is_tty)
+            .then(|| RawMode::enter(stdin.as_fd()))
+            .flatten();
+        let _saved = (self.console.is_none() && is_tty)
+            .then(|| SavedMode::save(stdin.as_fd()))
+            .flatten();
         let mut escape = is_tty.then(|| EscapeScanner::new(self.plan.escape));
         let mut output = Output::stdout();
         let mut gate = InputGate::new(is_tty);

@@ -594,3 +594,44 @@ fn a_slow_reader_gets_all_console_output_in_order() {
     assert!(!stderr.contains("dropped"), "{stderr}");
     frame.check("slow reader");
 }
+
+#[test]
+fn a_killed_command_that_made_the_terminal_raw_leaves_it_restored() {
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    let Some(frame) = Frame::new("command terminal", busybox_image(NATIVE)) else {
+        return;
+    };
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let before = tcgetattr(&pty.slave).expect("tcgetattr");
+    assert!(before
+        .local_flags
+        .contains(LocalFlags::ICANON | LocalFlags::ECHO));
+    let slave: OwnedFd = pty.slave;
+    let script = "stty raw -echo; echo now-raw; sleep 100";
+    let child = rootrun()
+        .args(["-q", "--stop-timeout=1"])
+        .arg(&frame.image)
+        .args(["--", "/bin/sh", "-c", script])
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()))
+        .spawn()
+        .expect("spawn rootrun on a pty");
+    let master = fs::File::from(pty.master);
+    let mut run = Live::reading(child, master);
+    run.expect("now-raw", LIMIT);
+    let raw = tcgetattr(&slave).expect("tcgetattr while running");
+    assert!(
+        !raw.local_flags.contains(LocalFlags::ICANON),
+        "the command did not make the terminal raw"
+    );
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    let (out, _) = run.finish(LIMIT);
+    assert_eq!(out.status.code(), Some(143));
+    let after = tcgetattr(&slave).expect("tcgetattr after");
+    assert_eq!(
+        after.local_flags, before.local_flags,
+        "terminal mode not restored"
+    );
+    frame.check("command terminal");
+}

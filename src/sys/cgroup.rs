@@ -111,7 +111,9 @@ fn rootrun_alive(pid: u32) -> bool {
 /// (a zombie, Z, or dead, X, one has: proc_pid_stat(5)).
 fn running(stat: &str) -> bool {
     // The name in parentheses may itself hold spaces and parentheses.
-    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
     !matches!(state, None | Some('Z' | 'X'))
 }
 
