@@ -360,25 +360,32 @@ fn sigkill_of_rootrun_leaves_nothing_behind() {
     frame.check("SIGKILL");
 }
 
+/// A pty pair: the master for the test, the slave for rootrun's terminal.
+fn terminal() -> (fs::File, OwnedFd) {
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    (fs::File::from(pty.master), pty.slave)
+}
+
+/// Spawns `cmd` with the pty slave as stdin, stdout and stderr.
+fn spawn_on(slave: &OwnedFd, cmd: &mut Command) -> std::process::Child {
+    let io = || Stdio::from(slave.try_clone().expect("dup pty slave"));
+    cmd.stdin(io())
+        .stdout(io())
+        .stderr(io())
+        .spawn()
+        .expect("spawn rootrun on a pty")
+}
+
 #[test]
 fn escape_key_on_a_terminal_stops_the_container_and_restores_the_terminal() {
     use nix::sys::termios::{tcgetattr, LocalFlags};
     let Some(frame) = Frame::new("escape", busybox_image(NATIVE)) else {
         return;
     };
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let before = tcgetattr(&pty.slave).expect("tcgetattr");
+    let (master, slave) = terminal();
+    let before = tcgetattr(&slave).expect("tcgetattr");
     assert!(before.local_flags.contains(LocalFlags::ICANON));
-    let slave: OwnedFd = pty.slave;
-    let child = rootrun()
-        .arg("--stop-timeout=20")
-        .arg(&frame.image)
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave.try_clone().unwrap()))
-        .spawn()
-        .expect("spawn rootrun on a pty");
-    let master = fs::File::from(pty.master);
+    let child = spawn_on(&slave, rootrun().arg("--stop-timeout=20").arg(&frame.image));
     let mut console = Live::reading(child, master.try_clone().unwrap());
     console.expect("press Ctrl-a q", LIMIT);
     console.expect("/ # ", LIMIT);
@@ -601,23 +608,19 @@ fn a_killed_command_that_made_the_terminal_raw_leaves_it_restored() {
     let Some(frame) = Frame::new("command terminal", busybox_image(NATIVE)) else {
         return;
     };
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let before = tcgetattr(&pty.slave).expect("tcgetattr");
+    let (master, slave) = terminal();
+    let before = tcgetattr(&slave).expect("tcgetattr");
     assert!(before
         .local_flags
         .contains(LocalFlags::ICANON | LocalFlags::ECHO));
-    let slave: OwnedFd = pty.slave;
     let script = "stty raw -echo; echo now-raw; sleep 100";
-    let child = rootrun()
-        .args(["-q", "--stop-timeout=1"])
-        .arg(&frame.image)
-        .args(["--", "/bin/sh", "-c", script])
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave.try_clone().unwrap()))
-        .spawn()
-        .expect("spawn rootrun on a pty");
-    let master = fs::File::from(pty.master);
+    let child = spawn_on(
+        &slave,
+        rootrun()
+            .args(["-q", "--stop-timeout=1"])
+            .arg(&frame.image)
+            .args(["--", "/bin/sh", "-c", script]),
+    );
     let mut run = Live::reading(child, master);
     run.expect("now-raw", LIMIT);
     let raw = tcgetattr(&slave).expect("tcgetattr while running");
