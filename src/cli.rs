@@ -57,6 +57,9 @@ pub enum Command {
     /// and the binfmt_misc handler this host would use. No root needed.
     Inspect(InspectArgs),
     /// Extract a SquashFS IMAGE into DIR (empty or not existing), safely.
+    ///
+    /// On failure or Ctrl-C a DIR it created is removed; a DIR you made keeps
+    /// what was extracted and a note saying so.
     Unpack(UnpackArgs),
 }
 

@@ -62,6 +62,10 @@ impl Error {
         match self {
             Error::NotFound { .. } => EXIT_NOT_FOUND,
             Error::NotExecutable { .. } => EXIT_NOT_EXECUTABLE,
+            Error::Unpack(e) => match *e.failure {
+                crate::image::unpack::Failure::Interrupted(signal) => 128 + signal as u8,
+                _ => EXIT_ROOTRUN,
+            },
             _ => EXIT_ROOTRUN,
         }
     }

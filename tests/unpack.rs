@@ -165,7 +165,7 @@ fn single_threaded_and_library_api_agree() {
         .arg(&image));
     let opts = UnpackOptions {
         threads: Some(0),
-        privileged: None,
+        ..UnpackOptions::default()
     };
     let report = unpack(&image, &work.join("out"), &opts, &mut NoProgress).expect("unpack");
     assert_eq!(report.hard_links, 1);
@@ -184,8 +184,8 @@ fn unprivileged_mode_reports_what_it_skipped() {
     let image = work.join("img");
     mksquashfs(&tree, &image, &[]);
     let opts = UnpackOptions {
-        threads: None,
         privileged: Some(false),
+        ..UnpackOptions::default()
     };
     let out = work.join("out");
     let report = unpack(&image, &out, &opts, &mut NoProgress).expect("unpack");
@@ -883,4 +883,68 @@ fn an_image_claiming_more_than_the_free_space_is_refused_before_writing() {
         "the destination was created: {stdout}"
     );
     assert!(stderr.contains("add up to 2147483648 bytes"), "{stderr}");
+}
+
+/// Starts `rootrun unpack IMAGE DEST`, sends SIGINT as soon as DEST holds
+/// something (the extraction is under way), and returns its output.
+fn interrupted_unpack(image: &Path, dest: &Path) -> std::process::Output {
+    let child = common::rootrun()
+        .args(["unpack", "-q"])
+        .arg(image)
+        .arg(dest)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rootrun unpack");
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !fs::read_dir(dest).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name() == "blob")))
+    {
+        assert!(
+            std::time::Instant::now() < limit,
+            "extraction never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("signal rootrun");
+    child.wait_with_output().expect("wait for rootrun unpack")
+}
+
+#[test]
+fn ctrl_c_stops_an_unpack_and_cleans_up_like_any_failure() {
+    if !common::require_root("ctrl_c_stops_an_unpack_and_cleans_up_like_any_failure") {
+        return;
+    }
+    let work = scratch("interrupted");
+    let tree = work.join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    // 512 MiB stored uncompressed: about a second of writing, far longer
+    // than the signal takes to arrive.
+    run(Command::new("sh").arg("-c").arg(format!(
+        "head -c 512M /dev/urandom > {}",
+        tree.join("blob").display()
+    )));
+    let image = work.join("big.img");
+    mksquashfs(&tree, &image, &["-noI", "-noD", "-noF", "-noX"]);
+    fs::remove_dir_all(&tree).unwrap();
+
+    let dest = work.join("out");
+    let out = interrupted_unpack(&image, &dest);
+    let err = common::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted by signal SIGINT"), "{err}");
+    assert!(err.contains("removed"), "{err}");
+    assert!(!dest.exists(), "partial DIR left behind");
+
+    // A DIR the user made keeps the partial tree and a note.
+    fs::create_dir_all(&dest).unwrap();
+    let out = interrupted_unpack(&image, &dest);
+    let err = common::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains(NOTE_NAME), "{err}");
+    assert!(dest.join(NOTE_NAME).exists());
+    let _ = fs::remove_dir_all(&work);
 }

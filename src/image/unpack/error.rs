@@ -51,6 +51,8 @@ pub enum Failure {
     NoSpace { need: u64, free: u64 },
     #[error("starting a decompression thread: {0}")]
     Thread(std::io::Error),
+    #[error("interrupted by signal {0}")]
+    Interrupted(nix::sys::signal::Signal),
 }
 
 /// What is left at the destination after a failure.

@@ -17,10 +17,12 @@ mod xattr;
 
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 pub use dest::NOTE_NAME;
 pub use error::{Cleanup, Failure, UnpackError};
@@ -45,6 +47,10 @@ pub struct UnpackOptions {
     pub threads: Option<usize>,
     /// Restore owners and create device nodes; None: when running as root (euid 0).
     pub privileged: Option<bool>,
+    /// Set (to a signal number) by a signal handler to stop the extraction,
+    /// which then fails with `Failure::Interrupted` and cleans up as on any
+    /// other failure.
+    pub interrupt: Option<&'static AtomicI32>,
 }
 
 /// What was extracted, and what could not be (as a normal user).
@@ -173,7 +179,15 @@ pub fn unpack(
             abort: AtomicBool::new(false),
             failure: Mutex::new(None),
         };
-        let ran = extract_with_workers(&mut extractor, &plan, root, &shared, threads, progress);
+        let done = AtomicBool::new(false);
+        let ran = std::thread::scope(|scope| {
+            if let Some(flag) = opts.interrupt {
+                scope.spawn(|| watch_interrupt(flag, &shared, &done));
+            }
+            let ran = extract_with_workers(&mut extractor, &plan, root, &shared, threads, progress);
+            done.store(true, Ordering::Relaxed);
+            ran
+        });
         let worker_failure = shared
             .failure
             .into_inner()
@@ -203,6 +217,20 @@ pub fn unpack(
         }
     }
 }
+
+/// Turns a signal number in `flag` into a failure that stops the extraction;
+/// ends with it.
+fn watch_interrupt(flag: &AtomicI32, shared: &Shared<'_>, done: &AtomicBool) {
+    while !done.load(Ordering::Relaxed) && !shared.aborted() {
+        if let Ok(signal) = Signal::try_from(flag.load(Ordering::Relaxed)) {
+            return shared.fail(Failure::Interrupted(signal));
+        }
+        std::thread::sleep(WATCH);
+    }
+}
+
+/// How often the watcher looks at the interrupt flag.
+const WATCH: Duration = Duration::from_millis(20);
 
 /// Runs the extraction on this thread with `threads` scoped data workers (none: inline).
 fn extract_with_workers(
@@ -290,15 +318,37 @@ fn worker(receiver: Receiver<FileJob>, shared: &Shared<'_>) {
 
 /// `rootrun unpack IMAGE DIR [--quiet]`: the bar on a terminal, a summary and the skipped
 /// items on stderr, exit status 125 on failure (DESIGN.md, exit codes).
+/// The signal that interrupted `rootrun unpack`, 0 until one does.
+static INTERRUPT: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_interrupt(signal: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPT.store(signal, Ordering::Relaxed);
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP stop the extraction cleanly (the partial
+/// destination is removed, or noted) instead of killing rootrun mid-way.
+fn catch_interrupts() {
+    let action = SigAction::new(
+        SigHandler::Handler(on_interrupt),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
 pub fn command(args: &crate::cli::UnpackArgs) -> Result<u8, crate::error::Error> {
     let mut progress = TerminalProgress::new(args.quiet);
-    let report = unpack(
-        &args.image,
-        &args.dir,
-        &UnpackOptions::default(),
-        &mut progress,
-    )
-    .map_err(|e| crate::error::Error::Unpack(Box::new(e)))?;
+    catch_interrupts();
+    let options = UnpackOptions {
+        interrupt: Some(&INTERRUPT),
+        ..UnpackOptions::default()
+    };
+    let report = unpack(&args.image, &args.dir, &options, &mut progress)
+        .map_err(|e| crate::error::Error::Unpack(Box::new(e)))?;
     for skip in &report.skipped {
         eprintln!("rootrun: not root: {skip}");
     }
