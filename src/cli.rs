@@ -190,13 +190,49 @@ fn parse_arch(name: &str) -> Result<Arch, String> {
     })
 }
 
-/// `a` -> Ctrl-a (0x01).
+/// `a` -> Ctrl-a (0x01). Ctrl-h, -i, -j and -m are the bytes of Backspace,
+/// Tab, Line Feed and Enter: as the escape, every such key would be held
+/// back until the next one.
 fn parse_escape(text: &str) -> Result<u8, String> {
-    match text.as_bytes() {
-        [c @ b'a'..=b'z'] => Ok(c - b'a' + 1),
-        [c @ b'A'..=b'Z'] => Ok(c - b'A' + 1),
-        _ => Err(format!(
-            "escape key must be one letter (Ctrl-<letter>), not {text:?}"
-        )),
+    let letter = match text.as_bytes() {
+        [c @ (b'a'..=b'z' | b'A'..=b'Z')] => c.to_ascii_lowercase(),
+        _ => {
+            return Err(format!(
+                "escape key must be one letter (Ctrl-<letter>), not {text:?}"
+            ))
+        }
+    };
+    if matches!(letter, b'h' | b'i' | b'j' | b'm') {
+        return Err(format!(
+            "Ctrl-{} is the same byte as Backspace, Tab or Enter; choose another letter",
+            letter as char
+        ));
+    }
+    Ok(letter - b'a' + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_letters_become_control_bytes_except_those_of_other_keys() {
+        assert_eq!(parse_escape("a"), Ok(1));
+        assert_eq!(parse_escape("Q"), Ok(17));
+        assert_eq!(
+            parse_escape("]"),
+            Err("escape key must be one letter (Ctrl-<letter>), not \"]\"".into())
+        );
+        for key in ["h", "i", "j", "m", "M"] {
+            let err = parse_escape(key).unwrap_err();
+            assert!(err.contains("Backspace, Tab or Enter"), "{key}: {err}");
+        }
+        assert!(parse_escape("ab").is_err());
+    }
+
+    #[test]
+    fn usage_errors_are_reported_by_clap() {
+        assert!(Cli::try_parse_from(["rootrun", "--escape", "m", "img"]).is_err());
+        assert!(Cli::try_parse_from(["rootrun", "--escape", "b", "img"]).is_ok());
     }
 }

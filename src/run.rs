@@ -35,7 +35,12 @@ pub fn run(args: RunArgs) -> Result<u8, Error> {
     };
     if args.dry_run {
         // Touches nothing: binfmt_misc is read only if it is mounted.
-        let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
+        let mut binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
+        if let (true, Some(arch)) = (args.register_binfmt, facts.arch) {
+            if facts.emulation(&binfmt).is_err() {
+                binfmt = with_planned_handler(binfmt, arch)?;
+            }
+        }
         let emulation = facts.emulation(&binfmt)?;
         print!(
             "{}",
@@ -110,23 +115,12 @@ fn register_handler(arch: Arch, facts: &ImageFacts, own_mount: bool) -> Result<(
     if facts.emulation(&arch::read_binfmt(dir)?).is_ok() {
         return Ok(());
     }
-    let interpreter = format!("/usr/bin/qemu-{}-static", arch.qemu());
-    let interpreter = Path::new(&interpreter);
-    if !interpreter.exists() {
-        return Err(Error::Usage(format!(
-            "--register-binfmt: {} is not installed (apt-get install qemu-user-static)",
-            interpreter.display()
-        )));
-    }
-    let name = format!("rootrun-qemu-{}", arch.qemu());
-    let flags = arch::Flags {
-        fix_binary: true,
-        ..Default::default()
-    };
-    let line = arch::register_line(&name, &arch::qemu_pattern(arch).kind(), interpreter, flags)?;
-    if dir.join(&name).exists() {
+    let handler = planned_handler(arch)?;
+    let (name, interpreter) = (&handler.name, &handler.interpreter);
+    let line = arch::register_line(name, &handler.kind, interpreter, handler.flags)?;
+    if dir.join(name).exists() {
         // Ours from an earlier run, but disabled or broken: replace it.
-        arch::remove(dir, &name)?;
+        arch::remove(dir, name)?;
     }
     arch::register(dir, &line)?;
     // Entries live as long as binfmt_misc is mounted somewhere: with only
@@ -141,6 +135,48 @@ fn register_handler(arch: Arch, facts: &ImageFacts, own_mount: bool) -> Result<(
         interpreter.display()
     );
     Ok(())
+}
+
+/// The handler `--register-binfmt` registers for `arch`: the installed
+/// static emulator with the F flag, as the newest entry.
+fn planned_handler(arch: Arch) -> Result<arch::Entry, Error> {
+    let interpreter = format!("/usr/bin/qemu-{}-static", arch.qemu());
+    if !Path::new(&interpreter).exists() {
+        return Err(Error::Usage(format!(
+            "--register-binfmt: {interpreter} is not installed (apt-get install qemu-user-static)"
+        )));
+    }
+    Ok(arch::Entry {
+        name: format!("rootrun-qemu-{}", arch.qemu()),
+        enabled: true,
+        kind: arch::qemu_pattern(arch).kind(),
+        interpreter: interpreter.into(),
+        flags: arch::Flags {
+            fix_binary: true,
+            ..Default::default()
+        },
+        order_key: arch::OrderKey { rank: u64::MAX },
+    })
+}
+
+/// `--dry-run --register-binfmt`: what the run would see after registering
+/// (in a binfmt_misc of its own when the host has none mounted).
+fn with_planned_handler(binfmt: arch::Binfmt, arch: Arch) -> Result<arch::Binfmt, Error> {
+    let planned = planned_handler(arch)?;
+    Ok(match binfmt {
+        arch::Binfmt::NotMounted => arch::Binfmt::Mounted {
+            enabled: true,
+            entries: vec![planned],
+        },
+        arch::Binfmt::Mounted {
+            enabled,
+            mut entries,
+        } => {
+            entries.retain(|e| e.name != planned.name);
+            entries.push(planned);
+            arch::Binfmt::Mounted { enabled, entries }
+        }
+    })
 }
 
 fn banner(plan: &plan::LaunchPlan) -> String {

@@ -332,7 +332,19 @@ fn missing_disabled_gone_and_dynamic_handlers_are_clear_errors() {
                 "register",
             ],
         );
-        // --register-binfmt fixes exactly that.
+        // --register-binfmt fixes exactly that; --dry-run shows the plan
+        // with the handler it would register, and registers nothing.
+        let out = run_with_input(
+            rootrun()
+                .args(["--dry-run", "--register-binfmt"])
+                .arg(&image),
+            b"",
+            LIMIT,
+        );
+        let plan = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(plan.contains("/usr/bin/qemu-s390x-static"), "{plan}");
+        assert!(!Path::new(BINFMT_DIR).join("rootrun-qemu-s390x").exists());
         let out = run_with_input(
             rootrun()
                 .arg("--register-binfmt")
