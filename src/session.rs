@@ -136,6 +136,13 @@ impl Session<'_> {
             if !signalled.is_empty() && self.handle_signals(signal_fd)? {
                 break;
             }
+            if self
+                .stop
+                .and_then(|stop| stop.deadline)
+                .is_some_and(|at| Instant::now() >= at)
+            {
+                self.escalate();
+            }
             let Some(pty) = self.console else { continue };
             if !writable.is_empty() {
                 output.flush_some();
@@ -165,17 +172,12 @@ impl Session<'_> {
                             }
                         };
                         if quit {
+                            // What the console printed before goes first.
+                            output.flush_some();
                             self.request_stop(StopCause::Escape);
                         }
                     }
                 }
-            }
-            if self
-                .stop
-                .and_then(|stop| stop.deadline)
-                .is_some_and(|at| Instant::now() >= at)
-            {
-                self.escalate();
             }
         }
         if let Some(pty) = self.console {

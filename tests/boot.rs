@@ -638,3 +638,25 @@ fn a_killed_command_that_made_the_terminal_raw_leaves_it_restored() {
     );
     frame.check("command terminal");
 }
+
+#[test]
+fn a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
+    let Some(frame) = Frame::new("ignored SIGTERM", busybox_image(NATIVE)) else {
+        return;
+    };
+    let script = "trap '' INT TERM HUP; echo ready; while true; do sleep 1; done";
+    let mut run = Live::spawn(
+        rootrun()
+            .args(["-q", "--stop-timeout=1"])
+            .arg(&frame.image)
+            .args(["--", "/bin/sh", "-c", script]),
+        Stdio::null(),
+    );
+    run.expect("ready", LIMIT);
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    // Without the stop timeout's SIGKILL this waits for a second signal and
+    // overruns LIMIT.
+    let (out, _) = run.finish(LIMIT);
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    frame.check("ignored SIGTERM");
+}
