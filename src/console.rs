@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::pty::{openpty, Winsize};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::termios::{self, SetArg, Termios};
 
 use crate::sys::{tty, SysError};
@@ -35,8 +36,29 @@ impl<'a> SavedMode<'a> {
 
 impl Drop for SavedMode<'_> {
     fn drop(&mut self) {
-        let _ = termios::tcsetattr(self.fd, SetArg::TCSADRAIN, &self.saved);
+        if termios::tcgetattr(self.fd).is_ok_and(|now| same_mode(&now, &self.saved)) {
+            return;
+        }
+        // From a background process group of its controlling terminal,
+        // tcsetattr would stop rootrun with SIGTTOU, unless SIGTTOU is
+        // blocked (termios(3)). TCSANOW: a frozen terminal must not hold
+        // rootrun's exit (output was processed when it was written).
+        let mut ttou = SigSet::empty();
+        ttou.add(Signal::SIGTTOU);
+        let before = ttou.thread_swap_mask(SigmaskHow::SIG_BLOCK);
+        let _ = termios::tcsetattr(self.fd, SetArg::TCSANOW, &self.saved);
+        if let Ok(mask) = before {
+            let _ = mask.thread_set_mask();
+        }
     }
+}
+
+fn same_mode(a: &Termios, b: &Termios) -> bool {
+    a.input_flags == b.input_flags
+        && a.output_flags == b.output_flags
+        && a.control_flags == b.control_flags
+        && a.local_flags == b.local_flags
+        && a.control_chars == b.control_chars
 }
 
 /// Puts a terminal in raw mode; restores the saved mode on drop.

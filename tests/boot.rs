@@ -660,3 +660,31 @@ fn a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
     assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
     frame.check("ignored SIGTERM");
 }
+
+#[test]
+fn a_command_mode_run_in_the_background_is_not_stopped_by_its_terminal() {
+    let Some(frame) = Frame::new("background job", busybox_image(NATIVE)) else {
+        return;
+    };
+    // An interactive-like shell with job control on a terminal of its own
+    // (script(1)): `&` puts rootrun in a background process group, where
+    // setting the terminal's mode would stop it with SIGTTOU (status 150).
+    let rootrun = format!(
+        "{} -q {}",
+        env!("CARGO_BIN_EXE_rootrun"),
+        frame.image.display()
+    );
+    let jobs = format!(
+        "set -m; {rootrun} -- true & wait $!; echo untouched=$?; \
+         {rootrun} -- busybox stty raw & wait $!; echo made-raw=$?"
+    );
+    let out = run_with_input(
+        Command::new("script").args(["-qc", &format!("sh -c '{jobs}'"), "/dev/null"]),
+        b"",
+        LIMIT,
+    );
+    let seen = text(&out.stdout);
+    assert!(seen.contains("untouched=0"), "{seen}");
+    assert!(seen.contains("made-raw=0"), "{seen}");
+    frame.check("background job");
+}
