@@ -148,6 +148,10 @@ pub fn unpack(
             fail(Failure::Data { path, what }, Cleanup::Untouched)
         })?;
     check_space(dest, plan.bytes).map_err(|f| fail(f, Cleanup::Untouched))?;
+    // A signal during the checks: nothing was created yet.
+    if let Some(signal) = interrupted(opts.interrupt) {
+        return Err(fail(Failure::Interrupted(signal), Cleanup::Untouched));
+    }
     let target = dest::prepare(dest).map_err(|f| fail(f, Cleanup::Untouched))?;
 
     let privileged = opts
@@ -222,11 +226,16 @@ pub fn unpack(
 /// ends with it.
 fn watch_interrupt(flag: &AtomicI32, shared: &Shared<'_>, done: &AtomicBool) {
     while !done.load(Ordering::Relaxed) && !shared.aborted() {
-        if let Ok(signal) = Signal::try_from(flag.load(Ordering::Relaxed)) {
+        if let Some(signal) = interrupted(Some(flag)) {
             return shared.fail(Failure::Interrupted(signal));
         }
         std::thread::sleep(WATCH);
     }
+}
+
+/// The signal stored in `flag`, once one is.
+fn interrupted(flag: Option<&AtomicI32>) -> Option<Signal> {
+    Signal::try_from(flag?.load(Ordering::Relaxed)).ok()
 }
 
 /// How often the watcher looks at the interrupt flag.
@@ -316,8 +325,6 @@ fn worker(receiver: Receiver<FileJob>, shared: &Shared<'_>) {
     }
 }
 
-/// `rootrun unpack IMAGE DIR [--quiet]`: the bar on a terminal, a summary and the skipped
-/// items on stderr, exit status 125 on failure (DESIGN.md, exit codes).
 /// The signal that interrupted `rootrun unpack`, 0 until one does.
 static INTERRUPT: AtomicI32 = AtomicI32::new(0);
 
@@ -327,11 +334,13 @@ extern "C" fn on_interrupt(signal: libc::c_int) {
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP stop the extraction cleanly (the partial
-/// destination is removed, or noted) instead of killing rootrun mid-way.
+/// destination is removed, or noted) instead of killing rootrun mid-way. The
+/// handler is used once (SA_RESETHAND): a second Ctrl-C kills rootrun even
+/// while it removes a large partial tree.
 fn catch_interrupts() {
     let action = SigAction::new(
         SigHandler::Handler(on_interrupt),
-        SaFlags::SA_RESTART,
+        SaFlags::SA_RESTART | SaFlags::SA_RESETHAND,
         SigSet::empty(),
     );
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
@@ -340,6 +349,8 @@ fn catch_interrupts() {
     }
 }
 
+/// `rootrun unpack IMAGE DIR [--quiet]`: the bar on a terminal, a summary and the skipped
+/// items on stderr, exit status 125 on failure and 128+n on signal n (DESIGN.md, exit codes).
 pub fn command(args: &crate::cli::UnpackArgs) -> Result<u8, crate::error::Error> {
     let mut progress = TerminalProgress::new(args.quiet);
     catch_interrupts();
