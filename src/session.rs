@@ -4,7 +4,9 @@
 
 use std::fs;
 use std::io::{self, IsTerminal};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::fcntl::OFlag;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -227,10 +229,10 @@ impl Session<'_> {
         }
         if cause == StopCause::Escape {
             // The terminal is raw: CR LF by hand.
-            eprint!(
+            note(&format!(
                 "\r\nrootrun: stopping the container (halt signal {})\r\n",
                 self.plan.halt_signal
-            );
+            ));
         }
         self.stop = Some(StopRequest {
             cause,
@@ -316,7 +318,7 @@ pub(crate) fn signal_number(name: &str) -> Option<i32> {
 /// are queued. After a stop request the console is drained anyway and what
 /// does not fit is dropped and counted.
 struct Output {
-    stdout: io::Stdout,
+    stdout: Stdout,
     /// Closed by the reader (EPIPE): keep draining the console, drop the bytes.
     open: bool,
     /// CR LF -> LF, when stdout is not a terminal.
@@ -338,9 +340,50 @@ enum Overflow {
 
 /// Console output queued for stdout before rootrun stops reading the console.
 const OUTPUT_MAX: usize = 256 * 1024;
-/// One write(2) after POLLOUT: at most PIPE_BUF, which a pipe with room takes
-/// without blocking.
+/// One write(2) after POLLOUT on a blocking stdout: at most PIPE_BUF, which
+/// a pipe with room takes without blocking.
 const WRITE_CHUNK: usize = 4096;
+
+/// Where console output goes. A terminal or a pipe is opened again through
+/// /proc/self/fd/1: a new open file description of the same terminal or pipe,
+/// which can be made non-blocking without changing the one rootrun shares
+/// with its caller (the shell's terminal must stay blocking). A regular file
+/// never blocks for long, and a socket cannot be opened that way: those keep
+/// fd 1, written a page at a time after POLLOUT.
+enum Stdout {
+    Own(OwnedFd),
+    Shared(io::Stdout),
+}
+
+impl Stdout {
+    fn open() -> Self {
+        let stdout = io::stdout();
+        let kind = nix::sys::stat::fstat(&stdout).map(|st| st.st_mode & libc::S_IFMT);
+        if !matches!(kind, Ok(libc::S_IFIFO | libc::S_IFCHR)) {
+            return Stdout::Shared(stdout);
+        }
+        let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        match nix::fcntl::open("/proc/self/fd/1", flags, nix::sys::stat::Mode::empty()) {
+            Ok(fd) => Stdout::Own(fd),
+            Err(_) => Stdout::Shared(stdout),
+        }
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stdout::Own(fd) => fd.as_fd(),
+            Stdout::Shared(stdout) => stdout.as_fd(),
+        }
+    }
+
+    /// The most one write(2) may take without blocking.
+    fn chunk(&self) -> usize {
+        match self {
+            Stdout::Own(_) => 64 * 1024,
+            Stdout::Shared(_) => WRITE_CHUNK,
+        }
+    }
+}
 /// Writes per wake-up of the loop.
 const WRITES_PER_WAKE: usize = 64;
 /// Console reads after the monitor is gone (64 KiB each).
@@ -350,10 +393,9 @@ const FLUSH_STALL: Duration = Duration::from_secs(2);
 
 impl Output {
     fn stdout() -> Self {
-        let stdout = io::stdout();
-        let line_ends = (!stdout.is_terminal()).then(LineEnds::default);
+        let line_ends = (!io::stdout().is_terminal()).then(LineEnds::default);
         Output {
-            stdout,
+            stdout: Stdout::open(),
             open: true,
             line_ends,
             queued: Vec::new(),
@@ -362,7 +404,7 @@ impl Output {
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
-        self.stdout.as_fd()
+        self.stdout.fd()
     }
 
     fn has_room(&self) -> bool {
@@ -423,13 +465,13 @@ impl Output {
     }
 
     fn writable(&self, timeout: PollTimeout) -> bool {
-        let mut fds = [PollFd::new(self.stdout.as_fd(), PollFlags::POLLOUT)];
+        let mut fds = [PollFd::new(self.fd(), PollFlags::POLLOUT)];
         matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
     }
 
     fn write_chunk(&mut self) {
-        let end = self.queued.len().min(WRITE_CHUNK);
-        match nix::unistd::write(self.stdout.as_fd(), &self.queued[..end]) {
+        let end = self.queued.len().min(self.stdout.chunk());
+        match nix::unistd::write(self.stdout.fd(), &self.queued[..end]) {
             Ok(n) => {
                 self.queued.drain(..n);
             }
@@ -448,7 +490,7 @@ impl Output {
     fn finish(&mut self, signal_fd: &SignalFd) {
         while self.has_pending() {
             let mut fds = [
-                PollFd::new(self.stdout.as_fd(), PollFlags::POLLOUT),
+                PollFd::new(self.stdout.fd(), PollFlags::POLLOUT),
                 PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN),
             ];
             let timeout = PollTimeout::try_from(FLUSH_STALL).unwrap_or(PollTimeout::MAX);
@@ -464,11 +506,23 @@ impl Output {
             }
         }
         if self.dropped > 0 {
-            eprintln!(
-                "rootrun: {} bytes of console output were dropped: stdout was not being read",
+            note(&format!(
+                "rootrun: {} bytes of console output were dropped: stdout was not being read\n",
                 self.dropped
-            );
+            ));
         }
+    }
+}
+
+/// Writes one of rootrun's own notes to stderr, unless stderr takes nothing
+/// for half a second: it may be the very pipe whose reader stalled stdout.
+/// A note is shorter than PIPE_BUF, so after POLLOUT a pipe takes it whole.
+fn note(text: &str) {
+    use std::io::Write;
+    let stderr = io::stderr();
+    let mut fds = [PollFd::new(stderr.as_fd(), PollFlags::POLLOUT)];
+    if matches!(poll(&mut fds, PollTimeout::from(500u16)), Ok(n) if n > 0) {
+        let _ = stderr.lock().write_all(text.as_bytes());
     }
 }
 

@@ -523,19 +523,20 @@ fn too_old_liblxc_is_refused_with_125_before_anything_is_mounted() {
     frame.check("old liblxc");
 }
 
-#[test]
-fn sigterm_is_served_while_a_flooding_guest_fills_an_unread_stdout() {
+/// Boots with a guest flooding its console into `output` (stdout and
+/// stderr), which the test does not read until rootrun has exited, sends
+/// SIGTERM and returns rootrun's exit status and what reached `unread`.
+fn stop_with_stalled_output(image: &Path, output: OwnedFd, mut unread: fs::File) -> Option<i32> {
     use std::io::{Read, Write};
-    let Some(frame) = Frame::new("unread stdout", busybox_image(NATIVE)) else {
-        return;
-    };
-    // stdout is held, not read, until rootrun has exited: it is full at once.
-    let Piped {
-        mut child,
-        mut stdin,
-        mut stdout,
-        stderr,
-    } = spawn_piped(rootrun().args(["-q", "--stop-timeout=3"]).arg(&frame.image));
+    let mut child = rootrun()
+        .args(["-q", "--stop-timeout=3"])
+        .arg(image)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(output.try_clone().unwrap()))
+        .stderr(Stdio::from(output))
+        .spawn()
+        .expect("spawn rootrun");
+    let mut stdin = child.stdin.take().expect("stdin pipe");
     stdin.write_all(b"yes flood-flood-flood\n").unwrap();
     std::thread::sleep(Duration::from_secs(3));
     nix::sys::signal::kill(
@@ -551,20 +552,34 @@ fn sigterm_is_served_while_a_flooding_guest_fills_an_unread_stdout() {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("rootrun ignored SIGTERM while its stdout was full");
+            panic!("rootrun ignored SIGTERM while its output was stalled");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     drop(stdin);
-    let mut seen = Vec::new();
-    stdout.read_to_end(&mut seen).unwrap();
-    let stderr = text(&stderr.join().unwrap_or_default());
-    assert_eq!(status.code(), Some(143), "stderr: {stderr}");
+    let mut seen = vec![0u8; 1 << 16];
+    let n = unread.read(&mut seen).unwrap_or(0);
     assert!(
-        text(&seen).contains("flood-flood-flood"),
+        text(&seen[..n]).contains("flood-flood-flood"),
         "the guest never flooded its console"
     );
-    frame.check("unread stdout");
+    status.code()
+}
+
+#[test]
+fn sigterm_is_served_while_a_flooding_guest_fills_an_unread_pipe_or_terminal() {
+    let Some(frame) = Frame::new("stalled output", busybox_image(NATIVE)) else {
+        return;
+    };
+    // A pipe for stdout and stderr (2>&1), never read while rootrun runs.
+    let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+    let status = stop_with_stalled_output(&frame.image, write_end, fs::File::from(read_end));
+    assert_eq!(status, Some(143), "pipe");
+    // A terminal nobody reads: a frozen terminal emulator.
+    let (master, slave) = terminal();
+    let status = stop_with_stalled_output(&frame.image, slave, master);
+    assert_eq!(status, Some(143), "terminal");
+    frame.check("stalled output");
 }
 
 #[test]
