@@ -34,7 +34,21 @@ pub(crate) struct StopRequest {
     step: StopStep,
     /// When the next, harder step is due; none after the last one.
     deadline: Option<Instant>,
+    /// The first signal went to a PID-namespace init that did not catch it,
+    /// so the kernel dropped it (pid_namespaces(7)): when to look again
+    /// whether init has a handler by now, and send it again.
+    retry: Option<Retry>,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    at: Instant,
+    pid: i32,
+    signal: i32,
+}
+
+/// How often a dropped first stop signal is tried again.
+const RETRY_EVERY: Duration = Duration::from_millis(200);
 
 /// How far a stop has gone. Every step is a plain kill(2) on a PID rootrun
 /// found itself: a call into liblxc's command socket would block until the
@@ -85,7 +99,11 @@ impl Session<'_> {
         loop {
             let now = Instant::now();
             let stop_at = self.stop.and_then(|stop| stop.deadline);
-            let wake_at = [stop_at, gate.opens_at()].into_iter().flatten().min();
+            let retry_at = self.stop.and_then(|stop| stop.retry).map(|r| r.at);
+            let wake_at = [stop_at, retry_at, gate.opens_at()]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = match wake_at {
                 Some(at) => PollTimeout::try_from(at.saturating_duration_since(now))
                     .unwrap_or(PollTimeout::MAX),
@@ -145,6 +163,7 @@ impl Session<'_> {
             {
                 self.escalate();
             }
+            self.retry_ask();
             let Some(pty) = self.console else { continue };
             if !writable.is_empty() {
                 output.flush_some();
@@ -238,18 +257,54 @@ impl Session<'_> {
             cause,
             step: StopStep::Asked,
             deadline: Some(Instant::now() + self.plan.stop_timeout),
+            retry: None,
         });
-        if !self.ask(cause) {
+        match self.ask(cause) {
             // No init yet (or already gone): nothing to ask.
-            self.escalate();
+            None => self.escalate(),
+            // Only a namespace's init drops signals it does not catch.
+            Some((pid, signal)) if self.container_init() == Some(pid) && !catches(pid, signal) => {
+                if let Some(stop) = self.stop.as_mut() {
+                    stop.retry = Some(Retry {
+                        at: Instant::now() + RETRY_EVERY,
+                        pid,
+                        signal,
+                    });
+                }
+            }
+            Some(_) => {}
         }
     }
 
-    /// Sends the first stop signal; false when there is no init to send to.
-    fn ask(&self, cause: StopCause) -> bool {
-        let Some(init) = self.container_init() else {
-            return false;
+    /// Sends a dropped first stop signal again once its target catches it.
+    fn retry_ask(&mut self) {
+        let Some(stop) = self.stop.as_mut() else {
+            return;
         };
+        let Some(retry) = stop.retry else { return };
+        if stop.step != StopStep::Asked {
+            stop.retry = None;
+            return;
+        }
+        if Instant::now() < retry.at {
+            return;
+        }
+        if catches(retry.pid, retry.signal) {
+            // SAFETY: kill(2) with a PID and a valid signal number.
+            unsafe { libc::kill(retry.pid, retry.signal) };
+            stop.retry = None;
+        } else {
+            stop.retry = Some(Retry {
+                at: Instant::now() + RETRY_EVERY,
+                ..retry
+            });
+        }
+    }
+
+    /// Sends the first stop signal; returns to whom and which, or None when
+    /// there is no init to send to.
+    fn ask(&self, cause: StopCause) -> Option<(i32, i32)> {
+        let init = self.container_init()?;
         let (target, signal) = match (&self.plan.mode, cause) {
             // A command gets the very signal rootrun got, as a shell's child
             // would. It goes to the command itself: liblxc's init turns
@@ -258,13 +313,10 @@ impl Session<'_> {
                 (process::first_child(init).unwrap_or(init), signal as i32)
             }
             // An init is asked to power off with its own halt signal.
-            _ => match signal_number(self.plan.halt_signal) {
-                Some(number) => (init, number),
-                None => return false,
-            },
+            _ => (init, signal_number(self.plan.halt_signal)?),
         };
         // SAFETY: kill(2) with a PID and a valid signal number.
-        unsafe { libc::kill(target, signal) == 0 }
+        (unsafe { libc::kill(target, signal) } == 0).then_some((target, signal))
     }
 
     /// The next, harder step of a stop.
@@ -298,6 +350,24 @@ impl Session<'_> {
         let ns = |pid: i32| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
         let (init_ns, monitor_ns) = (ns(init)?, ns(monitor)?);
         (init_ns != monitor_ns).then_some(init)
+    }
+}
+
+/// Whether process `pid` has a handler for `signal` (SigCgt in
+/// /proc/PID/status, proc_pid_status(5)). Only the first process of a PID
+/// namespace needs one to receive a signal from outside; for any other the
+/// answer does not matter, and an unreadable status counts as caught.
+fn catches(pid: i32, signal: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    let caught = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
+    match caught {
+        Some(mask) => (1..=64).contains(&signal) && mask & (1 << (signal - 1)) != 0,
+        None => true,
     }
 }
 
@@ -660,6 +730,16 @@ mod tests {
         Mode::Command {
             argv: vec!["true".into()],
         }
+    }
+
+    #[test]
+    fn caught_signals_are_read_from_proc_status() {
+        // Rust's runtime ignores SIGPIPE and catches nothing by default;
+        // nothing else in this test process installs handlers.
+        let me = std::process::id() as i32;
+        assert!(!catches(me, libc::SIGUSR2));
+        assert!(!catches(me, libc::SIGPIPE), "ignored is not caught");
+        assert!(catches(-1, libc::SIGUSR2), "unreadable counts as caught");
     }
 
     #[test]

@@ -703,3 +703,41 @@ fn a_command_mode_run_in_the_background_is_not_stopped_by_its_terminal() {
     assert!(seen.contains("made-raw=0"), "{seen}");
     frame.check("background job");
 }
+
+#[test]
+fn a_halt_signal_sent_before_init_catches_it_is_sent_again() {
+    use std::os::unix::fs::PermissionsExt;
+    // An init (a shell script) that handles SIGPWR, its halt signal, only
+    // two seconds after it starts: the kernel drops one sent earlier.
+    let extra = work_dir().join("late-trap-extra");
+    let _ = fs::remove_dir_all(&extra);
+    fs::create_dir_all(extra.join("etc")).unwrap();
+    let init = extra.join("etc/late-trap-init");
+    fs::write(
+        &init,
+        "#!/bin/sh\necho init-started\nsleep 2\ntrap 'echo got-PWR; exit 0' PWR\n\
+         while true; do sleep 1; done\n",
+    )
+    .unwrap();
+    fs::set_permissions(&init, fs::Permissions::from_mode(0o755)).unwrap();
+    let image = work_dir().join("late-trap.img");
+    build_image(NATIVE, &image, Some(&extra));
+    let Some(frame) = Frame::new("late trap", image) else {
+        return;
+    };
+    let mut boot = Live::spawn(
+        rootrun()
+            .args(["-q", "--stop-timeout=40", "--init=/etc/late-trap-init"])
+            .arg(&frame.image),
+        Stdio::null(),
+    );
+    boot.expect("init-started", LIMIT);
+    boot.signal(nix::sys::signal::Signal::SIGTERM);
+    let (out, seen) = boot.finish(LIMIT);
+    assert!(
+        seen.contains("got-PWR"),
+        "init never got its halt signal: {seen}"
+    );
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    frame.check("late trap");
+}
