@@ -166,6 +166,12 @@ pub struct LineEnds {
 }
 
 impl LineEnds {
+    /// The CRs held at the very end of the output, which no LF followed.
+    pub fn end(&mut self, out: &mut Vec<u8>) {
+        out.extend(std::iter::repeat_n(b'\r', self.pending_cr));
+        self.pending_cr = 0;
+    }
+
     pub fn filter(&mut self, input: &[u8], out: &mut Vec<u8>) {
         for &byte in input {
             match byte {
@@ -235,6 +241,11 @@ mod tests {
         filter.filter(b"a\r\r\nb\r", &mut out);
         filter.filter(b"\nc\rd", &mut out);
         assert_eq!(out, b"a\nb\nc\rd");
+        // A CR at the very end comes out when the output ends.
+        filter.filter(b"e\r", &mut out);
+        assert_eq!(out, b"a\nb\nc\rde");
+        filter.end(&mut out);
+        assert_eq!(out, b"a\nb\nc\rde\r");
     }
 
     #[test]

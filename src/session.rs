@@ -47,6 +47,13 @@ struct Retry {
     signal: i32,
 }
 
+/// What became of the first stop signal.
+enum Asked {
+    Sent,
+    /// Sent to init (this PID), which looked as if it would drop it.
+    MaybeDropped(i32, i32),
+}
+
 /// How often a dropped first stop signal is tried again.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
 
@@ -105,8 +112,12 @@ impl Session<'_> {
                 .flatten()
                 .min();
             let timeout = match wake_at {
-                Some(at) => PollTimeout::try_from(at.saturating_duration_since(now))
-                    .unwrap_or(PollTimeout::MAX),
+                // Rounded up: a timeout rounded down to 0 ms would spin
+                // until the moment comes.
+                Some(at) => PollTimeout::try_from(
+                    at.saturating_duration_since(now).as_micros().div_ceil(1000),
+                )
+                .unwrap_or(PollTimeout::MAX),
                 None => PollTimeout::NONE,
             };
             // Once a stop is under way the console is drained whatever
@@ -217,6 +228,11 @@ impl Session<'_> {
             let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
                 continue;
             };
+            if monitor_done {
+                // The monitor's PID is free now: nothing may be sent to it
+                // (signalfd hands out SIGWINCH after SIGCHLD, for one).
+                continue;
+            }
             match signal {
                 Signal::SIGCHLD => monitor_done |= self.reap_monitor(),
                 Signal::SIGWINCH => {
@@ -262,8 +278,8 @@ impl Session<'_> {
         match self.ask(cause) {
             // No init yet (or already gone): nothing to ask.
             None => self.escalate(),
-            // Only a namespace's init drops signals it does not catch.
-            Some((pid, signal)) if self.container_init() == Some(pid) && !catches(pid, signal) => {
+            Some(Asked::Sent) => {}
+            Some(Asked::MaybeDropped(pid, signal)) => {
                 if let Some(stop) = self.stop.as_mut() {
                     stop.retry = Some(Retry {
                         at: Instant::now() + RETRY_EVERY,
@@ -272,7 +288,6 @@ impl Session<'_> {
                     });
                 }
             }
-            Some(_) => {}
         }
     }
 
@@ -289,10 +304,13 @@ impl Session<'_> {
         if Instant::now() < retry.at {
             return;
         }
-        if catches(retry.pid, retry.signal) {
-            // SAFETY: kill(2) with a PID and a valid signal number.
-            unsafe { libc::kill(retry.pid, retry.signal) };
+        if receives(retry.pid, retry.signal) {
             stop.retry = None;
+            // Still the container's init, not a reused PID.
+            if self.container_init() == Some(retry.pid) {
+                // SAFETY: kill(2) with a PID and a valid signal number.
+                unsafe { libc::kill(retry.pid, retry.signal) };
+            }
         } else {
             stop.retry = Some(Retry {
                 at: Instant::now() + RETRY_EVERY,
@@ -301,9 +319,9 @@ impl Session<'_> {
         }
     }
 
-    /// Sends the first stop signal; returns to whom and which, or None when
-    /// there is no init to send to.
-    fn ask(&self, cause: StopCause) -> Option<(i32, i32)> {
+    /// Sends the first stop signal and says whether init may have dropped
+    /// it; None when there is no init to send to.
+    fn ask(&self, cause: StopCause) -> Option<Asked> {
         let init = self.container_init()?;
         let (target, signal) = match (&self.plan.mode, cause) {
             // A command gets the very signal rootrun got, as a shell's child
@@ -315,8 +333,19 @@ impl Session<'_> {
             // An init is asked to power off with its own halt signal.
             _ => (init, signal_number(self.plan.halt_signal)?),
         };
+        // Only a namespace's init drops signals it does not take. Sent
+        // anyway: the look into /proc cannot see every way of waiting for
+        // a signal, and a dropped one costs nothing.
+        let dropped = target == init && !receives(init, signal);
         // SAFETY: kill(2) with a PID and a valid signal number.
-        (unsafe { libc::kill(target, signal) } == 0).then_some((target, signal))
+        if unsafe { libc::kill(target, signal) } != 0 {
+            return None;
+        }
+        Some(if dropped {
+            Asked::MaybeDropped(init, signal)
+        } else {
+            Asked::Sent
+        })
     }
 
     /// The next, harder step of a stop.
@@ -353,21 +382,33 @@ impl Session<'_> {
     }
 }
 
-/// Whether process `pid` has a handler for `signal` (SigCgt in
-/// /proc/PID/status, proc_pid_status(5)). Only the first process of a PID
-/// namespace needs one to receive a signal from outside; for any other the
-/// answer does not matter, and an unreadable status counts as caught.
-fn catches(pid: i32, signal: i32) -> bool {
+/// Whether process `pid`, if it is the first of a PID namespace, would
+/// receive `signal` from outside: only when it catches it (SigCgt) or blocks
+/// it (SigBlk: queued until it reads it, as systemd does with a signalfd);
+/// otherwise the kernel drops it (pid_namespaces(7)). A process waiting in
+/// sigtimedwait(2) counts as receiving: the kernel unblocks the awaited
+/// signals for the wait, so SigBlk does not show them (BusyBox init waits
+/// so for its halt signals). An unreadable status counts as receiving.
+fn receives(pid: i32, signal: i32) -> bool {
+    let waiting = fs::read_to_string(format!("/proc/{pid}/wchan"))
+        .is_ok_and(|wchan| wchan.starts_with("do_sigtimedwait"));
     let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
         return true;
     };
-    let caught = status
-        .lines()
-        .find_map(|line| line.strip_prefix("SigCgt:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
-    match caught {
-        Some(mask) => (1..=64).contains(&signal) && mask & (1 << (signal - 1)) != 0,
-        None => true,
+    if waiting {
+        return true;
+    }
+    let mask = |field: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    };
+    match (mask("SigCgt:"), mask("SigBlk:")) {
+        (Some(caught), Some(blocked)) => {
+            (1..=64).contains(&signal) && (caught | blocked) & (1 << (signal - 1)) != 0
+        }
+        _ => true,
     }
 }
 
@@ -558,6 +599,9 @@ impl Output {
     /// nothing for `FLUSH_STALL` or rootrun is told to stop; says what was
     /// lost.
     fn finish(&mut self, signal_fd: &SignalFd) {
+        if let (true, Some(filter)) = (self.open, self.line_ends.as_mut()) {
+            filter.end(&mut self.queued);
+        }
         while self.has_pending() {
             let mut fds = [
                 PollFd::new(self.stdout.fd(), PollFlags::POLLOUT),
@@ -733,13 +777,28 @@ mod tests {
     }
 
     #[test]
-    fn caught_signals_are_read_from_proc_status() {
+    fn caught_or_blocked_signals_are_read_from_proc_status() {
         // Rust's runtime ignores SIGPIPE and catches nothing by default;
-        // nothing else in this test process installs handlers.
+        // nothing in this test process installs handlers for these. A
+        // thread's SigBlk is its own: look at a thread that blocks SIGUSR1.
         let me = std::process::id() as i32;
-        assert!(!catches(me, libc::SIGUSR2));
-        assert!(!catches(me, libc::SIGPIPE), "ignored is not caught");
-        assert!(catches(-1, libc::SIGUSR2), "unreadable counts as caught");
+        assert!(!receives(me, libc::SIGUSR2));
+        assert!(!receives(me, libc::SIGPIPE), "ignored is not received");
+        assert!(receives(-1, libc::SIGUSR2), "unreadable counts as received");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = std::thread::spawn(move || {
+            let mut set = nix::sys::signal::SigSet::empty();
+            set.add(Signal::SIGUSR1);
+            set.thread_block().unwrap();
+            tx.send(nix::unistd::gettid().as_raw()).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        assert!(receives(tid, libc::SIGUSR1));
+        assert!(!receives(tid, libc::SIGUSR2));
+        done_tx.send(()).unwrap();
+        blocker.join().unwrap();
     }
 
     #[test]
