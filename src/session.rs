@@ -308,8 +308,7 @@ impl Session<'_> {
             stop.retry = None;
             // Still the container's init, not a reused PID.
             if self.container_init() == Some(retry.pid) {
-                // SAFETY: kill(2) with a PID and a valid signal number.
-                unsafe { libc::kill(retry.pid, retry.signal) };
+                let _ = process::send_signal(retry.pid, retry.signal);
             }
         } else {
             stop.retry = Some(Retry {
@@ -337,10 +336,7 @@ impl Session<'_> {
         // anyway: the look into /proc cannot see every way of waiting for
         // a signal, and a dropped one costs nothing.
         let dropped = target == init && !receives(init, signal);
-        // SAFETY: kill(2) with a PID and a valid signal number.
-        if unsafe { libc::kill(target, signal) } != 0 {
-            return None;
-        }
+        process::send_signal(target, signal).ok()?;
         Some(if dropped {
             Asked::MaybeDropped(init, signal)
         } else {

@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod fsops;
+pub mod interrupt;
 pub mod loopdev;
 pub mod mount;
 pub mod namespace;

@@ -157,6 +157,14 @@ fn set_default(signal: i32) {
     unsafe { libc::signal(signal, libc::SIG_DFL) };
 }
 
+/// kill(2) with a raw signal number: real-time signals such as
+/// `SIGRTMIN+4` have no `nix::sys::signal::Signal` value.
+pub fn send_signal(pid: i32, signal: i32) -> Result<(), Errno> {
+    // SAFETY: kill(2) takes plain integers; an invalid PID or signal number
+    // is reported as an error, not undefined behaviour.
+    Errno::result(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
 /// The oldest child of `pid`, if any: from /proc/PID/task/PID/children
 /// (proc_pid_children(5)), or, on kernels built without it
 /// (CONFIG_PROC_CHILDREN), from a scan of every process's parent.

@@ -22,7 +22,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::Signal;
 
 pub use dest::NOTE_NAME;
 pub use error::{Cleanup, Failure, UnpackError};
@@ -325,37 +325,14 @@ fn worker(receiver: Receiver<FileJob>, shared: &Shared<'_>) {
     }
 }
 
-/// The signal that interrupted `rootrun unpack`, 0 until one does.
-static INTERRUPT: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_interrupt(signal: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    INTERRUPT.store(signal, Ordering::Relaxed);
-}
-
-/// Ctrl-C, SIGTERM and SIGHUP stop the extraction cleanly (the partial
-/// destination is removed, or noted) instead of killing rootrun mid-way. The
-/// handler is used once (SA_RESETHAND): a second Ctrl-C kills rootrun even
-/// while it removes a large partial tree.
-fn catch_interrupts() {
-    let action = SigAction::new(
-        SigHandler::Handler(on_interrupt),
-        SaFlags::SA_RESTART | SaFlags::SA_RESETHAND,
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic.
-        let _ = unsafe { sigaction(signal, &action) };
-    }
-}
-
 /// `rootrun unpack IMAGE DIR [--quiet]`: the bar on a terminal, a summary and the skipped
 /// items on stderr, exit status 125 on failure and 128+n on signal n (DESIGN.md, exit codes).
 pub fn command(args: &crate::cli::UnpackArgs) -> Result<u8, crate::error::Error> {
     let mut progress = TerminalProgress::new(args.quiet);
-    catch_interrupts();
+    // Ctrl-C, SIGTERM and SIGHUP stop the extraction cleanly (the partial
+    // destination is removed, or noted) instead of killing rootrun mid-way.
     let options = UnpackOptions {
-        interrupt: Some(&INTERRUPT),
+        interrupt: Some(crate::sys::interrupt::catch_once()),
         ..UnpackOptions::default()
     };
     let report = unpack(&args.image, &args.dir, &options, &mut progress)
