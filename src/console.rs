@@ -39,10 +39,18 @@ impl Drop for SavedMode<'_> {
         if termios::tcgetattr(self.fd).is_ok_and(|now| same_mode(&now, &self.saved)) {
             return;
         }
-        // From a background process group of its controlling terminal,
-        // tcsetattr would stop rootrun with SIGTTOU, unless SIGTTOU is
-        // blocked (termios(3)). TCSANOW: a frozen terminal must not hold
-        // rootrun's exit (output was processed when it was written).
+        // A background job leaves the terminal alone: its mode now is the
+        // foreground program's (a shell's line editor, an editor), and
+        // tcsetattr would stop rootrun with SIGTTOU. tcgetpgrp fails for a
+        // terminal that is not the controlling one: no job control there.
+        let background =
+            nix::unistd::tcgetpgrp(self.fd).is_ok_and(|group| group != nix::unistd::getpgrp());
+        if background {
+            return;
+        }
+        // SIGTTOU blocked still, for a job sent to the background just now
+        // (termios(3)). TCSANOW: a frozen terminal must not hold rootrun's
+        // exit (output was processed when it was written).
         let mut ttou = SigSet::empty();
         ttou.add(Signal::SIGTTOU);
         let before = ttou.thread_swap_mask(SigmaskHow::SIG_BLOCK);

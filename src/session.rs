@@ -20,7 +20,7 @@ use crate::console::{self, ConsolePty, EscapeScanner, LineEnds, RawMode, SavedMo
 use crate::error::Error;
 use crate::plan::{LaunchPlan, Mode};
 use crate::sys::process::{self, Outcome};
-use crate::sys::SysError;
+use crate::sys::{tty, SysError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StopCause {
@@ -95,7 +95,7 @@ impl Session<'_> {
             .then(|| SavedMode::save(stdin.as_fd()))
             .flatten();
         let mut escape = is_tty.then(|| EscapeScanner::new(self.plan.escape));
-        let mut output = Output::stdout();
+        let mut output = Output::stdout(self.console.is_some());
         let mut gate = InputGate::new(is_tty);
         let mut stdin_open = self.console.is_some();
         let mut buf = vec![0u8; 64 * 1024];
@@ -465,8 +465,7 @@ enum Stdout {
 impl Stdout {
     fn open() -> Self {
         let stdout = io::stdout();
-        let kind = nix::sys::stat::fstat(&stdout).map(|st| st.st_mode & libc::S_IFMT);
-        if !matches!(kind, Ok(libc::S_IFIFO | libc::S_IFCHR)) {
+        if !reopens_as_itself(stdout.as_fd()) {
             return Stdout::Shared(stdout);
         }
         let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
@@ -499,10 +498,15 @@ const FINAL_READS: usize = 64;
 const FLUSH_STALL: Duration = Duration::from_secs(2);
 
 impl Output {
-    fn stdout() -> Self {
+    /// `console`: boot mode, where the console is copied to stdout.
+    fn stdout(console: bool) -> Self {
         let line_ends = (!io::stdout().is_terminal()).then(LineEnds::default);
         Output {
-            stdout: Stdout::open(),
+            stdout: if console {
+                Stdout::open()
+            } else {
+                Stdout::Shared(io::stdout())
+            },
             open: true,
             line_ends,
             queued: Vec::new(),
@@ -616,11 +620,38 @@ impl Output {
             }
         }
         if self.dropped > 0 {
+            // The terminal may still be raw: CR LF by hand.
+            let eol = if io::stdin().is_terminal() {
+                "\r\n"
+            } else {
+                "\n"
+            };
             note(&format!(
-                "rootrun: {} bytes of console output were dropped: stdout was not being read\n",
+                "rootrun: {} bytes of console output were dropped: stdout was not being read{eol}",
                 self.dropped
             ));
         }
+    }
+}
+
+/// Whether opening /proc/self/fd/N reaches the very pipe or terminal fd N
+/// is: a FIFO, or a terminal other than a pty master (opening that path
+/// makes a new pty) and other than /dev/tty (it means whatever terminal
+/// controls the opener). Anything else (a file, /dev/null, a socket) keeps
+/// fd N.
+fn reopens_as_itself(fd: BorrowedFd<'_>) -> bool {
+    let Ok(stat) = nix::sys::stat::fstat(fd) else {
+        return false;
+    };
+    match stat.st_mode & libc::S_IFMT {
+        libc::S_IFIFO => true,
+        libc::S_IFCHR => {
+            let dev_tty = libc::makedev(5, 0);
+            nix::unistd::isatty(fd).unwrap_or(false)
+                && stat.st_rdev != dev_tty
+                && tty::pty_number(fd).is_none()
+        }
+        _ => false,
     }
 }
 
@@ -795,6 +826,20 @@ mod tests {
         assert!(!receives(tid, libc::SIGUSR2));
         done_tx.send(()).unwrap();
         blocker.join().unwrap();
+    }
+
+    #[test]
+    fn only_pipes_and_real_terminals_are_opened_again() {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        assert!(reopens_as_itself(write_end.as_fd()));
+        assert!(reopens_as_itself(read_end.as_fd()));
+        let pty = nix::pty::openpty(None, None).unwrap();
+        assert!(reopens_as_itself(pty.slave.as_fd()));
+        assert!(!reopens_as_itself(pty.master.as_fd()), "a pty master");
+        let null = fs::File::options().write(true).open("/dev/null").unwrap();
+        assert!(!reopens_as_itself(null.as_fd()), "/dev/null");
+        let file = fs::File::open("/proc/self/status").unwrap();
+        assert!(!reopens_as_itself(file.as_fd()), "a regular file");
     }
 
     #[test]

@@ -885,10 +885,23 @@ fn an_image_claiming_more_than_the_free_space_is_refused_before_writing() {
     assert!(stderr.contains("add up to 2147483648 bytes"), "{stderr}");
 }
 
-/// Starts `rootrun unpack IMAGE DEST`, sends SIGINT as soon as DEST holds
-/// something (the extraction is under way), and returns its output.
-fn interrupted_unpack(image: &Path, dest: &Path) -> std::process::Output {
-    let child = common::rootrun()
+/// Starts `rootrun unpack IMAGE DEST` (under `nohup` if asked), sends
+/// `signal` as soon as DEST holds something (the extraction is under way),
+/// and returns its output.
+fn signalled_unpack(
+    nohup: bool,
+    image: &Path,
+    dest: &Path,
+    signal: nix::sys::signal::Signal,
+) -> std::process::Output {
+    let mut cmd = if nohup {
+        let mut cmd = Command::new("nohup");
+        cmd.arg(env!("CARGO_BIN_EXE_rootrun"));
+        cmd
+    } else {
+        common::rootrun()
+    };
+    let child = cmd
         .args(["unpack", "-q"])
         .arg(image)
         .arg(dest)
@@ -905,11 +918,8 @@ fn interrupted_unpack(image: &Path, dest: &Path) -> std::process::Output {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("signal rootrun");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+        .expect("signal rootrun");
     child.wait_with_output().expect("wait for rootrun unpack")
 }
 
@@ -932,7 +942,7 @@ fn ctrl_c_stops_an_unpack_and_cleans_up_like_any_failure() {
     fs::remove_dir_all(&tree).unwrap();
 
     let dest = work.join("out");
-    let out = interrupted_unpack(&image, &dest);
+    let out = signalled_unpack(false, &image, &dest, nix::sys::signal::Signal::SIGINT);
     let err = common::text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted by signal SIGINT"), "{err}");
@@ -941,10 +951,16 @@ fn ctrl_c_stops_an_unpack_and_cleans_up_like_any_failure() {
 
     // A DIR the user made keeps the partial tree and a note.
     fs::create_dir_all(&dest).unwrap();
-    let out = interrupted_unpack(&image, &dest);
+    let out = signalled_unpack(false, &image, &dest, nix::sys::signal::Signal::SIGINT);
     let err = common::text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains(NOTE_NAME), "{err}");
     assert!(dest.join(NOTE_NAME).exists());
+
+    // A SIGHUP that `nohup` ignores stays ignored: the unpack completes.
+    fs::remove_dir_all(&dest).unwrap();
+    let out = signalled_unpack(true, &image, &dest, nix::sys::signal::Signal::SIGHUP);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out.stderr));
+    assert_eq!(fs::metadata(dest.join("blob")).unwrap().len(), 512 << 20);
     let _ = fs::remove_dir_all(&work);
 }

@@ -1,4 +1,4 @@
-//! Terminal window sizes (tty_ioctl(4): TIOCGWINSZ, TIOCSWINSZ).
+//! Terminal window sizes (tty_ioctl(4): TIOCGWINSZ, TIOCSWINSZ) and pty masters.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -22,4 +22,35 @@ pub fn window_size(fd: BorrowedFd<'_>) -> Option<Winsize> {
 pub fn set_window_size(fd: BorrowedFd<'_>, size: &Winsize) {
     // SAFETY: TIOCSWINSZ reads one `struct winsize` during the call.
     unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, size as *const Winsize) };
+}
+
+/// The number of the pty whose master `fd` is (tty_ioctl(4), TIOCGPTN);
+/// None for anything else, a pty slave included.
+pub fn pty_number(fd: BorrowedFd<'_>) -> Option<u32> {
+    let mut number: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int into `number`, which lives
+    // across the call; on anything but a pty master it fails with ENOTTY.
+    let ret = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGPTN,
+            &mut number as *mut libc::c_uint,
+        )
+    };
+    (ret == 0).then_some(number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn only_a_pty_master_has_a_pty_number() {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        assert!(pty_number(pty.master.as_fd()).is_some());
+        assert!(pty_number(pty.slave.as_fd()).is_none());
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert!(pty_number(file.as_fd()).is_none());
+    }
 }
