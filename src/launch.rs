@@ -78,11 +78,12 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
         stop: None,
     };
     let result = session.run(&signal_fd);
-    // The monitor has exited. liblxc removes the container's cgroups on its
-    // way out, but not when the monitor was killed (a forced stop whose
-    // liblxc stop() failed) and it only logs a failed rmdir; whatever it
-    // left goes here rather than waiting for the next run's sweep.
-    if result.is_ok() {
+    // The monitor has exited. When start() returned, liblxc removed the
+    // container's cgroups on its way out; a monitor that was killed (the
+    // last step of a forced stop) left them, and they go here rather than
+    // waiting for the next run's sweep. Only then: it costs a walk of every
+    // hierarchy.
+    if result.is_ok() && !matches!(outcome.outcome(), Outcome::Exited(_)) {
         cgroup::remove_leftovers(&plan.name);
     }
     // Before the tmpfs holding liblxc's log goes away with the stage.

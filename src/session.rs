@@ -386,26 +386,24 @@ impl Session<'_> {
 /// signals for the wait, so SigBlk does not show them (BusyBox init waits
 /// so for its halt signals). An unreadable status counts as receiving.
 fn receives(pid: i32, signal: i32) -> bool {
-    let waiting = fs::read_to_string(format!("/proc/{pid}/wchan"))
-        .is_ok_and(|wchan| wchan.starts_with("do_sigtimedwait"));
     let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
         return true;
     };
-    if waiting {
-        return true;
-    }
     let mask = |field: &str| {
         status
             .lines()
             .find_map(|line| line.strip_prefix(field))
             .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
     };
-    match (mask("SigCgt:"), mask("SigBlk:")) {
+    let taken = match (mask("SigCgt:"), mask("SigBlk:")) {
         (Some(caught), Some(blocked)) => {
             (1..=64).contains(&signal) && (caught | blocked) & (1 << (signal - 1)) != 0
         }
         _ => true,
-    }
+    };
+    taken
+        || fs::read_to_string(format!("/proc/{pid}/wchan"))
+            .is_ok_and(|wchan| wchan.starts_with("do_sigtimedwait"))
 }
 
 /// A signal's number from its name as liblxc's `lxc.signal.halt` takes it:

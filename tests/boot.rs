@@ -366,6 +366,24 @@ fn terminal() -> (fs::File, OwnedFd) {
     (fs::File::from(pty.master), pty.slave)
 }
 
+fn assert_raw(slave: &OwnedFd, what: &str) {
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    let raw = tcgetattr(slave).expect("tcgetattr while running");
+    assert!(!raw.local_flags.contains(LocalFlags::ICANON), "{what}");
+}
+
+fn assert_restored(slave: &OwnedFd, before: &nix::sys::termios::Termios) {
+    let after = nix::sys::termios::tcgetattr(slave).expect("tcgetattr after");
+    assert_eq!(
+        after.local_flags, before.local_flags,
+        "terminal mode not restored"
+    );
+    assert_eq!(
+        after.input_flags, before.input_flags,
+        "terminal mode not restored"
+    );
+}
+
 /// Spawns `cmd` with the pty slave as stdin, stdout and stderr.
 fn spawn_on(slave: &OwnedFd, cmd: &mut Command) -> std::process::Child {
     let io = || Stdio::from(slave.try_clone().expect("dup pty slave"));
@@ -392,25 +410,13 @@ fn escape_key_on_a_terminal_stops_the_container_and_restores_the_terminal() {
     // While raw, Ctrl-C is a byte for the container, not a signal for rootrun.
     nix::unistd::write(master.as_fd(), b"\x03echo typed-$((1+1))\r").unwrap();
     console.expect("typed-2", LIMIT);
-    let raw = tcgetattr(&slave).expect("tcgetattr while running");
-    assert!(
-        !raw.local_flags.contains(LocalFlags::ICANON),
-        "terminal not raw while attached"
-    );
+    assert_raw(&slave, "terminal not raw while attached");
     nix::unistd::write(master.as_fd(), b"\x01q").unwrap();
     // The pty stays open on our side: finish's drain ends on its 2 s quiet.
     let (out, _) = console.finish(LIMIT);
     let status = out.status;
     assert_eq!(status.code(), Some(0));
-    let after = tcgetattr(&slave).expect("tcgetattr after");
-    assert_eq!(
-        after.local_flags, before.local_flags,
-        "terminal mode not restored"
-    );
-    assert_eq!(
-        after.input_flags, before.input_flags,
-        "terminal mode not restored"
-    );
+    assert_restored(&slave, &before);
     frame.check("escape");
 }
 
@@ -420,13 +426,7 @@ fn sigint_reaches_the_command_and_rootrun_exits_130() {
         return;
     };
     let script = "trap 'echo got-INT; exit 5' INT; echo ready; while true; do sleep 1; done";
-    let mut run = Live::spawn(
-        rootrun()
-            .arg("-q")
-            .arg(&frame.image)
-            .args(["--", "/bin/sh", "-c", script]),
-        Stdio::null(),
-    );
+    let mut run = Live::spawn(&mut sh_command(&frame.image, &[], script), Stdio::null());
     run.expect("ready", LIMIT);
     run.signal(nix::sys::signal::Signal::SIGINT);
     let (out, seen) = run.finish(LIMIT);
@@ -631,26 +631,15 @@ fn a_killed_command_that_made_the_terminal_raw_leaves_it_restored() {
     let script = "stty raw -echo; echo now-raw; sleep 100";
     let child = spawn_on(
         &slave,
-        rootrun()
-            .args(["-q", "--stop-timeout=1"])
-            .arg(&frame.image)
-            .args(["--", "/bin/sh", "-c", script]),
+        &mut sh_command(&frame.image, &["--stop-timeout=1"], script),
     );
     let mut run = Live::reading(child, master);
     run.expect("now-raw", LIMIT);
-    let raw = tcgetattr(&slave).expect("tcgetattr while running");
-    assert!(
-        !raw.local_flags.contains(LocalFlags::ICANON),
-        "the command did not make the terminal raw"
-    );
+    assert_raw(&slave, "the command did not make the terminal raw");
     run.signal(nix::sys::signal::Signal::SIGTERM);
     let (out, _) = run.finish(LIMIT);
     assert_eq!(out.status.code(), Some(143));
-    let after = tcgetattr(&slave).expect("tcgetattr after");
-    assert_eq!(
-        after.local_flags, before.local_flags,
-        "terminal mode not restored"
-    );
+    assert_restored(&slave, &before);
     frame.check("command terminal");
 }
 
@@ -661,10 +650,7 @@ fn a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
     };
     let script = "trap '' INT TERM HUP; echo ready; while true; do sleep 1; done";
     let mut run = Live::spawn(
-        rootrun()
-            .args(["-q", "--stop-timeout=1"])
-            .arg(&frame.image)
-            .args(["--", "/bin/sh", "-c", script]),
+        &mut sh_command(&frame.image, &["--stop-timeout=1"], script),
         Stdio::null(),
     );
     run.expect("ready", LIMIT);

@@ -523,10 +523,7 @@ fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
     let _lock = host_lock();
     let script = "for s in $(seq 34 64); do trap \"echo got-$s\" $s; done; echo ready; while :; do sleep 0.1; done";
     let mut run = Live::spawn(
-        rootrun()
-            .arg("-q")
-            .arg(&image)
-            .args(["--", "/bin/sh", "-c", script]),
+        &mut sh_command(&image, &[], script),
         std::process::Stdio::null(),
     );
     run.expect("ready", LIMIT);

@@ -615,6 +615,26 @@ fn chain_path(letters: impl IntoIterator<Item = char>) -> String {
         .collect()
 }
 
+/// A loop or DAG image is refused, naming the path that reached a directory a second time, and
+/// no DIR is created.
+fn assert_refused_as_revisited(image: &Path, dest: &Path, second: &str) {
+    let started = std::time::Instant::now();
+    let err = expect_bounded_failure(
+        image,
+        dest,
+        &[
+            "directory reached a second time (a directory loop or DAG)",
+            second,
+        ],
+    );
+    eprintln!(
+        "{}: refused in {:?}: {err}",
+        image.display(),
+        started.elapsed()
+    );
+    assert!(!dest.exists(), "DIR created for a refused image");
+}
+
 #[test]
 fn directory_dags_are_refused_before_dir_is_touched() {
     if !common::require_root("directory_dags_are_refused_before_dir_is_touched") {
@@ -635,22 +655,8 @@ fn directory_dags_are_refused_before_dir_is_touched() {
         (listings.write("listing-dag.img"), "/b28/a29"),
     ];
     for (image, second) in &images {
-        let started = std::time::Instant::now();
         let dest = work.join("out");
-        let err = expect_bounded_failure(
-            image,
-            &dest,
-            &[
-                "directory reached a second time (a directory loop or DAG)",
-                second,
-            ],
-        );
-        eprintln!(
-            "{}: refused in {:?}: {err}",
-            image.display(),
-            started.elapsed()
-        );
-        assert!(!dest.exists(), "DIR created for a refused image");
+        assert_refused_as_revisited(image, &dest, second);
         // A user's DIR: the tree is refused before DIR is written, so it stays empty.
         fs::create_dir_all(&dest).expect("mkdir");
         expect_bounded_failure(image, &dest, &["directory reached a second time"]);
@@ -703,22 +709,8 @@ fn directory_loops_are_refused_before_dir_is_touched() {
         ),
     ];
     for (image, second) in &images {
-        let started = std::time::Instant::now();
         let dest = work.join("out");
-        let err = expect_bounded_failure(
-            image,
-            &dest,
-            &[
-                "directory reached a second time (a directory loop or DAG)",
-                second,
-            ],
-        );
-        eprintln!(
-            "{}: refused in {:?}: {err}",
-            image.display(),
-            started.elapsed()
-        );
-        assert!(!dest.exists(), "DIR created for a refused image");
+        assert_refused_as_revisited(image, &dest, second);
         canary.assert_untouched();
 
         let (ok, _, stderr) = inspect_answers(image, &[]);

@@ -320,14 +320,17 @@ pub fn stream<R: Read + Send + 'static>(mut pipe: R) -> std::sync::mpsc::Receive
 
 /// `rootrun -q IMAGE -- /bin/sh -c SCRIPT` with empty stdin.
 pub fn sh_in(image: &Path, script: &str, limit: Duration) -> Output {
-    run_with_input(
-        rootrun()
-            .arg("-q")
-            .arg(image)
-            .args(["--", "/bin/sh", "-c", script]),
-        b"",
-        limit,
-    )
+    run_with_input(&mut sh_command(image, &[], script), b"", limit)
+}
+
+/// `rootrun -q OPTIONS IMAGE -- /bin/sh -c SCRIPT`, not started yet.
+pub fn sh_command(image: &Path, options: &[&str], script: &str) -> Command {
+    let mut cmd = rootrun();
+    cmd.arg("-q")
+        .args(options)
+        .arg(image)
+        .args(["--", "/bin/sh", "-c", script]);
+    cmd
 }
 
 /// A running rootrun whose output is read as it comes, for tests that react
