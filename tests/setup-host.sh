@@ -1,11 +1,16 @@
 #!/bin/sh
-# Prepares a Debian 12 host (as root) for building rootrun, running it on
-# images of several architectures, and running its test suite:
-#   - liblxc and its headers, libclang (bindgen), pkg-config;
-#   - qemu-user-static and squashfs-tools;
+# Prepares a Debian host (12 or 13, as root) for building rootrun, running it
+# on images of several architectures, and running its test suite:
+#   - the runtime: liblxc, QEMU user-mode emulators with their binfmt_misc
+#     handlers (Debian 12: qemu-user-static; Debian 13: qemu-user and
+#     qemu-user-binfmt), squashfs-tools and the tests' tools;
+#   - best effort, build only: liblxc's headers and libclang for bindgen.
+#     Without them build.rs uses the vendored bindings, so a header package
+#     that apt cannot install (a -dev dependency out of step with the
+#     installed runtime, seen on Debian 12) must not stop the setup;
 #   - the foreign Debian architectures whose busybox-static packages the
 #     tests download to build fixture images;
-#   - binfmt_misc mounted, with Debian's QEMU handlers registered.
+#   - binfmt_misc mounted, with the distribution's QEMU handlers registered.
 # Safe to run again: it only adds what is missing.
 set -eu
 
@@ -16,11 +21,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-added=""
 for arch in $FOREIGN_ARCHS; do
     if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
         dpkg --add-architecture "$arch"
-        added="$added $arch"
     fi
 done
 
@@ -31,18 +34,36 @@ export DEBIAN_FRONTEND=noninteractive
 if ! apt-get update -q; then
     echo "setup-host.sh: warning: apt-get update reported errors (see above); continuing" >&2
 fi
+
+# The package that brings static QEMU user-mode emulators and registers
+# their handlers: Debian 13 dropped qemu-user-static (qemu-user is static
+# there, its handlers are in qemu-user-binfmt).
+available() { apt-cache show "$1" >/dev/null 2>&1; }
+if available qemu-user-static; then
+    qemu="qemu-user-static"
+else
+    qemu="qemu-user qemu-user-binfmt"
+fi
+# liblxc's runtime library: liblxc1 on Debian 12, liblxc1t64 on Debian 13.
+if available liblxc1t64; then liblxc=liblxc1t64; else liblxc=liblxc1; fi
+
+# shellcheck disable=SC2086 # word splitting of $qemu is wanted
 apt-get install -y -q --no-install-recommends \
-    lxc liblxc1 lxc-dev libclang-dev pkg-config \
-    qemu-user-static squashfs-tools busybox-static util-linux ca-certificates \
-    libcap2-bin python3 time debootstrap
+    lxc "$liblxc" pkg-config $qemu squashfs-tools busybox-static util-linux \
+    ca-certificates libcap2-bin python3 time debootstrap
+
+if ! apt-get install -y -q --no-install-recommends lxc-dev libclang-dev; then
+    echo "setup-host.sh: note: lxc-dev/libclang-dev not installable; the build uses the vendored liblxc bindings"
+fi
 
 binfmt=/proc/sys/fs/binfmt_misc
 if [ ! -e "$binfmt/register" ]; then
     mount -t binfmt_misc binfmt_misc "$binfmt"
 fi
-# Debian's qemu-user-static ships one handler per file; register the ones
-# the kernel does not know yet (what systemd-binfmt does at boot).
+# Debian ships one handler per file; register the ones the kernel does not
+# know yet (what systemd-binfmt does at boot).
 for conf in /usr/lib/binfmt.d/qemu-*.conf; do
+    [ -e "$conf" ] || continue
     line=$(grep '^:' "$conf" | head -n 1) || continue
     name=$(echo "$line" | cut -d: -f2)
     if [ ! -e "$binfmt/$name" ]; then
@@ -54,6 +75,7 @@ done
 # one was registered again above), or entries and interpreter copies named
 # rootrun-test-...-PID of a test process that no longer exists (removed).
 for conf in /usr/lib/binfmt.d/qemu-*.conf; do
+    [ -e "$conf" ] || continue
     name=$(basename "$conf" .conf)
     if [ -e "$binfmt/$name" ] && head -n 1 "$binfmt/$name" | grep -qx disabled; then
         echo "setup-host.sh: enabling $name, left disabled (by a killed test run?)"
