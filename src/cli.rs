@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::arch::Arch;
+use crate::config::{parse_arch, parse_escape, parse_hostname, parse_init};
 
 /// Boot a root filesystem image of any CPU architecture as a container.
 ///
@@ -20,6 +21,7 @@ use crate::arch::Arch;
 /// found in the image.
 #[derive(Debug, Parser)]
 #[command(
+    after_help = "A command to run in the image goes after `--`: rootrun IMAGE -- uname -m",
     after_long_help = EXAMPLES,
     name = "rootrun",
     version,
@@ -34,6 +36,13 @@ pub struct Cli {
 }
 
 const EXAMPLES: &str = "\
+Exit status:
+  the container's: init's in boot mode (0 after poweroff inside), CMD's in
+  command mode; 128+n when it or rootrun was killed by signal n;
+  125 rootrun itself failed; 126 CMD or init is not executable;
+  127 CMD or init (or the loader it needs) is not in the image;
+  141 stdout was a pipe that closed (as a program killed by SIGPIPE)
+
 Examples:
   sudo rootrun rootfs.img
       boot its init; the console is this terminal, Ctrl-a q stops it
@@ -51,6 +60,16 @@ Examples:
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Boot IMAGE, or run a command in it (the default subcommand).
+    ///
+    /// `rootrun run IMAGE` is `rootrun IMAGE`: it loop-mounts a SquashFS image
+    /// read-only under a throwaway writable overlay and boots its /sbin/init
+    /// through liblxc, with the console on this terminal (or on stdin/stdout
+    /// when they are not a terminal). `-- CMD ARGS...` runs one command
+    /// instead of init and exits with its status.
+    #[command(
+        after_help = "A command to run in the image goes after `--`: rootrun run IMAGE -- uname -m",
+        after_long_help = EXAMPLES
+    )]
     Run(RunArgs),
     /// Show what rootrun reads from IMAGE without mounting it: the CPU
     /// architecture and its evidence, init, SquashFS facts, metadata.yaml,
@@ -118,7 +137,8 @@ pub struct RunArgs {
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 
-    /// Host name inside the container [default: the image's file name without extension].
+    /// Host name inside the container [default: the image's file name
+    /// without extension, made a valid host name: `My_FW.v2.img` -> `my-fw-v2`].
     #[arg(long, value_name = "NAME", value_parser = parse_hostname)]
     pub hostname: Option<String>,
 
@@ -135,104 +155,36 @@ pub struct RunArgs {
     pub stop_timeout: u64,
 
     /// CPU architecture of the image, in any dialect (aarch64, arm64, armhf,
-    /// ppc64el, ...) [default: read from the ELF header of init].
+    /// ppc64el, ...), for an image whose programs rootrun cannot read
+    /// [default: read from the ELF header of init; an ELF header that says
+    /// otherwise wins, with a warning].
     #[arg(long, value_name = "NAME", value_parser = parse_arch)]
     pub arch: Option<Arch>,
 
     /// If no binfmt_misc handler runs the image's architecture, register one
-    /// (with the F flag) for the installed /usr/bin/qemu-ARCH-static. It stays
-    /// registered after rootrun returns while binfmt_misc is mounted on the host.
+    /// (with the F flag) for the installed static emulator
+    /// (/usr/bin/qemu-ARCH-static, or /usr/bin/qemu-ARCH on Debian 13). It
+    /// stays registered after rootrun returns while binfmt_misc is mounted on
+    /// the host.
     #[arg(long)]
     pub register_binfmt: bool,
 
-    /// Print the launch plan (mounts and liblxc configuration) and exit.
+    /// Print the launch plan (its steps, the seccomp policy and the liblxc
+    /// configuration) and exit; touches nothing. Fails as the run would when
+    /// init or CMD cannot be executed.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// With --dry-run: print the plan as JSON (shape: README, "JSON").
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
 
     /// Do not print the start banner.
     #[arg(short, long)]
     pub quiet: bool,
-}
 
-/// RFC 1123 host names: dot-separated labels of letters, digits and '-'.
-/// Anything else could also break the liblxc config file it goes into.
-fn parse_hostname(name: &str) -> Result<String, String> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if name.len() <= 253 && name.split('.').all(label_ok) {
-        Ok(name.to_owned())
-    } else {
-        Err("a host name is letters, digits and '-' in dot-separated labels of at most 63".into())
-    }
-}
-
-/// An absolute path without control characters (it goes into the liblxc
-/// config file as `lxc.init.cmd`, which splits on spaces).
-fn parse_init(path: &str) -> Result<String, String> {
-    if !path.starts_with('/') {
-        return Err("init must be an absolute path inside the image".into());
-    }
-    if path.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("init must not contain spaces or control characters".into());
-    }
-    Ok(path.to_owned())
-}
-
-fn parse_arch(name: &str) -> Result<Arch, String> {
-    Arch::from_name(name).ok_or_else(|| {
-        let known: Vec<&str> = Arch::all().map(Arch::qemu).collect();
-        format!("unknown architecture {name:?}; known: {}", known.join(", "))
-    })
-}
-
-/// `a` -> Ctrl-a (0x01). Ctrl-h, -i, -j and -m are the bytes of Backspace,
-/// Tab, Line Feed and Enter: as the escape, every such key would be held
-/// back until the next one.
-fn parse_escape(text: &str) -> Result<u8, String> {
-    let letter = match text.as_bytes() {
-        [c @ (b'a'..=b'z' | b'A'..=b'Z')] => c.to_ascii_lowercase(),
-        _ => {
-            return Err(format!(
-                "escape key must be one letter (Ctrl-<letter>), not {text:?}"
-            ))
-        }
-    };
-    if matches!(letter, b'h' | b'i' | b'j' | b'm') {
-        return Err(format!(
-            "Ctrl-{} is the same byte as Backspace, Tab or Enter; choose another letter",
-            letter as char
-        ));
-    }
-    Ok(letter - b'a' + 1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_letters_become_control_bytes_except_those_of_other_keys() {
-        assert_eq!(parse_escape("a"), Ok(1));
-        assert_eq!(parse_escape("Q"), Ok(17));
-        assert_eq!(
-            parse_escape("]"),
-            Err("escape key must be one letter (Ctrl-<letter>), not \"]\"".into())
-        );
-        for key in ["h", "i", "j", "m", "M"] {
-            let err = parse_escape(key).unwrap_err();
-            assert!(err.contains("Backspace, Tab or Enter"), "{key}: {err}");
-        }
-        assert!(parse_escape("ab").is_err());
-    }
-
-    #[test]
-    fn usage_errors_are_reported_by_clap() {
-        assert!(Cli::try_parse_from(["rootrun", "--escape", "m", "img"]).is_err());
-        assert!(Cli::try_parse_from(["rootrun", "--escape", "b", "img"]).is_ok());
-    }
+    /// Say more: the banner in command mode too, and each launch step as it
+    /// runs.
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
 }

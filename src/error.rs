@@ -12,6 +12,9 @@ use crate::sys::SysError;
 pub const EXIT_ROOTRUN: u8 = 125;
 pub const EXIT_NOT_EXECUTABLE: u8 = 126;
 pub const EXIT_NOT_FOUND: u8 = 127;
+/// stdout was a pipe whose reader is gone: what a program killed by SIGPIPE
+/// reports (128+13), without a message.
+pub const EXIT_STDOUT_CLOSED: u8 = 141;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,7 +25,7 @@ pub enum Error {
     #[error(transparent)]
     ImageRead(#[from] crate::image::ImageError),
     #[error(transparent)]
-    Detect(Box<crate::detect::DetectError>),
+    Detect(Box<crate::image::DetectError>),
     #[error(transparent)]
     Arch(#[from] crate::arch::ArchError),
     #[error(transparent)]
@@ -41,6 +44,9 @@ pub enum Error {
     Start { detail: String },
     #[error("{0}")]
     Usage(String),
+    /// Writing a report to stdout failed; a closed pipe ends quietly.
+    #[error("write to stdout: {0}")]
+    Stdout(std::io::Error),
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {
@@ -58,10 +64,16 @@ fn detail_suffix(detail: &str) -> String {
 }
 
 impl Error {
+    /// Whether the error is reported by its exit code alone.
+    pub fn is_quiet(&self) -> bool {
+        matches!(self, Error::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::NotFound { .. } => EXIT_NOT_FOUND,
             Error::NotExecutable { .. } => EXIT_NOT_EXECUTABLE,
+            Error::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_STDOUT_CLOSED,
             Error::Unpack(e) => match *e.failure {
                 crate::image::unpack::Failure::Interrupted(signal) => 128 + signal as u8,
                 _ => EXIT_ROOTRUN,

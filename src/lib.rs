@@ -1,17 +1,19 @@
 //! rootrun: boot a root filesystem image of any CPU architecture as a
-//! container through liblxc. See README.md and DESIGN notes for the shape.
+//! container through liblxc. See README.md and DESIGN notes for the shape:
+//! `cmd` (one module per subcommand) -> `config` -> `plan` (pure) ->
+//! `launch` (executes the plan's steps) -> `session` (the running
+//! container); `image`, `arch`, `lxc` and `sys` below them.
 
 pub mod arch;
 pub mod cli;
+pub mod cmd;
+pub mod config;
 pub mod console;
-pub mod detect;
-pub mod entry;
 pub mod error;
 pub mod image;
-pub mod inspect;
 pub mod launch;
 pub mod lxc;
+pub mod notice;
 pub mod plan;
-pub mod run;
 mod session;
 pub mod sys;

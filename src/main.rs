@@ -1,10 +1,13 @@
-//! `rootrun`: parse the command line, call the library, map errors to exit codes.
+//! `rootrun`: parse the command line, dispatch to a command, map errors to
+//! exit codes.
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
-use rootrun::cli::{Cli, Command};
+use rootrun::cli::Cli;
+use rootrun::error::EXIT_ROOTRUN;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -13,23 +16,25 @@ fn main() -> ExitCode {
         // (clap would exit 2, which a container could return too).
         Err(err) if err.use_stderr() => {
             let _ = err.print();
-            return ExitCode::from(rootrun::error::EXIT_ROOTRUN);
+            if err.kind() == ErrorKind::UnknownArgument && !std::env::args().any(|a| a == "--") {
+                rootrun::notice::note(
+                    "to run a command in the image, put it after `--`: rootrun IMAGE -- CMD [ARG...]",
+                );
+            }
+            return ExitCode::from(EXIT_ROOTRUN);
         }
+        // --help or --version: a closed pipe is no failure.
         Err(help_or_version) => {
             let _ = help_or_version.print();
             return ExitCode::SUCCESS;
         }
     };
-    let result = match cli.command {
-        Some(Command::Run(args)) => rootrun::run::run(args),
-        Some(Command::Inspect(args)) => rootrun::inspect::inspect(args),
-        Some(Command::Unpack(args)) => rootrun::image::unpack::command(&args),
-        None => rootrun::run::run(cli.run),
-    };
-    match result {
+    match rootrun::cmd::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("rootrun: {err}");
+            if !err.is_quiet() {
+                rootrun::notice::note(&err.to_string());
+            }
             ExitCode::from(err.exit_code())
         }
     }

@@ -44,7 +44,9 @@ pub struct Entry {
     pub kind: Kind,
     pub interpreter: PathBuf,
     pub flags: Flags,
-    /// Larger = registered later = tried earlier by the kernel.
+    /// Larger = registered later = tried earlier by the kernel. Internal:
+    /// not part of `inspect --json`.
+    #[serde(skip)]
     pub order_key: OrderKey,
 }
 
@@ -55,11 +57,21 @@ pub enum Kind {
     /// empty when the entry has none (all ones).
     Magic {
         offset: usize,
+        #[serde(serialize_with = "as_hex")]
         magic: Vec<u8>,
+        #[serde(serialize_with = "as_hex")]
         mask: Vec<u8>,
     },
     /// The extension, without the dot.
     Extension(String),
+}
+
+/// Bytes as lower-case hex text, as binfmt_misc's entry files show them.
+fn as_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!(
+        "{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
 }
 
 /// The registration flags (binfmt-misc.rst, "flags").

@@ -7,6 +7,9 @@ use super::FileKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    #[error("image {path} not found", path = .path.display())]
+    Missing { path: PathBuf },
+
     #[error("{path}: {op}: {source}", path = .path.display())]
     Io {
         path: PathBuf,

@@ -8,7 +8,9 @@
 
 mod dir_source;
 mod dirtable;
+pub mod entry;
 mod error;
+mod facts;
 mod init;
 mod metadata;
 mod squash;
@@ -23,6 +25,7 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 pub use error::ImageError;
+pub use facts::{examine, DetectError, Evidence, ImageFacts, Probe};
 pub use init::InitFlavor;
 pub use metadata::{Metadata, Properties};
 pub use squash::SquashfsFacts;
@@ -55,7 +58,12 @@ impl Image {
             op,
             source,
         };
-        let meta = std::fs::metadata(path).map_err(|e| io("stat", e))?;
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ImageError::Missing {
+                path: path.to_path_buf(),
+            },
+            _ => io("stat", e),
+        })?;
         let source = if meta.is_dir() {
             Source::Dir(DirSource::new(path))
         } else if meta.is_file() {

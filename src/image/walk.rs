@@ -63,10 +63,16 @@ pub struct Resolved {
     /// shown lossily, so this is for display; resolving it again may fail for such names.
     pub path: String,
     pub kind: FileKind,
+    /// Permission bits; `inspect --json` shows them as octal text ("0755").
+    #[serde(serialize_with = "octal")]
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
     pub size: u64,
+}
+
+fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{:04o}", mode & 0o7777))
 }
 
 /// One directory tree the resolver can walk: a SquashFS image or a host directory.

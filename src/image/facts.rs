@@ -44,6 +44,11 @@ pub struct ImageFacts {
     pub metadata: Option<Metadata>,
     /// metadata.yaml's architecture when it disagrees with the ELF evidence.
     pub metadata_mismatch: Option<String>,
+    /// Why metadata.yaml could not be read (it is informational: a warning).
+    pub metadata_problem: Option<String>,
+    /// An `--arch` that the ELF evidence contradicts (the ELF wins: the
+    /// kernel picks the handler from the binary itself).
+    pub arch_ignored: Option<Arch>,
     pub squashfs: Option<SquashfsFacts>,
     /// The first bytes of the deciding file, for binfmt_misc matching.
     #[serde(skip)]
@@ -98,13 +103,19 @@ pub fn examine(
             }
         }
     }
+    // The ELF header wins over --arch: exec(2) hands the binary to the
+    // handler matching its own header, whatever the user believes it is.
+    let arch_ignored = match (arch_override, &evidence) {
+        (Some(wanted), Some(found)) if wanted != found.elf.arch => Some(wanted),
+        _ => None,
+    };
     let arch = match (arch_override, &evidence) {
-        (Some(arch), _) => Some(arch),
-        (None, Some(found)) => Some(found.elf.arch),
+        (_, Some(found)) => Some(found.elf.arch),
+        (Some(arch), None) => Some(arch),
         (None, None) if any_exists => return Err(DetectError::NoElf { probes }),
         (None, None) => None,
     };
-    if arch_override.is_some() && evidence.as_ref().is_none_or(|e| Some(e.elf.arch) != arch) {
+    if evidence.is_none() {
         // binfmt_misc must be matched against what the override names.
         head = arch
             .map(|a| arch::qemu_pattern(a).magic)
@@ -112,7 +123,15 @@ pub fn examine(
     }
     head.truncate(BINPRM_BUF_SIZE);
 
-    let metadata = image.metadata()?;
+    let (metadata, metadata_problem) = match image.metadata() {
+        Ok(metadata) => (metadata, None),
+        // LXD's metadata is informational here: a broken one is worth a
+        // warning, not a refusal to boot.
+        Err(err @ (ImageError::Metadata { .. } | ImageError::TooLarge { .. })) => {
+            (None, Some(err.to_string()))
+        }
+        Err(err) => return Err(err.into()),
+    };
     let metadata_mismatch = metadata.as_ref().and_then(|m| {
         let claimed = m
             .architecture
@@ -126,11 +145,13 @@ pub fn examine(
         init_resolved,
         init_flavor,
         arch,
-        arch_overridden: arch_override.is_some(),
+        arch_overridden: arch_override.is_some() && evidence.is_none(),
         evidence,
         probes,
         metadata,
         metadata_mismatch,
+        metadata_problem,
+        arch_ignored,
         squashfs: image.squashfs_facts(),
         head,
     })
@@ -187,13 +208,32 @@ impl ImageFacts {
         )
     }
 
-    /// A warning when metadata.yaml disagrees with the ELF evidence.
-    pub fn mismatch_warning(&self) -> Option<String> {
-        let claimed = self.metadata_mismatch.as_ref()?;
-        let evidence = self.evidence.as_ref()?;
-        Some(format!(
-            "metadata.yaml says architecture {claimed:?}, but {} is {} ELF; going by the ELF header",
-            evidence.file, evidence.elf.arch
-        ))
+    /// What the user should know before trusting the plan: metadata.yaml
+    /// or `--arch` disagreeing with the ELF evidence, an unreadable
+    /// metadata.yaml.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let (Some(wanted), Some(evidence)) = (self.arch_ignored, &self.evidence) {
+            warnings.push(format!(
+                "--arch {} ({}) contradicts {}, which is {} ELF (e_machine {}); \
+                 going by the ELF header, as the kernel does",
+                wanted.qemu(),
+                wanted,
+                evidence.file,
+                evidence.elf.arch,
+                evidence.elf.machine
+            ));
+        }
+        if let (Some(claimed), Some(evidence)) = (&self.metadata_mismatch, &self.evidence) {
+            warnings.push(format!(
+                "metadata.yaml says architecture {claimed:?}, but {} is {} ELF; \
+                 going by the ELF header",
+                evidence.file, evidence.elf.arch
+            ));
+        }
+        if let Some(problem) = &self.metadata_problem {
+            warnings.push(format!("metadata.yaml ignored: {problem}"));
+        }
+        warnings
     }
 }

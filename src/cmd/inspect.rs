@@ -1,4 +1,4 @@
-//! `rootrun inspect IMAGE`: what rootrun learns about an image without
+//! `rootrun inspect IMAGE [--json]`: what rootrun learns about an image without
 //! mounting it, and how this host would run it. Needs no privileges beyond
 //! reading the image (and binfmt_misc, when it is mounted).
 
@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use crate::arch::{self, Arch, ArchNames, Binfmt, Emulation, Entry, Linkage, BINFMT_DIR};
 use crate::cli::InspectArgs;
-use crate::detect::{self, ImageFacts};
 use crate::error::Error;
-use crate::image::Image;
+use crate::image::{self, Image, ImageFacts};
+use crate::notice;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -19,6 +19,8 @@ pub struct Report {
     #[serde(flatten)]
     pub facts: ImageFacts,
     pub names: Option<ArchNames>,
+    /// Disagreements between --arch, metadata.yaml and the ELF evidence.
+    pub warnings: Vec<String>,
     pub host: HostView,
 }
 
@@ -34,25 +36,27 @@ pub struct HostView {
     pub problem: Option<String>,
 }
 
-pub fn inspect(args: InspectArgs) -> Result<u8, Error> {
+pub fn run(args: &InspectArgs) -> Result<u8, Error> {
     let image = Image::open(&args.image)?;
     let facts =
-        detect::examine(&image, &args.init, args.arch).map_err(|e| Error::Detect(Box::new(e)))?;
+        image::examine(&image, &args.init, args.arch).map_err(|e| Error::Detect(Box::new(e)))?;
     let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
     let host = host_view(&facts, &binfmt);
     let report = Report {
         image: args.image.clone(),
         names: facts.arch.map(Arch::names),
+        warnings: facts.warnings(),
         facts,
         host,
     };
-    if args.json {
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::Usage(format!("cannot encode the report as JSON: {e}")))?;
-        println!("{text}");
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Usage(format!("cannot encode the report as JSON: {e}")))?
+            + "\n"
     } else {
-        print!("{}", render(&report));
-    }
+        render(&report)
+    };
+    notice::stdout(&text)?;
     Ok(0)
 }
 
@@ -118,7 +122,7 @@ fn render(report: &Report) -> String {
                 n.qemu,
                 n.lxd.unwrap_or("-"),
                 if facts.arch_overridden {
-                    ", from --arch"
+                    ", from --arch (no ELF file to read)"
                 } else {
                     ""
                 }
@@ -179,8 +183,8 @@ fn render(report: &Report) -> String {
             );
         }
     }
-    if let Some(warning) = facts.mismatch_warning() {
-        row("WARNING", warning);
+    for warning in &report.warnings {
+        row("WARNING", warning.clone());
     }
     let host = &report.host;
     row("host", host.arch.uname.to_owned());

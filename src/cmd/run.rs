@@ -1,0 +1,209 @@
+//! `rootrun run` (the default command): learn about the image and the host,
+//! plan, then print the plan (`--dry-run`) or launch it.
+
+use std::path::Path;
+
+use crate::arch::{self, Arch, Binfmt, BINFMT_DIR};
+use crate::config::{DryRun, Lower, RunConfig, Verbosity};
+use crate::error::Error;
+use crate::image::{self, entry, Image, ImageFacts};
+use crate::plan::{self, HostPlan, LaunchPlan, Mode, Registration};
+use crate::sys::privileges;
+use crate::{launch, lxc, notice};
+
+pub fn run(config: &RunConfig) -> Result<u8, Error> {
+    let image = open(&config.image, config.lower)?;
+    let facts = image::examine(&image, &config.init, config.arch)
+        .map_err(|e| Error::Detect(Box::new(e)))?;
+    for warning in facts.warnings() {
+        notice::warning(&warning);
+    }
+    // binfmt_misc is only read here; a run that must mount or register does
+    // so as steps of the plan.
+    let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
+    let host = host_plan(&facts, binfmt, config.register_binfmt)?;
+    let plan = plan::plan(config, &facts, host, std::process::id());
+
+    if let Some(format) = config.dry_run {
+        let text = match format {
+            DryRun::Text => plan.to_string(),
+            DryRun::Json => json(&plan)?,
+        };
+        notice::stdout(&text)?;
+        // The run would fail here before starting anything: so does the plan.
+        entry::check(plan.entry_program(), &image)?;
+        return Ok(0);
+    }
+    drop(image);
+
+    let missing = privileges::missing();
+    if !missing.is_empty() {
+        return Err(Error::Privileges(
+            missing.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    lxc::library::load()?;
+    let banner = banner(&plan, config.verbosity);
+    launch::run(&plan, banner.as_deref(), config.verbosity)
+}
+
+fn json(plan: &LaunchPlan) -> Result<String, Error> {
+    serde_json::to_string_pretty(&plan.json())
+        .map(|text| text + "\n")
+        .map_err(|e| Error::Usage(format!("cannot encode the plan as JSON: {e}")))
+}
+
+/// Opens the image with backhand, without mounting it, and checks that it
+/// is the kind of source the options say.
+fn open(path: &Path, lower: Lower) -> Result<Image, Error> {
+    let image = Image::open(path)?;
+    let is_squashfs = image.squashfs_facts().is_some();
+    let problem = match (lower, is_squashfs) {
+        (Lower::Directory, true) => {
+            Some("--rootfs takes a directory; boot an image file without it")
+        }
+        (Lower::Squashfs | Lower::Unpacked, false) => {
+            Some("not a SquashFS image file (for an extracted tree use --rootfs DIR)")
+        }
+        _ => None,
+    };
+    match problem {
+        Some(problem) => Err(Error::Image {
+            path: path.to_path_buf(),
+            problem: problem.into(),
+        }),
+        None => Ok(image),
+    }
+}
+
+/// How the host will run the image: the handler the kernel picks, or the
+/// one `--register-binfmt` would add when none does.
+fn host_plan(facts: &ImageFacts, binfmt: Binfmt, register: bool) -> Result<HostPlan, Error> {
+    let binfmt_mounted = matches!(binfmt, Binfmt::Mounted { .. });
+    let decided = facts.emulation(&binfmt);
+    let (emulation, registration) = match (decided, facts.arch) {
+        (Ok(emulation), _) => (emulation, None),
+        (Err(_), Some(arch)) if register => {
+            let (entry, registration) = planned_handler(arch)?;
+            let binfmt = with_entry(binfmt, entry);
+            (facts.emulation(&binfmt)?, Some(registration))
+        }
+        (Err(err), _) => return Err(err.into()),
+    };
+    Ok(HostPlan {
+        emulation,
+        binfmt_mounted,
+        registration,
+    })
+}
+
+/// The static QEMU user-mode emulator installed for `arch`: Debian 12's
+/// qemu-user-static names it `qemu-ARCH-static`, Debian 13's qemu-user (all
+/// static) plain `qemu-ARCH`. A dynamically linked one cannot work inside a
+/// foreign root, so it does not count.
+fn installed_emulator(arch: Arch) -> Option<std::path::PathBuf> {
+    let q = arch.qemu();
+    [
+        format!("/usr/bin/qemu-{q}-static"),
+        format!("/usr/bin/qemu-{q}"),
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|path| {
+        matches!(
+            arch::inspect_interpreter(path),
+            arch::InterpreterFacts::Static { .. }
+        )
+    })
+}
+
+/// The handler `--register-binfmt` registers for `arch`: the installed
+/// static emulator with the F flag, named `rootrun-qemu-ARCH` so that it
+/// never collides with the distribution's; being the newest entry, the
+/// kernel tries it first.
+fn planned_handler(arch: Arch) -> Result<(arch::Entry, Registration), Error> {
+    let interpreter = installed_emulator(arch).ok_or_else(|| {
+        Error::Usage(format!(
+            "--register-binfmt: no static emulator for {arch} is installed \
+             (looked for /usr/bin/qemu-{q}-static and /usr/bin/qemu-{q}; Debian 12: \
+             apt-get install qemu-user-static, Debian 13: apt-get install qemu-user)",
+            q = arch.qemu()
+        ))
+    })?;
+    let entry = arch::Entry {
+        name: format!("rootrun-qemu-{}", arch.qemu()),
+        enabled: true,
+        kind: arch::qemu_pattern(arch).kind(),
+        interpreter,
+        flags: arch::Flags {
+            fix_binary: true,
+            ..Default::default()
+        },
+        order_key: arch::OrderKey { rank: u64::MAX },
+    };
+    let line = arch::register_line(&entry.name, &entry.kind, &entry.interpreter, entry.flags)?;
+    let registration = Registration {
+        name: entry.name.clone(),
+        interpreter: entry.interpreter.clone(),
+        line,
+    };
+    Ok((entry, registration))
+}
+
+/// binfmt_misc as it will be once `entry` is registered (in a binfmt_misc
+/// of rootrun's own when the host has none mounted).
+fn with_entry(binfmt: Binfmt, entry: arch::Entry) -> Binfmt {
+    match binfmt {
+        Binfmt::NotMounted => Binfmt::Mounted {
+            enabled: true,
+            entries: vec![entry],
+        },
+        Binfmt::Mounted {
+            enabled,
+            mut entries,
+        } => {
+            entries.retain(|e| e.name != entry.name);
+            entries.push(entry);
+            Binfmt::Mounted { enabled, entries }
+        }
+    }
+}
+
+/// The start banner: how the image runs and, on a terminal the user can
+/// type into, how to stop it. Command mode says nothing unless `-v`, as
+/// `docker run` and `lxc-execute` do.
+fn banner(plan: &LaunchPlan, verbosity: Verbosity) -> Option<String> {
+    let how = match plan.arch {
+        Some(arch) => plan.emulation.describe(arch),
+        None => "architecture unknown".into(),
+    };
+    let image = plan.image.display();
+    match (&plan.mode, verbosity) {
+        (_, Verbosity::Quiet) | (Mode::Command { .. }, Verbosity::Normal) => None,
+        (Mode::Boot { .. }, _) => {
+            let how_to_stop = if console_is_interactive() {
+                let key = char::from(b'a' + plan.escape - 1);
+                format!("press Ctrl-{key} q to stop it")
+            } else {
+                "stop it with poweroff inside, or SIGTERM to rootrun".to_owned()
+            };
+            Some(format!(
+                "rootrun: booting {image} ({how}) as {}; {how_to_stop}",
+                plan.hostname
+            ))
+        }
+        (Mode::Command { .. }, Verbosity::Verbose) => {
+            Some(format!("rootrun: running a command in {image} ({how})"))
+        }
+    }
+}
+
+/// Whether the escape key will work: stdin is a terminal whose foreground
+/// process group is rootrun's (a background job gets no raw mode).
+fn console_is_interactive() -> bool {
+    use std::io::IsTerminal;
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    stdin.is_terminal()
+        && nix::unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|g| g == nix::unistd::getpgrp())
+}

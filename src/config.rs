@@ -1,0 +1,256 @@
+//! One immutable run configuration, built from the command line (a per-image
+//! YAML file will feed the same structure), and the validators clap calls
+//! for single values.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::arch::Arch;
+use crate::cli::RunArgs;
+use crate::error::Error;
+
+/// Where the container's read-only lower layer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lower {
+    /// The SquashFS file, loop-mounted read-only.
+    Squashfs,
+    /// An already extracted tree (`--rootfs DIR`), bind-mounted read-only.
+    Directory,
+    /// The SquashFS extracted with backhand into the private tmpfs
+    /// (`--unpack`: no loop device, no squashfs kernel module needed).
+    Unpacked,
+}
+
+/// How much rootrun says on stderr besides errors and warnings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Nothing (`-q`).
+    Quiet,
+    /// The start banner in boot mode; nothing in command mode, as
+    /// `docker run` and `lxc-execute` print nothing.
+    Normal,
+    /// The banner in every mode and each launch step as it runs (`-v`).
+    Verbose,
+}
+
+/// What `rootrun run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The SquashFS file, or the directory with `Lower::Directory`.
+    pub image: PathBuf,
+    pub lower: Lower,
+    /// Run this instead of init (command mode) when not empty.
+    pub command: Vec<String>,
+    pub hostname: Option<String>,
+    pub init: String,
+    pub escape: u8,
+    pub stop_timeout: Duration,
+    pub arch: Option<Arch>,
+    pub register_binfmt: bool,
+    pub dry_run: Option<DryRun>,
+    pub verbosity: Verbosity,
+}
+
+/// `--dry-run`, as text or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    Text,
+    Json,
+}
+
+impl RunConfig {
+    pub fn from_args(args: &RunArgs) -> Result<Self, Error> {
+        let (image, lower) = match (&args.rootfs, &args.image) {
+            (Some(dir), _) => (dir.clone(), Lower::Directory),
+            (None, Some(image)) if args.unpack => (image.clone(), Lower::Unpacked),
+            (None, Some(image)) => (image.clone(), Lower::Squashfs),
+            (None, None) => {
+                return Err(Error::Usage("an IMAGE or --rootfs DIR is required".into()))
+            }
+        };
+        if args.json && !args.dry_run {
+            return Err(Error::Usage(
+                "--json goes with --dry-run (or use `rootrun inspect --json`)".into(),
+            ));
+        }
+        let verbosity = match (args.quiet, args.verbose) {
+            (true, true) => return Err(Error::Usage("-q and -v contradict each other".into())),
+            (true, false) => Verbosity::Quiet,
+            (false, true) => Verbosity::Verbose,
+            (false, false) => Verbosity::Normal,
+        };
+        Ok(RunConfig {
+            image,
+            lower,
+            command: args.command.clone(),
+            hostname: args.hostname.clone(),
+            init: args.init.clone(),
+            escape: args.escape,
+            stop_timeout: Duration::from_secs(args.stop_timeout),
+            arch: args.arch,
+            register_binfmt: args.register_binfmt,
+            dry_run: args.dry_run.then_some(if args.json {
+                DryRun::Json
+            } else {
+                DryRun::Text
+            }),
+            verbosity,
+        })
+    }
+
+    pub fn is_command(&self) -> bool {
+        !self.command.is_empty()
+    }
+}
+
+/// RFC 1123 host names: dot-separated labels of letters, digits and '-'.
+/// Anything else could also break the liblxc config file it goes into.
+pub fn parse_hostname(name: &str) -> Result<String, String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(name.to_owned())
+    } else {
+        Err(
+            "a host name is dot-separated labels of letters, digits and '-' \
+             (not at either end of a label), each label at most 63 characters, \
+             253 in all"
+                .into(),
+        )
+    }
+}
+
+/// An absolute path without control characters (it goes into the liblxc
+/// config file as `lxc.init.cmd`, which splits on spaces).
+pub fn parse_init(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err("init must be an absolute path inside the image".into());
+    }
+    if path.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("init must not contain spaces or control characters".into());
+    }
+    Ok(path.to_owned())
+}
+
+pub fn parse_arch(name: &str) -> Result<Arch, String> {
+    Arch::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown architecture {name:?}; known: {}",
+            known_arch_names().join(", ")
+        )
+    })
+}
+
+/// Each architecture's QEMU name once (arm and armel share `arm`; armel is
+/// named by its Debian name).
+fn known_arch_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for arch in Arch::all() {
+        let name = match arch {
+            Arch::Armel => "armel",
+            other => other.qemu(),
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// `a` -> Ctrl-a (0x01). Ctrl-h, -i, -j and -m are the bytes of Backspace,
+/// Tab, Line Feed and Enter: as the escape, every such key would be held
+/// back until the next one.
+pub fn parse_escape(text: &str) -> Result<u8, String> {
+    let letter = match text.as_bytes() {
+        [c @ (b'a'..=b'z' | b'A'..=b'Z')] => c.to_ascii_lowercase(),
+        _ => {
+            return Err(format!(
+                "escape key must be one letter (Ctrl-<letter>), not {text:?}"
+            ))
+        }
+    };
+    if matches!(letter, b'h' | b'i' | b'j' | b'm') {
+        return Err(format!(
+            "Ctrl-{} is the same byte as Backspace, Tab or Enter; choose another letter",
+            letter as char
+        ));
+    }
+    Ok(letter - b'a' + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn escape_letters_become_control_bytes_except_those_of_other_keys() {
+        assert_eq!(parse_escape("a"), Ok(1));
+        assert_eq!(parse_escape("Q"), Ok(17));
+        assert_eq!(
+            parse_escape("]"),
+            Err("escape key must be one letter (Ctrl-<letter>), not \"]\"".into())
+        );
+        for key in ["h", "i", "j", "m", "M"] {
+            let err = parse_escape(key).unwrap_err();
+            assert!(err.contains("Backspace, Tab or Enter"), "{key}: {err}");
+        }
+        assert!(parse_escape("ab").is_err());
+    }
+
+    #[test]
+    fn usage_errors_are_reported_by_clap() {
+        assert!(Cli::try_parse_from(["rootrun", "--escape", "m", "img"]).is_err());
+        assert!(Cli::try_parse_from(["rootrun", "--escape", "b", "img"]).is_ok());
+    }
+
+    #[test]
+    fn the_hostname_error_is_a_whole_sentence() {
+        let err = parse_hostname("-bad").unwrap_err();
+        assert!(err.ends_with("253 in all"), "{err}");
+        assert!(err.contains("at most 63 characters"), "{err}");
+        assert_eq!(parse_hostname("my-fw.local"), Ok("my-fw.local".into()));
+    }
+
+    #[test]
+    fn unknown_arch_lists_each_name_once() {
+        let err = parse_arch("vax").unwrap_err();
+        let list = err.split("known: ").nth(1).unwrap_or_default();
+        let names: Vec<&str> = list.split(", ").collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(names.len(), unique.len(), "{err}");
+        assert!(
+            names.contains(&"arm") && names.contains(&"aarch64"),
+            "{err}"
+        );
+    }
+
+    fn config(args: &[&str]) -> Result<RunConfig, Error> {
+        let cli = Cli::try_parse_from(args).map_err(|e| Error::Usage(e.to_string()))?;
+        RunConfig::from_args(&cli.run)
+    }
+
+    #[test]
+    fn verbosity_and_dry_run_come_from_the_flags() {
+        let c = config(&["rootrun", "img"]).unwrap();
+        assert_eq!(c.verbosity, Verbosity::Normal);
+        assert_eq!(c.dry_run, None);
+        assert_eq!(c.lower, Lower::Squashfs);
+        let c = config(&["rootrun", "-v", "--dry-run", "--json", "img"]).unwrap();
+        assert_eq!(c.verbosity, Verbosity::Verbose);
+        assert_eq!(c.dry_run, Some(DryRun::Json));
+        assert!(config(&["rootrun", "--json", "img"]).is_err());
+        assert!(config(&["rootrun", "-q", "-v", "img"]).is_err());
+        let c = config(&["rootrun", "--unpack", "img", "--", "true"]).unwrap();
+        assert_eq!((c.lower, c.is_command()), (Lower::Unpacked, true));
+    }
+}

@@ -1,0 +1,327 @@
+//! Executes a `LaunchPlan`: its steps, one by one and in order, each
+//! resource pushed onto a guard stack that is released in reverse whatever
+//! happens; the last step starts the container and runs the session.
+
+mod guards;
+mod monitor;
+mod prefetch;
+mod root;
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::arch::{self, Binfmt, BINFMT_DIR};
+use crate::config::Verbosity;
+use crate::console::{self, ConsolePty};
+use crate::error::Error;
+use crate::image::entry;
+use crate::image::unpack::{self, TerminalProgress, UnpackOptions};
+use crate::notice;
+use crate::plan::{ConsolePath, LaunchPlan, Step, SECCOMP_POLICY};
+use crate::session::{exit_code, Session};
+use crate::sys::mount;
+use crate::sys::process::{self, Outcome, SharedOutcome};
+use crate::sys::{cgroup, loopdev, namespace, rootfs, SysError};
+
+use guards::GuardStack;
+use prefetch::Prefetch;
+use root::MountedRoot;
+
+/// Signals rootrun handles through a signalfd instead of dying from them.
+const HANDLED: [Signal; 6] = [
+    Signal::SIGQUIT,
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGCHLD,
+    Signal::SIGWINCH,
+];
+
+/// What the steps so far produced, for the steps after them.
+#[derive(Default)]
+struct Staged {
+    /// Released last-first when the launch ends.
+    guards: GuardStack,
+    /// Set up by `AttachLoop`, handed to `MountSquashfs`.
+    loop_device: Option<loopdev::LoopDevice>,
+    /// The container root, as an `O_PATH` directory fd for lookups inside it.
+    root: Option<OwnedFd>,
+    /// What the first exec reads (`CheckProgram`), for the prefetch child.
+    first_read: Vec<PathBuf>,
+    console: Option<ConsolePty>,
+}
+
+/// Runs the plan and returns rootrun's exit code. The caller has checked
+/// privileges and loaded liblxc.
+pub fn run(plan: &LaunchPlan, banner: Option<&str>, verbosity: Verbosity) -> Result<u8, Error> {
+    let mut staged = Staged::default();
+    for step in &plan.steps {
+        if verbosity == Verbosity::Verbose {
+            notice::note(&format!("step: {step}"));
+        }
+        if let Step::Start { .. } = step {
+            return start(plan, &mut staged, banner);
+        }
+        execute(step, plan, &mut staged, verbosity)?;
+    }
+    Err(Error::Usage("the launch plan has no start step".into()))
+}
+
+fn execute(
+    step: &Step,
+    plan: &LaunchPlan,
+    staged: &mut Staged,
+    verbosity: Verbosity,
+) -> Result<(), Error> {
+    match step {
+        Step::SweepStaleCgroups { prefix } => {
+            cgroup::sweep_stale(prefix);
+        }
+        Step::PrivateMountNamespace => namespace::enter_private_mount_namespace()?,
+        Step::MountBinfmtMisc { target } => {
+            staged.guards.push(mount::binfmt_misc(target)?);
+        }
+        Step::RegisterBinfmt {
+            name,
+            interpreter,
+            line,
+            stays,
+        } => register(name, interpreter, line, *stays)?,
+        Step::CheckHandler {
+            entry,
+            head,
+            file_name,
+        } => check_handler(entry, head, file_name)?,
+        Step::Tmpfs {
+            target, dir_mode, ..
+        } => {
+            make_dir(target, *dir_mode)?;
+            staged.guards.push(mount::tmpfs(target)?);
+        }
+        Step::MakeDirs { paths } => {
+            for path in paths {
+                make_dir(path, 0o700)?;
+            }
+        }
+        Step::AttachLoop { image } => {
+            staged.loop_device = Some(loopdev::attach_read_only(image)?);
+        }
+        Step::MountSquashfs { target } => {
+            let device = staged
+                .loop_device
+                .take()
+                .ok_or_else(|| Error::Usage("mount squashfs: no loop device attached".into()))?;
+            let lower =
+                mount::squashfs(device.path(), target).map_err(|e| not_squashfs(plan, e))?;
+            // The mount holds the device now; autoclear detaches it with the mount.
+            drop(device);
+            staged.guards.push(lower);
+        }
+        Step::BindReadOnly { source, target } => {
+            let fd: OwnedFd = fs::File::open(target)
+                .map_err(|e| SysError::io("open", target, e))?
+                .into();
+            staged
+                .guards
+                .push(mount::bind_read_only(source, &fd, target)?);
+        }
+        Step::Unpack { image, target } => unpack_lower(image, target, verbosity)?,
+        Step::Overlay {
+            lower,
+            upper,
+            work,
+            target,
+        } => {
+            let overlay = mount::overlay(lower, upper, work, target)?;
+            staged.guards.push(overlay);
+            let root = fs::File::open(target).map_err(|e| SysError::io("open", target, e))?;
+            staged.root = Some(root.into());
+        }
+        Step::CheckProgram { program } => {
+            staged.first_read = entry::check(program, &MountedRoot(root(staged)?))?;
+        }
+        Step::BindInterpreter {
+            host_file,
+            interpreter,
+        } => {
+            let guard = bind_interpreter(root(staged)?, host_file, interpreter)?;
+            staged.guards.push(guard);
+        }
+        Step::WriteSeccompPolicy { path } => write(path, SECCOMP_POLICY)?,
+        Step::AllocateConsole => {
+            let size = console::window_size(io::stdin().as_fd());
+            staged.console = Some(ConsolePty::open(size)?);
+        }
+        Step::WriteLxcConfig { path } => {
+            let console = match &staged.console {
+                Some(pty) => ConsolePath::Pty(&pty.slave_path),
+                None => ConsolePath::Planned,
+            };
+            write(path, &plan.lxc_config_text(console))?;
+        }
+        Step::Start { .. } => {}
+    }
+    Ok(())
+}
+
+fn root(staged: &Staged) -> Result<&OwnedFd, Error> {
+    staged
+        .root
+        .as_ref()
+        .ok_or_else(|| Error::Usage("the launch plan uses the root before the overlay".into()))
+}
+
+/// The last step: start the container in a monitor child and stay with it
+/// until it is gone; then the guards go, in reverse.
+fn start(plan: &LaunchPlan, staged: &mut Staged, banner: Option<&str>) -> Result<u8, Error> {
+    let mut signals = SigSet::empty();
+    for signal in HANDLED {
+        signals.add(signal);
+    }
+    signals
+        .thread_block()
+        .map_err(|e| SysError::new("block signals in", "rootrun", e))?;
+    let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| SysError::new("signalfd", "rootrun", e))?;
+
+    let outcome = SharedOutcome::new()?;
+    if let Some(text) = banner {
+        notice::note(text.trim_start_matches("rootrun: "));
+    }
+    let rootrun = nix::unistd::getpid();
+    let prefetch = Prefetch::start(root(staged)?, &staged.first_read);
+    let monitor = process::spawn(|| monitor::monitor_main(plan, rootrun, &signals, &outcome))?;
+
+    let mut session = Session {
+        plan,
+        monitor,
+        console: staged.console.as_ref(),
+        stop: None,
+    };
+    let result = session.run(&signal_fd);
+    // The monitor has exited. When start() returned, liblxc removed the
+    // container's cgroups on its way out; a monitor that was killed (the
+    // last step of a forced stop) left them, and they go here rather than
+    // waiting for the next run's sweep. Only then: it costs a walk of every
+    // hierarchy.
+    if result.is_ok() && !matches!(outcome.outcome(), Outcome::Exited(_)) {
+        cgroup::remove_leftovers(&plan.name);
+    }
+    // Before the tmpfs holding liblxc's log goes away with the guards.
+    let code = result.and_then(|()| {
+        exit_code(
+            plan,
+            outcome.outcome(),
+            session.stop.map(|s| s.cause),
+            &plan.layout.log,
+        )
+    });
+    // Its open files would keep the mounts busy.
+    drop(prefetch);
+    // The signals stay blocked: rootrun exits right after reporting `code`,
+    // and a Ctrl-C or SIGTERM that came during the teardown (the container is
+    // gone already) must not kill it first with the default action.
+    code
+}
+
+/// `--register-binfmt`: writes the planned line. An entry of that name
+/// (ours from an earlier run, but disabled or broken) is replaced.
+fn register(name: &str, interpreter: &Path, line: &str, stays: bool) -> Result<(), Error> {
+    let dir = Path::new(BINFMT_DIR);
+    if dir.join(name).exists() {
+        arch::remove(dir, name)?;
+    }
+    arch::register(dir, line)?;
+    // Entries live as long as binfmt_misc is mounted somewhere: with only
+    // rootrun's private mount, the entry goes away with rootrun.
+    let lifetime = if stays {
+        format!("it stays registered (remove it: echo -1 > {BINFMT_DIR}/{name})")
+    } else {
+        "for this run (binfmt_misc is not mounted on the host)".to_owned()
+    };
+    notice::note(&format!(
+        "registered binfmt_misc handler {name} (flag F) for {}; {lifetime}",
+        interpreter.display()
+    ));
+    Ok(())
+}
+
+/// The plan chose its handler from binfmt_misc as it was then; the kernel
+/// decides at exec time. Another registration in between would make the
+/// plan (and its interpreter bind mount) wrong: say so instead.
+fn check_handler(planned: &str, head: &[u8], file_name: &str) -> Result<(), Error> {
+    let now = match arch::read_binfmt(Path::new(BINFMT_DIR))? {
+        Binfmt::Mounted { entries, .. } => {
+            arch::select(&entries, head, file_name).map(|e| e.name.clone())
+        }
+        Binfmt::NotMounted => None,
+    };
+    if now.as_deref() == Some(planned) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "binfmt_misc changed while rootrun started: the kernel now picks {} instead of \
+         {planned}; run rootrun again",
+        now.as_deref().unwrap_or("no handler")
+    )))
+}
+
+/// A handler without the F flag: the kernel opens the interpreter by its
+/// registered path inside the container, so put the host file there.
+fn bind_interpreter(
+    root: &OwnedFd,
+    host_file: &Path,
+    interpreter: &Path,
+) -> Result<mount::Mount, Error> {
+    let target = rootfs::create_file_in_root(root, interpreter).map_err(|e| {
+        SysError::new(
+            "create the interpreter mount point inside the image at",
+            interpreter,
+            e,
+        )
+    })?;
+    let target_path = rootfs::fd_path(&target);
+    Ok(mount::bind_read_only(host_file, &target, &target_path)?)
+}
+
+fn not_squashfs(plan: &LaunchPlan, err: SysError) -> Error {
+    if err.errno == nix::errno::Errno::EINVAL {
+        Error::Image {
+            path: plan.image.clone(),
+            problem: "not a SquashFS image (the kernel refused to mount it)".into(),
+        }
+    } else {
+        err.into()
+    }
+}
+
+/// Creates `path` (and its parents) when missing. A directory that exists
+/// is never removed afterwards: removing one that another rootrun's
+/// namespace has a mount on would detach that mount (Linux 3.18+).
+fn make_dir(path: &Path, mode: u32) -> Result<(), SysError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| SysError::io("create directory", path, e))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), SysError> {
+    fs::write(path, text).map_err(|e| SysError::io("write", path, e))
+}
+
+/// `--unpack`: extract the image with backhand into the lower directory on
+/// rootrun's tmpfs. Its worker threads are scoped and gone when it returns,
+/// before the monitor is forked.
+fn unpack_lower(image: &Path, target: &Path, verbosity: Verbosity) -> Result<(), Error> {
+    let mut progress = TerminalProgress::new(verbosity == Verbosity::Quiet);
+    unpack::unpack(image, target, &UnpackOptions::default(), &mut progress)
+        .map_err(|e| Error::Unpack(Box::new(e)))?;
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The liblxc configuration of a launch, as `(key, value)` pairs
+//! (lxc.container.conf(5)).
+
+use std::path::Path;
+
+use crate::arch::{Arch, Emulation};
+
+use super::{LaunchPlan, Mode};
+
+/// Devices the guest may use: creating any node (m) but reading and writing
+/// only null, zero, full, random, urandom, tty, console, ptmx, the ptys and
+/// fuse (liblxc's common.conf list).
+const ALLOWED_DEVICES: [&str; 12] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:229 rwm",
+];
+
+/// The seccomp policy (liblxc's format, lxc.container.conf(5)): no kernel
+/// modules, no kexec, and no open_by_handle_at, the classic escape from a
+/// container's root to any file of the host.
+pub const SECCOMP_POLICY: &str = "2
+denylist
+reject_force_umount
+[all]
+kexec_load errno 1
+open_by_handle_at errno 1
+init_module errno 1
+finit_module errno 1
+delete_module errno 1
+";
+
+/// How the console reaches the container.
+#[derive(Debug, Clone, Copy)]
+pub enum ConsolePath<'a> {
+    /// A pty slave allocated at start (boot mode).
+    Pty(&'a Path),
+    /// Not known yet (dry run).
+    Planned,
+}
+
+impl LaunchPlan {
+    /// The liblxc configuration, as `(key, value)` pairs in file order.
+    pub fn lxc_config(&self, console: ConsolePath<'_>) -> Vec<(&'static str, String)> {
+        let layout = &self.layout;
+        let mut items = vec![
+            ("lxc.uts.name", self.hostname.clone()),
+            (
+                "lxc.rootfs.path",
+                format!("dir:{}", layout.rootfs.display()),
+            ),
+            ("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed".into()),
+            ("lxc.autodev", "1".into()),
+            // No gettys on /dev/ttyN: the console is the only terminal.
+            ("lxc.tty.max", "0".into()),
+            ("lxc.pty.max", "64".into()),
+            // A network namespace with loopback only.
+            ("lxc.net.0.type", "empty".into()),
+            (
+                "lxc.cap.drop",
+                "mac_admin mac_override sys_module sys_rawio sys_time".into(),
+            ),
+            ("lxc.seccomp.profile", layout.seccomp.display().to_string()),
+            ("lxc.signal.halt", self.halt_signal.into()),
+            ("lxc.log.file", layout.log.display().to_string()),
+            ("lxc.log.level", "ERROR".into()),
+        ];
+        // Guest root may create device nodes (autodev /dev is not nodev) or
+        // mount devtmpfs; the devices controller keeps it off the host's
+        // disks either way. Both spellings, as liblxc's common.conf does: the
+        // one for the host's cgroup layout applies.
+        for key in ["lxc.cgroup.devices.deny", "lxc.cgroup2.devices.deny"] {
+            items.push((key, "a".into()));
+        }
+        for key in ["lxc.cgroup.devices.allow", "lxc.cgroup2.devices.allow"] {
+            items.extend(ALLOWED_DEVICES.iter().map(|rule| (key, (*rule).to_owned())));
+        }
+        if let Some(personality) = self.personality() {
+            items.push(("lxc.arch", personality.into()));
+        }
+        match &self.mode {
+            Mode::Boot { init } => {
+                items.push(("lxc.init.cmd", init.clone()));
+                let path = match console {
+                    ConsolePath::Pty(path) => path.display().to_string(),
+                    ConsolePath::Planned => "<pty allocated at start>".into(),
+                };
+                items.push(("lxc.console.path", path));
+            }
+            // The command keeps rootrun's own stdin/stdout/stderr.
+            Mode::Command { .. } => items.push(("lxc.console.path", "none".into())),
+        }
+        items
+    }
+
+    /// A 32-bit image the host CPU runs natively (i386 on x86_64) needs the
+    /// 32-bit personality so that `uname -m` and autoconf-style probes see
+    /// the architecture the image was built for (personality(2)). This is all
+    /// `lxc.arch` can do: it never makes a foreign CPU's binaries run, so it is
+    /// not set for emulated images.
+    fn personality(&self) -> Option<&'static str> {
+        let arch = self.arch?;
+        let native_32_on_64 = matches!(self.emulation, Emulation::Native)
+            && arch != Arch::host()
+            && matches!(
+                (arch, Arch::host()),
+                (Arch::I386, Arch::X86_64) | (Arch::Arm | Arch::Armel, Arch::Aarch64)
+            );
+        native_32_on_64.then_some("linux32")
+    }
+
+    /// The liblxc config file text.
+    pub fn lxc_config_text(&self, console: ConsolePath<'_>) -> String {
+        self.lxc_config(console)
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect()
+    }
+}

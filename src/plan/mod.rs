@@ -1,0 +1,332 @@
+//! Plan, then apply: everything rootrun decides about a launch, as data.
+//!
+//! `plan()` is pure: the run configuration, the image's facts and the
+//! host's emulation decision -> a `LaunchPlan` whose `steps` `launch`
+//! executes one by one, `--dry-run` prints (as text or JSON) and `-v`
+//! reports as they run. Unit tests check it without privileges.
+
+mod lxc_config;
+mod render;
+mod step;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::arch::{Arch, Emulation};
+use crate::config::RunConfig;
+use crate::image::{ImageFacts, InitFlavor};
+
+pub use crate::config::Lower;
+pub use lxc_config::{ConsolePath, SECCOMP_POLICY};
+pub use step::Step;
+
+/// Where rootrun keeps its state. A private tmpfs is mounted here inside
+/// rootrun's own mount namespace, so the host only ever sees an empty
+/// directory, whatever happens to rootrun.
+pub const STATE_DIR: &str = "/run/rootrun";
+
+/// liblxc's run directory: its lock files go under `lock/<lxcpath>/`.
+pub const LXC_RUN_DIR: &str = "/run/lxc";
+
+/// Container names are this prefix and rootrun's PID (see `sys::cgroup`).
+pub const CONTAINER_PREFIX: &str = "rootrun-";
+
+/// The directories of one run, all inside the private tmpfs at `STATE_DIR`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    pub base: PathBuf,
+    /// The SquashFS, read-only.
+    pub lower: PathBuf,
+    /// Overlay upper and work directories (on the tmpfs: nothing persists).
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// The overlay: the container's root.
+    pub rootfs: PathBuf,
+    /// liblxc's lxcpath; the container's config is `lxcpath/NAME/config`.
+    pub lxcpath: PathBuf,
+    pub log: PathBuf,
+    /// liblxc seccomp policy (`SECCOMP_POLICY`), written at start.
+    pub seccomp: PathBuf,
+}
+
+impl Layout {
+    pub fn under(base: &Path) -> Self {
+        Layout {
+            base: base.to_path_buf(),
+            lower: base.join("lower"),
+            upper: base.join("upper"),
+            work: base.join("work"),
+            rootfs: base.join("rootfs"),
+            lxcpath: base.join("lxc"),
+            log: base.join("lxc.log"),
+            seccomp: base.join("seccomp"),
+        }
+    }
+}
+
+/// What runs as the container's first process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Boot the image's init with the console attached.
+    Boot { init: String },
+    /// Run one command under liblxc's minimal init (as lxc-execute does),
+    /// with rootrun's stdin, stdout and stderr.
+    Command { argv: Vec<String> },
+}
+
+/// A binfmt_misc handler rootrun registers before the start
+/// (`--register-binfmt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub name: String,
+    pub interpreter: PathBuf,
+    /// The line written to `register`.
+    pub line: String,
+}
+
+/// What the host offers for the image's architecture, read before planning.
+#[derive(Debug, Clone)]
+pub struct HostPlan {
+    pub emulation: Emulation,
+    /// binfmt_misc is mounted on the host (else rootrun mounts its own).
+    pub binfmt_mounted: bool,
+    pub registration: Option<Registration>,
+}
+
+/// Everything a launch will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaunchPlan {
+    pub image: PathBuf,
+    pub lower: Lower,
+    /// Unique per run: liblxc's command socket and cgroups are host-global.
+    pub name: String,
+    pub hostname: String,
+    pub layout: Layout,
+    pub mode: Mode,
+    pub halt_signal: &'static str,
+    #[serde(serialize_with = "seconds")]
+    pub stop_timeout: Duration,
+    #[serde(skip)]
+    pub escape: u8,
+    /// None when the image has no ELF file at all (it cannot boot anyway).
+    pub arch: Option<Arch>,
+    pub emulation: Emulation,
+    pub steps: Vec<Step>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) -> LaunchPlan {
+    let mode = if config.command.is_empty() {
+        Mode::Boot {
+            init: config.init.clone(),
+        }
+    } else {
+        Mode::Command {
+            argv: config.command.clone(),
+        }
+    };
+    // liblxc's minimal init forwards the halt signal to the command; SIGTERM
+    // is what a command expects when asked to stop.
+    let halt_signal = match mode {
+        Mode::Boot { .. } => halt_signal(facts.init_flavor, &host.emulation),
+        Mode::Command { .. } => "SIGTERM",
+    };
+    let name = format!("{CONTAINER_PREFIX}{pid}");
+    let layout = Layout::under(Path::new(STATE_DIR));
+    let steps = steps(config, facts, &layout, &name, &mode, &host);
+    LaunchPlan {
+        image: config.image.clone(),
+        lower: config.lower,
+        name,
+        hostname: config
+            .hostname
+            .clone()
+            .unwrap_or_else(|| default_hostname(&config.image)),
+        layout,
+        mode,
+        halt_signal,
+        stop_timeout: config.stop_timeout,
+        escape: config.escape,
+        arch: facts.arch,
+        emulation: host.emulation,
+        steps,
+    }
+}
+
+/// The ordered steps of a launch.
+fn steps(
+    config: &RunConfig,
+    facts: &ImageFacts,
+    layout: &Layout,
+    name: &str,
+    mode: &Mode,
+    host: &HostPlan,
+) -> Vec<Step> {
+    let foreign = facts.arch.is_some_and(|a| !a.runs_natively(Arch::host()));
+    let mut steps = vec![
+        Step::SweepStaleCgroups {
+            prefix: CONTAINER_PREFIX.into(),
+        },
+        // Before anything mounts, and before any thread exists.
+        Step::PrivateMountNamespace,
+    ];
+    if foreign && !host.binfmt_mounted {
+        steps.push(Step::MountBinfmtMisc {
+            target: crate::arch::BINFMT_DIR.into(),
+        });
+    }
+    if let Some(reg) = &host.registration {
+        steps.push(Step::RegisterBinfmt {
+            name: reg.name.clone(),
+            interpreter: reg.interpreter.clone(),
+            line: reg.line.clone(),
+            stays: host.binfmt_mounted,
+        });
+    }
+    if let Emulation::Preloaded { entry, .. } | Emulation::BindMount { entry, .. } = &host.emulation
+    {
+        steps.push(Step::CheckHandler {
+            entry: entry.clone(),
+            head: facts.head.clone(),
+            file_name: facts.init.clone(),
+        });
+    }
+    steps.push(Step::Tmpfs {
+        target: LXC_RUN_DIR.into(),
+        // As liblxc itself creates it.
+        dir_mode: 0o755,
+        why: "liblxc's lock files".into(),
+    });
+    steps.push(Step::Tmpfs {
+        target: layout.base.clone(),
+        dir_mode: 0o700,
+        why: "rootrun's state: overlay upper layer, liblxc configuration and log".into(),
+    });
+    steps.push(Step::MakeDirs {
+        paths: vec![
+            layout.lower.clone(),
+            layout.upper.clone(),
+            layout.work.clone(),
+            layout.rootfs.clone(),
+            layout.lxcpath.join(name),
+        ],
+    });
+    match config.lower {
+        Lower::Squashfs => {
+            steps.push(Step::AttachLoop {
+                image: config.image.clone(),
+            });
+            steps.push(Step::MountSquashfs {
+                target: layout.lower.clone(),
+            });
+        }
+        Lower::Directory => steps.push(Step::BindReadOnly {
+            source: config.image.clone(),
+            target: layout.lower.clone(),
+        }),
+        Lower::Unpacked => steps.push(Step::Unpack {
+            image: config.image.clone(),
+            target: layout.lower.clone(),
+        }),
+    }
+    steps.push(Step::Overlay {
+        lower: layout.lower.clone(),
+        upper: layout.upper.clone(),
+        work: layout.work.clone(),
+        target: layout.rootfs.clone(),
+    });
+    steps.push(Step::CheckProgram {
+        program: entry_program(mode).to_owned(),
+    });
+    if let Emulation::BindMount {
+        interpreter,
+        host_file,
+        ..
+    } = &host.emulation
+    {
+        steps.push(Step::BindInterpreter {
+            host_file: host_file.clone(),
+            interpreter: interpreter.clone(),
+        });
+    }
+    steps.push(Step::WriteSeccompPolicy {
+        path: layout.seccomp.clone(),
+    });
+    if matches!(mode, Mode::Boot { .. }) {
+        steps.push(Step::AllocateConsole);
+    }
+    steps.push(Step::WriteLxcConfig {
+        path: layout.lxcpath.join(name).join("config"),
+    });
+    steps.push(Step::Start {
+        name: name.to_owned(),
+        lxcpath: layout.lxcpath.clone(),
+    });
+    steps
+}
+
+/// The program exec'd first in the container (checked before start).
+fn entry_program(mode: &Mode) -> &str {
+    match mode {
+        Mode::Boot { init } => init,
+        Mode::Command { argv } => argv.first().map(String::as_str).unwrap_or_default(),
+    }
+}
+
+impl LaunchPlan {
+    /// The program exec'd first in the container (checked before start).
+    pub fn entry_program(&self) -> &str {
+        entry_program(&self.mode)
+    }
+}
+
+/// The host signal that halts `flavor`'s init. Under qemu-user 7.2 a host
+/// real-time signal N reaches the guest as N-2 (measured here: liblxc's
+/// SIGRTMIN+3 arrived as SIGRTMIN+1 and systemd isolated rescue.target, while
+/// host SIGRTMIN+5 halted it), so systemd's SIGRTMIN+4 (poweroff) is sent
+/// as SIGRTMIN+6 when emulated. Other signals map one to one.
+fn halt_signal(flavor: InitFlavor, emulation: &Emulation) -> &'static str {
+    match (flavor, emulation) {
+        (InitFlavor::Systemd, Emulation::Preloaded { .. } | Emulation::BindMount { .. }) => {
+            "SIGRTMIN+6"
+        }
+        _ => flavor.halt_signal(),
+    }
+}
+
+/// The image's file name without extension, reduced to a valid host name
+/// (RFC 1123 label: letters, digits and '-', at most 63 characters).
+pub fn default_hostname(image: &Path) -> String {
+    let stem = image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let label: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('-')
+        .chars()
+        .take(63)
+        .collect();
+    if label.is_empty() {
+        "rootrun".into()
+    } else {
+        label
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+//! One launch step: what `launch` executes, what `--dry-run` prints and what
+//! `-v` reports as it happens. The three come from this one list, so the dry
+//! run cannot drift from the run.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// A step of a launch, in execution order. Each resource a step acquires is
+/// released in reverse order when the run ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Remove empty cgroups of rootruns that were killed (`lxc.monitor.NAME`,
+    /// `lxc.payload.NAME` whose PID is gone).
+    SweepStaleCgroups { prefix: String },
+    /// unshare(CLONE_NEWNS) with private propagation: every later mount
+    /// vanishes with rootrun, even after SIGKILL.
+    PrivateMountNamespace,
+    /// binfmt_misc is not mounted on the host; mount it in rootrun's
+    /// namespace to read (and maybe register) handlers.
+    MountBinfmtMisc { target: PathBuf },
+    /// `--register-binfmt`: an `F` handler for the installed static emulator.
+    RegisterBinfmt {
+        name: String,
+        interpreter: PathBuf,
+        line: String,
+        /// Whether the entry outlives rootrun (binfmt_misc mounted on the host).
+        stays: bool,
+    },
+    /// Read binfmt_misc again and check the kernel picks the handler planned.
+    CheckHandler {
+        entry: String,
+        /// The first bytes of the program whose ELF header decided the
+        /// architecture, and its path: what binfmt_misc matches.
+        #[serde(skip)]
+        head: Vec<u8>,
+        #[serde(skip)]
+        file_name: String,
+    },
+    /// A private tmpfs on `target`. The directory is created with `dir_mode`
+    /// when missing and never removed: another rootrun's namespace may have
+    /// its own mount on it.
+    Tmpfs {
+        target: PathBuf,
+        #[serde(serialize_with = "octal")]
+        dir_mode: u32,
+        why: String,
+    },
+    /// Directories on the state tmpfs, mode 0700.
+    MakeDirs { paths: Vec<PathBuf> },
+    /// Open the image O_RDONLY and bind it to a loop device with
+    /// LOOP_CONFIGURE, read-only and autoclear.
+    AttachLoop { image: PathBuf },
+    /// Mount that loop device's SquashFS `ro,nodev,nosuid`.
+    MountSquashfs { target: PathBuf },
+    /// Bind-mount a directory read-only, nosuid, nodev (`--rootfs DIR`).
+    BindReadOnly { source: PathBuf, target: PathBuf },
+    /// Extract the image with backhand into `target` (`--unpack`).
+    Unpack { image: PathBuf, target: PathBuf },
+    /// The writable, throwaway overlay that becomes the container's root.
+    Overlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+        target: PathBuf,
+    },
+    /// The first program exists, is executable, and so is its loader or
+    /// `#!` interpreter (else exit 127 or 126).
+    CheckProgram { program: String },
+    /// A handler without `F`: the host's interpreter, bind-mounted read-only
+    /// at its registered path inside the root (mount point created inside).
+    BindInterpreter {
+        host_file: PathBuf,
+        interpreter: PathBuf,
+    },
+    /// liblxc's seccomp policy file.
+    WriteSeccompPolicy { path: PathBuf },
+    /// A pty whose slave becomes the container's console (boot mode).
+    AllocateConsole,
+    /// The liblxc configuration (the keys are in the plan).
+    WriteLxcConfig { path: PathBuf },
+    /// Start the container through liblxc in a monitor child, and attach.
+    Start { name: String, lxcpath: PathBuf },
+}
+
+fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{mode:04o}"))
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::SweepStaleCgroups { prefix } => write!(
+                f,
+                "sweep stale lxc.{{monitor,payload}}.{prefix}PID cgroups of dead rootruns"
+            ),
+            Step::PrivateMountNamespace => f.write_str("enter a private mount namespace"),
+            Step::MountBinfmtMisc { target } => {
+                write!(f, "mount binfmt_misc on {} (private)", target.display())
+            }
+            Step::RegisterBinfmt {
+                name,
+                interpreter,
+                stays,
+                ..
+            } => write!(
+                f,
+                "register binfmt_misc handler {name} (flag F) for {}{}",
+                interpreter.display(),
+                if *stays {
+                    "; it stays registered"
+                } else {
+                    "; it goes with rootrun's mount"
+                }
+            ),
+            Step::CheckHandler { entry, .. } => {
+                write!(f, "check that the kernel picks binfmt_misc handler {entry}")
+            }
+            Step::Tmpfs { target, why, .. } => {
+                write!(f, "mount tmpfs on {} ({why})", target.display())
+            }
+            Step::MakeDirs { paths } => {
+                let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                write!(f, "create directories {}", list.join(" "))
+            }
+            Step::AttachLoop { image } => write!(
+                f,
+                "loop device: read-only, autoclear <- {}",
+                image.display()
+            ),
+            Step::MountSquashfs { target } => {
+                write!(f, "mount squashfs ro,nodev,nosuid on {}", target.display())
+            }
+            Step::BindReadOnly { source, target } => write!(
+                f,
+                "bind-mount {} read-only (nosuid, nodev) on {}",
+                source.display(),
+                target.display()
+            ),
+            Step::Unpack { image, target } => write!(
+                f,
+                "unpack {} with backhand into {} (on the tmpfs)",
+                image.display(),
+                target.display()
+            ),
+            Step::Overlay {
+                lower,
+                upper,
+                target,
+                ..
+            } => write!(
+                f,
+                "mount overlay nodev on {} (lower {}, upper {})",
+                target.display(),
+                lower.display(),
+                upper.display()
+            ),
+            Step::CheckProgram { program } => {
+                write!(f, "check that {program} and its loader can be executed")
+            }
+            Step::BindInterpreter {
+                host_file,
+                interpreter,
+            } => write!(
+                f,
+                "bind-mount {} read-only at {} inside (mount point created inside the root)",
+                host_file.display(),
+                interpreter.display()
+            ),
+            Step::WriteSeccompPolicy { path } => {
+                write!(f, "write the seccomp policy to {}", path.display())
+            }
+            Step::AllocateConsole => f.write_str("allocate a pty for the console"),
+            Step::WriteLxcConfig { path } => {
+                write!(f, "write the liblxc configuration to {}", path.display())
+            }
+            Step::Start { name, lxcpath } => {
+                write!(f, "start container {name} in {}", lxcpath.display())
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Unit tests of the launch plan: no privileges, no kernel.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+use crate::config::{RunConfig, Verbosity};
+
+fn facts(flavor: InitFlavor) -> ImageFacts {
+    ImageFacts {
+        init: "/sbin/init".into(),
+        init_resolved: None,
+        init_flavor: flavor,
+        arch: Some(Arch::Aarch64),
+        arch_overridden: false,
+        evidence: None,
+        probes: Vec::new(),
+        metadata: None,
+        metadata_mismatch: None,
+        metadata_problem: None,
+        arch_ignored: None,
+        squashfs: None,
+        head: Vec::new(),
+    }
+}
+
+fn host(emulation: Emulation) -> HostPlan {
+    HostPlan {
+        emulation,
+        binfmt_mounted: true,
+        registration: None,
+    }
+}
+
+fn plan(opts: &RunConfig, facts: &ImageFacts, pid: u32) -> LaunchPlan {
+    super::plan(opts, facts, host(Emulation::Native), pid)
+}
+
+fn options(command: &[&str]) -> RunConfig {
+    RunConfig {
+        image: PathBuf::from("/srv/images/My_Router.v2.img"),
+        lower: Lower::Squashfs,
+        command: command.iter().map(|s| s.to_string()).collect(),
+        hostname: None,
+        init: "/sbin/init".into(),
+        escape: 1,
+        stop_timeout: Duration::from_secs(10),
+        arch: None,
+        register_binfmt: false,
+        dry_run: None,
+        verbosity: Verbosity::Normal,
+    }
+}
+
+fn value<'a>(items: &'a [(&'static str, String)], key: &str) -> Vec<&'a str> {
+    items
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn boot_mode_runs_init_on_the_pty_console() {
+    let plan = plan(&options(&[]), &facts(InitFlavor::BusyBox), 42);
+    assert_eq!(plan.name, "rootrun-42");
+    assert_eq!(plan.hostname, "my-router-v2");
+    let items = plan.lxc_config(ConsolePath::Pty(Path::new("/dev/pts/7")));
+    assert_eq!(value(&items, "lxc.init.cmd"), ["/sbin/init"]);
+    assert_eq!(value(&items, "lxc.console.path"), ["/dev/pts/7"]);
+    assert_eq!(value(&items, "lxc.signal.halt"), ["SIGUSR2"]);
+    assert_eq!(
+        value(&items, "lxc.rootfs.path"),
+        ["dir:/run/rootrun/rootfs"]
+    );
+    assert_eq!(plan.entry_program(), "/sbin/init");
+}
+
+#[test]
+fn command_mode_keeps_stdio_and_has_no_console() {
+    let plan = plan(
+        &options(&["/bin/sh", "-c", "exit 7"]),
+        &facts(InitFlavor::Other),
+        1,
+    );
+    let items = plan.lxc_config(ConsolePath::Planned);
+    assert_eq!(value(&items, "lxc.console.path"), ["none"]);
+    assert!(value(&items, "lxc.init.cmd").is_empty());
+    assert_eq!(value(&items, "lxc.signal.halt"), ["SIGTERM"]);
+    assert_eq!(plan.entry_program(), "/bin/sh");
+}
+
+#[test]
+fn every_key_appears_once_and_no_lxc_loop_backend_or_create_option() {
+    let plan = plan(&options(&[]), &facts(InitFlavor::Other), 1);
+    let items = plan.lxc_config(ConsolePath::Planned);
+    for (key, value) in &items {
+        if !key.ends_with(".devices.allow") {
+            assert_eq!(
+                items.iter().filter(|(k, _)| k == key).count(),
+                1,
+                "{key} twice"
+            );
+        }
+        assert!(
+            !value.contains("loop:") && !value.contains("create="),
+            "{key} = {value}"
+        );
+    }
+    assert_eq!(value(&items, "lxc.signal.halt"), ["SIGPWR"]);
+    assert_eq!(value(&items, "lxc.cgroup2.devices.deny"), ["a"]);
+    assert!(value(&items, "lxc.cgroup2.devices.allow").contains(&"c 1:3 rwm"));
+    assert!(!value(&items, "lxc.cgroup.devices.allow")
+        .iter()
+        .any(|r| r.starts_with('b') && r.contains("rw")));
+    assert_eq!(
+        value(&items, "lxc.seccomp.profile"),
+        ["/run/rootrun/seccomp"]
+    );
+}
+
+#[test]
+fn emulated_systemd_gets_the_shifted_poweroff_signal() {
+    let emulated = Emulation::Preloaded {
+        entry: "qemu-aarch64".into(),
+        interpreter: "/q".into(),
+    };
+    let p = super::plan(
+        &options(&[]),
+        &facts(InitFlavor::Systemd),
+        host(emulated),
+        1,
+    );
+    assert_eq!(p.halt_signal, "SIGRTMIN+6");
+    assert_eq!(
+        plan(&options(&[]), &facts(InitFlavor::Systemd), 1).halt_signal,
+        "SIGRTMIN+4"
+    );
+}
+
+#[test]
+fn dry_run_names_the_interpreter_bind_mount() {
+    let bind = Emulation::BindMount {
+        entry: "qemu-aarch64".into(),
+        interpreter: "/usr/bin/qemu-aarch64-static".into(),
+        host_file: "/usr/bin/qemu-aarch64-static".into(),
+    };
+    let text = super::plan(&options(&[]), &facts(InitFlavor::BusyBox), host(bind), 1).to_string();
+    assert!(
+        text.contains("# runs as aarch64 under /usr/bin/qemu-aarch64-static, bind-mounted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("read-only at /usr/bin/qemu-aarch64-static inside"),
+        "{text}"
+    );
+}
+
+#[test]
+fn hostname_falls_back_when_the_name_has_no_usable_characters() {
+    assert_eq!(default_hostname(Path::new("/x/___.img")), "rootrun");
+    assert_eq!(default_hostname(Path::new(&"a".repeat(100))).len(), 63);
+}
+
+#[test]
+fn dry_run_text_names_the_mounts_and_the_config() {
+    let text = plan(&options(&[]), &facts(InitFlavor::Other), 1).to_string();
+    assert!(text.contains("squashfs ro,nodev,nosuid"), "{text}");
+    assert!(
+        text.contains("lxc.console.path = <pty allocated at start>"),
+        "{text}"
+    );
+}
+
+fn step_names(plan: &LaunchPlan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .map(|step| {
+            serde_json::to_value(step).map_or_else(
+                |e| e.to_string(),
+                |v| v["step"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_native_squashfs_boot_has_these_steps_in_this_order() {
+    let plan = plan(&options(&[]), &facts(InitFlavor::BusyBox), 7);
+    assert_eq!(
+        step_names(&plan),
+        [
+            "sweep_stale_cgroups",
+            "private_mount_namespace",
+            "tmpfs",
+            "tmpfs",
+            "make_dirs",
+            "attach_loop",
+            "mount_squashfs",
+            "overlay",
+            "check_program",
+            "write_seccomp_policy",
+            "allocate_console",
+            "write_lxc_config",
+            "start",
+        ]
+    );
+    assert_eq!(
+        plan.steps.last(),
+        Some(&Step::Start {
+            name: "rootrun-7".into(),
+            lxcpath: "/run/rootrun/lxc".into()
+        })
+    );
+}
+
+#[test]
+fn foreign_images_mount_binfmt_register_and_bind_the_interpreter_as_planned() {
+    let bind = Emulation::BindMount {
+        entry: "rootrun-qemu-aarch64".into(),
+        interpreter: "/usr/bin/qemu-aarch64-static".into(),
+        host_file: "/usr/bin/qemu-aarch64-static".into(),
+    };
+    let host = HostPlan {
+        emulation: bind,
+        binfmt_mounted: false,
+        registration: Some(Registration {
+            name: "rootrun-qemu-aarch64".into(),
+            interpreter: "/usr/bin/qemu-aarch64-static".into(),
+            line: ":rootrun-qemu-aarch64:M::x::/usr/bin/qemu-aarch64-static:F".into(),
+        }),
+    };
+    let plan = super::plan(
+        &options(&["/bin/true"]),
+        &facts(InitFlavor::BusyBox),
+        host,
+        1,
+    );
+    let names = step_names(&plan);
+    let at = |name: &str| names.iter().position(|n| n == name);
+    assert!(at("mount_binfmt_misc") < at("register_binfmt"), "{names:?}");
+    assert!(at("register_binfmt") < at("check_handler"), "{names:?}");
+    assert!(at("overlay") < at("bind_interpreter"), "{names:?}");
+    assert_eq!(at("allocate_console"), None, "command mode: {names:?}");
+    assert!(plan.steps.contains(&Step::RegisterBinfmt {
+        name: "rootrun-qemu-aarch64".into(),
+        interpreter: "/usr/bin/qemu-aarch64-static".into(),
+        line: ":rootrun-qemu-aarch64:M::x::/usr/bin/qemu-aarch64-static:F".into(),
+        stays: false,
+    }));
+    let text = plan.to_string();
+    assert!(
+        text.contains("register binfmt_misc handler rootrun-qemu-aarch64"),
+        "{text}"
+    );
+    assert!(text.contains("it goes with rootrun's mount"), "{text}");
+}
+
+#[test]
+fn rootfs_and_unpack_lowers_replace_the_loop_device() {
+    let mut config = options(&[]);
+    config.lower = Lower::Directory;
+    let names = step_names(&plan(&config, &facts(InitFlavor::BusyBox), 1));
+    assert!(names.contains(&"bind_read_only".to_owned()), "{names:?}");
+    assert!(!names.contains(&"attach_loop".to_owned()), "{names:?}");
+    config.lower = Lower::Unpacked;
+    let names = step_names(&plan(&config, &facts(InitFlavor::BusyBox), 1));
+    assert!(names.contains(&"unpack".to_owned()), "{names:?}");
+    assert!(!names.contains(&"mount_squashfs".to_owned()), "{names:?}");
+}
+
+#[test]
+fn dry_run_json_has_steps_and_the_lxc_config() {
+    let plan = plan(&options(&[]), &facts(InitFlavor::BusyBox), 1);
+    let json = serde_json::to_value(plan.json()).unwrap_or_default();
+    assert_eq!(json["name"], "rootrun-1");
+    assert_eq!(json["mode"]["boot"]["init"], "/sbin/init");
+    assert_eq!(json["steps"][0]["step"], "sweep_stale_cgroups");
+    assert_eq!(json["stop_timeout"], 10);
+    assert!(json["lxc_config"]
+        .as_array()
+        .is_some_and(|items| items.iter().any(|i| i[0] == "lxc.init.cmd")));
+}
