@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
 use rootrun::cli::Cli;
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         // (clap would exit 2, which a container could return too).
         Err(err) if err.use_stderr() => {
             let _ = err.print();
-            if err.kind() == ErrorKind::UnknownArgument && !std::env::args().any(|a| a == "--") {
+            if looks_like_a_command(&err) {
                 rootrun::notice::note(
                     "to run a command in the image, put it after `--`: rootrun IMAGE -- CMD [ARG...]",
                 );
@@ -38,4 +38,16 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// `rootrun IMG uname -m`: a word where clap expected nothing more, and no
+/// `--` yet.
+fn looks_like_a_command(err: &clap::Error) -> bool {
+    let word = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(word)) => word.clone(),
+        _ => return false,
+    };
+    err.kind() == ErrorKind::UnknownArgument
+        && !word.starts_with('-')
+        && !std::env::args().any(|a| a == "--")
 }

@@ -271,7 +271,7 @@ fn unloadable_liblxc_gives_125() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
     assert!(
-        stderr.contains("cannot load liblxc") && stderr.contains("apt-get install lxc"),
+        stderr.contains("cannot load liblxc") && stderr.contains("apt-get install liblxc1"),
         "{stderr}"
     );
     frame.check("no liblxc");

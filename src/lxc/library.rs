@@ -47,7 +47,8 @@ fn open() -> Result<Library, LxcError> {
     let handle = unsafe { libc::dlopen(c_name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
     if handle.is_null() {
         return Err(LxcError::Unavailable(format!(
-            "cannot load liblxc ({name}): {} (install it: apt-get install lxc)",
+            "cannot load liblxc ({name}): {} (install the liblxc runtime: \
+             apt-get install liblxc1 on Debian 12, liblxc1t64 on Debian 13)",
             dlerror()
         )));
     }

@@ -1,0 +1,369 @@
+//! What a new user hit on the command line (issue 7): output errors, quiet
+//! command mode, --arch and metadata.yaml warnings, the `--` hint, messages,
+//! the dry run failing where the run fails, inspect's JSON, and the plan
+//! the dry run prints being what the run does.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const NATIVE: &str = "amd64";
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A BusyBox image with extra files over the tree, built once per name.
+fn image_with(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let extra = work_dir().join(format!("{name}-extra"));
+    let _ = fs::remove_dir_all(&extra);
+    for (path, content) in files {
+        let path = extra.join(path);
+        fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir extra");
+        fs::write(&path, content).expect("write extra file");
+    }
+    let image = work_dir().join(format!("{name}.img"));
+    build_image(NATIVE, &image, Some(&extra));
+    image
+}
+
+/// stdout is a pipe whose reader has gone: `rootrun ... | true`.
+fn with_closed_stdout(cmd: &mut Command) -> std::process::Output {
+    let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+    drop(read_end);
+    cmd.stdout(Stdio::from(write_end))
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rootrun")
+}
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly_and_a_full_one_is_one_line() {
+    let image = busybox_image(NATIVE);
+    for args in [
+        &["--dry-run"][..],
+        &["inspect"][..],
+        &["inspect", "--json"][..],
+    ] {
+        let out = with_closed_stdout(rootrun().args(args).arg(&image));
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}: a closed pipe ends quietly");
+        assert_eq!(out.status.code(), Some(141), "{args:?}");
+    }
+    let full = fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let out = rootrun()
+        .arg("inspect")
+        .arg(&image)
+        .stdout(full)
+        .output()
+        .expect("inspect > /dev/full");
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "rootrun: write to stdout: No space left on device (os error 28)"
+    );
+    assert_eq!(out.status.code(), Some(125));
+}
+
+#[test]
+fn a_command_after_the_image_without_dashes_gets_a_hint() {
+    let image = busybox_image(NATIVE);
+    let out = rootrun()
+        .arg(&image)
+        .args(["uname", "-m"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("unexpected argument 'uname'"), "{stderr}");
+    assert!(stderr.contains("put it after `--`"), "{stderr}");
+    let out = rootrun()
+        .arg(&image)
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert!(
+        !text(&out.stderr).contains("put it after"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn messages_name_what_is_wrong_in_whole_sentences() {
+    let out = rootrun().arg("no-such-image.img").output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "rootrun: image no-such-image.img not found"
+    );
+
+    let out = rootrun().args(["--arch", "vax", "img"]).output().unwrap();
+    let stderr = text(&out.stderr);
+    let list = stderr
+        .split("known: ")
+        .nth(1)
+        .and_then(|l| l.lines().next())
+        .unwrap_or_default();
+    assert_eq!(
+        list.split(", ").filter(|n| *n == "arm").count(),
+        1,
+        "{stderr}"
+    );
+
+    let out = rootrun().args(["--hostname=-x", "img"]).output().unwrap();
+    assert!(
+        text(&out.stderr).contains("253 in all"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let help = text(&rootrun().arg("--help").output().unwrap().stdout);
+    assert!(help.contains("`My_FW.v2.img` -> `my-fw-v2`"), "{help}");
+    let run_help = text(&rootrun().args(["run", "--help"]).output().unwrap().stdout);
+    for needle in ["Examples:", "Exit status:", "127 CMD or init"] {
+        assert!(
+            run_help.contains(needle),
+            "run --help lacks {needle}: {run_help}"
+        );
+    }
+}
+
+#[test]
+fn inspect_warns_about_an_arch_the_elf_contradicts_and_broken_metadata() {
+    let image = image_with(
+        "broken-metadata",
+        &[("metadata.yaml", "architecture: [x86_64\n")],
+    );
+    let out = rootrun()
+        .args(["inspect", "--arch", "sparc64"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("--arch sparc64 (sparc64) contradicts /sbin/init, which is x86_64 ELF"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("metadata.yaml ignored"), "{stdout}");
+    assert!(stdout.contains("runs as      x86_64, native"), "{stdout}");
+
+    let out = rootrun()
+        .args(["inspect", "--json"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["arch"], "x86_64");
+    assert!(report["metadata_problem"]
+        .as_str()
+        .is_some_and(|p| p.contains("metadata.yaml")));
+    // Octal text, hex text, no internal ordering key.
+    assert_eq!(report["init_resolved"]["mode"], "0755");
+    if let Some(handler) = report["host"]["handler"].as_object() {
+        assert!(!handler.contains_key("order_key"), "{handler:?}");
+        assert!(handler["kind"]["magic"]["magic"].is_string(), "{handler:?}");
+    }
+}
+
+#[test]
+fn inspect_json_shows_binfmt_patterns_as_hex_text() {
+    let image = busybox_image("arm64");
+    let out = rootrun()
+        .args(["inspect", "--json"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let handler = &report["host"]["handler"];
+    assert!(
+        handler.is_object(),
+        "no handler for arm64 on this host: {report}"
+    );
+    assert!(handler.get("order_key").is_none(), "{handler}");
+    let magic = handler["kind"]["magic"]["magic"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(magic.starts_with("7f454c46"), "{handler}");
+    assert!(handler["kind"]["magic"]["mask"].is_string(), "{handler}");
+}
+
+struct Root(std::sync::MutexGuard<'static, ()>, HostState);
+
+fn root_frame(test: &str) -> Option<Root> {
+    if !require_root(test) {
+        return None;
+    }
+    let lock = host_lock();
+    Some(Root(lock, HostState::capture()))
+}
+
+#[test]
+fn a_broken_metadata_yaml_does_not_stop_a_boot() {
+    let image = image_with(
+        "broken-metadata-boot",
+        &[("metadata.yaml", "architecture: [x86_64\n")],
+    );
+    let Some(frame) = root_frame("broken metadata boot") else {
+        return;
+    };
+    let out = run_with_input(rootrun().arg(&image).args(["--", "true"]), b"", LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: metadata.yaml ignored"),
+        "{}",
+        text(&out.stderr)
+    );
+    frame.1.assert_restored("broken metadata boot");
+}
+
+#[test]
+fn command_mode_is_quiet_unless_verbose_and_pipe_mode_does_not_offer_the_escape_key() {
+    let image = busybox_image(NATIVE);
+    let Some(frame) = root_frame("quiet command mode") else {
+        return;
+    };
+    let out = run_with_input(rootrun().arg(&image).args(["--", "true"]), b"", LIMIT);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stderr), "", "command mode printed on stderr");
+
+    let out = run_with_input(
+        rootrun().arg("-v").arg(&image).args(["--", "true"]),
+        b"",
+        LIMIT,
+    );
+    assert!(
+        text(&out.stderr).contains("running a command in"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run_with_input(rootrun().arg(&image), b"poweroff -f\n", LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("rootrun: booting"), "{stderr}");
+    assert!(
+        !stderr.contains("Ctrl-a"),
+        "pipe mode offers the escape key: {stderr}"
+    );
+    assert!(stderr.contains("poweroff inside, or SIGTERM"), "{stderr}");
+    frame.1.assert_restored("quiet command mode");
+}
+
+#[test]
+fn the_dry_run_fails_where_the_run_fails() {
+    let image = busybox_image(NATIVE);
+    let out = rootrun()
+        .args(["--dry-run", "--init", "/sbin/nope"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    assert!(
+        text(&out.stderr).contains("/sbin/nope not found in the image"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = rootrun()
+        .arg("--dry-run")
+        .arg(&image)
+        .args(["--", "/etc/passwd"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out.stderr));
+    let out = rootrun()
+        .arg("--dry-run")
+        .arg(&image)
+        .args(["--", "nope-cmd"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+}
+
+/// The numbered step lines of a dry run ("#  3. text"), with the container
+/// name (it holds rootrun's PID) made the same.
+fn planned_steps(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix('#'))
+        .filter_map(|line| line.trim_start().split_once(". "))
+        .filter(|(number, _)| number.parse::<u32>().is_ok())
+        .map(|(_, step)| normalize_name(step))
+        .collect()
+}
+
+/// The steps a `-v` run reported on stderr.
+fn done_steps(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("rootrun: step: "))
+        .map(normalize_name)
+        .collect()
+}
+
+fn normalize_name(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("rootrun-") {
+        let (head, tail) = rest.split_at(at + "rootrun-".len());
+        out.push_str(head);
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            out.push_str("PID");
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn assert_run_matches_dry_run(image: &Path, args: &[&str], input: &[u8]) {
+    let dry = rootrun()
+        .arg("--dry-run")
+        .args(args)
+        .arg(image)
+        .output()
+        .unwrap();
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    let planned = planned_steps(&text(&dry.stdout));
+    let json: serde_json::Value = serde_json::from_slice(
+        &rootrun()
+            .args(["--dry-run", "--json"])
+            .args(args)
+            .arg(image)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .expect("dry run JSON");
+    assert_eq!(
+        json["steps"].as_array().map(Vec::len),
+        Some(planned.len()),
+        "JSON and text list different steps: {json}"
+    );
+    let run = run_with_input(rootrun().arg("-v").args(args).arg(image), input, LIMIT);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let done = done_steps(&text(&run.stderr));
+    assert!(planned.len() > 10, "{planned:?}");
+    assert_eq!(done, planned, "the run did not do what the dry run printed");
+}
+
+#[test]
+fn a_run_executes_exactly_the_steps_its_dry_run_printed() {
+    let native = busybox_image(NATIVE);
+    let foreign = busybox_image("arm64");
+    let Some(frame) = root_frame("run matches dry run") else {
+        return;
+    };
+    assert_run_matches_dry_run(&native, &[], b"poweroff -f\n");
+    assert_run_matches_dry_run(&native, &["--unpack"], b"poweroff -f\n");
+    assert_run_matches_dry_run(&foreign, &[], b"poweroff -f\n");
+    frame.1.assert_restored("run matches dry run");
+}
