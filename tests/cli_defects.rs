@@ -197,14 +197,20 @@ fn inspect_json_shows_binfmt_patterns_as_hex_text() {
     assert!(handler["kind"]["magic"]["mask"].is_string(), "{handler}");
 }
 
-struct Root(std::sync::MutexGuard<'static, ()>, HostState);
+struct Root {
+    _lock: std::sync::MutexGuard<'static, ()>,
+    before: HostState,
+}
 
 fn root_frame(test: &str) -> Option<Root> {
     if !require_root(test) {
         return None;
     }
     let lock = host_lock();
-    Some(Root(lock, HostState::capture()))
+    Some(Root {
+        _lock: lock,
+        before: HostState::capture(),
+    })
 }
 
 #[test]
@@ -223,7 +229,7 @@ fn a_broken_metadata_yaml_does_not_stop_a_boot() {
         "{}",
         text(&out.stderr)
     );
-    frame.1.assert_restored("broken metadata boot");
+    frame.before.assert_restored("broken metadata boot");
 }
 
 #[test]
@@ -256,7 +262,7 @@ fn command_mode_is_quiet_unless_verbose_and_pipe_mode_does_not_offer_the_escape_
         "pipe mode offers the escape key: {stderr}"
     );
     assert!(stderr.contains("poweroff inside, or SIGTERM"), "{stderr}");
-    frame.1.assert_restored("quiet command mode");
+    frame.before.assert_restored("quiet command mode");
 }
 
 #[test]
@@ -365,5 +371,5 @@ fn a_run_executes_exactly_the_steps_its_dry_run_printed() {
     assert_run_matches_dry_run(&native, &[], b"poweroff -f\n");
     assert_run_matches_dry_run(&native, &["--unpack"], b"poweroff -f\n");
     assert_run_matches_dry_run(&foreign, &[], b"poweroff -f\n");
-    frame.1.assert_restored("run matches dry run");
+    frame.before.assert_restored("run matches dry run");
 }

@@ -198,12 +198,17 @@ fn banner(plan: &LaunchPlan, verbosity: Verbosity) -> Option<String> {
     }
 }
 
-/// Whether the escape key will work: stdin is a terminal whose foreground
-/// process group is rootrun's (a background job gets no raw mode).
+/// Whether the escape key will work: stdin is a terminal, and rootrun is in
+/// its foreground process group (a background job gets no raw mode). A
+/// terminal that is not rootrun's controlling one has no job control
+/// (tcgetpgrp fails with ENOTTY): it is rootrun's to use.
 fn console_is_interactive() -> bool {
     use std::io::IsTerminal;
     use std::os::fd::AsFd;
     let stdin = std::io::stdin();
     stdin.is_terminal()
-        && nix::unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|g| g == nix::unistd::getpgrp())
+        && match nix::unistd::tcgetpgrp(stdin.as_fd()) {
+            Ok(group) => group == nix::unistd::getpgrp(),
+            Err(_) => true,
+        }
 }

@@ -5,7 +5,8 @@
     non_snake_case,
     dead_code
 )]
-#![allow(clippy::all)]
+// Generated code: bindgen's bitfield accessors carry no SAFETY comments.
+#![allow(clippy::all, clippy::undocumented_unsafe_blocks)]
 
 include!(concat!(env!("OUT_DIR"), "/lxc_bindings.rs"));
 include!(concat!(env!("OUT_DIR"), "/lxc_version.rs"));
