@@ -11,7 +11,8 @@ use goblin::elf::header::{EM_ARM, EM_LOONGARCH, EM_MIPS, EM_PPC64, EM_RISCV};
 use serde::Serialize;
 use std::path::Path;
 
-// Hand-written: goblin 0.10 defines no EF_* values.
+// Hand-written: goblin 0.10 defines no EF_* values. Each is defined here
+// only; qemu_magic.rs takes EF_MIPS_ABI2 from here.
 const EF_ARM_EABIMASK: u32 = 0xff00_0000;
 const EF_ARM_BE8: u32 = 0x0080_0000;
 const EF_ARM_ABI_FLOAT_SOFT: u32 = 0x200;

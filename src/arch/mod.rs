@@ -1,7 +1,8 @@
 //! CPU architectures: ELF header -> Arch, their names, and binfmt_misc.
 //!
 //! `table` is the one table of architectures (`row` names its columns):
-//! each CPU's names and the ELF header fields of its binaries. `elf` reads
+//! each CPU's names, the ELF header fields of its binaries and the masks of
+//! its qemu binfmt_misc entry (`qemu_magic` builds the pattern). `elf` reads
 //! only the ELF header (and the program headers when they lie in the bytes
 //! given) and finds its row, `names` maps an [`Arch`] to the dialects other
 //! tools speak (uname, Debian, qemu-user, LXD), `host` finds the row of the

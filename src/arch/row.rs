@@ -10,6 +10,7 @@ pub(super) struct Row {
     /// Other spellings seen in the wild (RPM, Go, LXD aliases).
     pub aliases: &'static [&'static str],
     pub elf: ElfMatch,
+    pub qemu: QemuMasks,
     /// Rust's `target_arch` for a rootrun built for this CPU, when Rust has
     /// one; `Arch::host` finds its row through it.
     pub rust: Option<&'static str>,
@@ -59,6 +60,34 @@ pub(super) enum ElfAbi {
     MipsN32,
 }
 
+/// How qemu-user's binfmt_misc entry for this CPU loosens the comparison
+/// of the header (qemu's scripts/qemu-binfmt-conf.sh); `qemu_magic` builds
+/// the pattern from these and the ELF columns.
+pub(super) struct QemuMasks {
+    /// Mask of e_ident[EI_OSABI].
+    pub osabi: u8,
+    /// Mask of e_ident[EI_ABIVERSION].
+    pub abiversion: u8,
+    /// Mask of e_machine.
+    pub machine: u16,
+}
+
+/// Any OS ABI.
+pub(super) const OSABI_ANY: u8 = 0x00;
+/// OS ABI 0..3 (SYSV, HP-UX, NetBSD, GNU): qemu's choice for the CPUs whose
+/// toolchains have set it to non-zero.
+pub(super) const OSABI_0_TO_3: u8 = 0xfc;
+/// ABI version 0 only.
+pub(super) const ABIVERSION_0: u8 = 0xff;
+/// ABI version 0 or 1 (MIPS).
+pub(super) const ABIVERSION_0_OR_1: u8 = 0xfe;
+/// Any ABI version (LoongArch).
+pub(super) const ABIVERSION_ANY: u8 = 0x00;
+/// e_machine compared whole.
+pub(super) const MACHINE_EXACT: u16 = 0xffff;
+/// Only the low byte of e_machine compared (ppc64le).
+pub(super) const MACHINE_LOW_BYTE: u16 = 0x00ff;
+
 /// An [`ArchNames`] in table order: uname, Debian, qemu, LXD.
 pub(super) const fn names(
     uname: &'static str,
@@ -81,5 +110,14 @@ pub(super) const fn elf(machine: u16, class: u8, data: u8, abi: ElfAbi) -> ElfMa
         class,
         data,
         abi,
+    }
+}
+
+/// A [`QemuMasks`] in header order: EI_OSABI, EI_ABIVERSION, e_machine.
+pub(super) const fn masks(osabi: u8, abiversion: u8, machine: u16) -> QemuMasks {
+    QemuMasks {
+        osabi,
+        abiversion,
+        machine,
     }
 }
