@@ -185,7 +185,7 @@ fn parse_init(path: &str) -> Result<String, String> {
 
 fn parse_arch(name: &str) -> Result<Arch, String> {
     Arch::from_name(name).ok_or_else(|| {
-        let known: Vec<&str> = Arch::all().map(Arch::qemu).collect();
+        let known = Arch::known_names();
         format!("unknown architecture {name:?}; known: {}", known.join(", "))
     })
 }

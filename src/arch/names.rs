@@ -68,6 +68,26 @@ impl Arch {
             .or_else(|| Arch::all().find(|a| a.row().aliases.contains(&n)))
     }
 
+    /// One name for each architecture, in table order, for "known: ..."
+    /// lists: its qemu name, unless an earlier architecture has that name
+    /// (armel shares qemu-arm with armhf), then its first other name that
+    /// [`Arch::from_name`] reads as it (armel).
+    pub fn known_names() -> Vec<&'static str> {
+        let mut known = Vec::new();
+        for a in Arch::all() {
+            let r = a.row();
+            let d = &r.names;
+            let mut names = [Some(d.qemu), d.debian, Some(d.uname), d.lxd]
+                .into_iter()
+                .flatten()
+                .chain(r.aliases.iter().copied());
+            if let Some(n) = names.find(|n| !known.contains(n) && Arch::from_name(n) == Some(a)) {
+                known.push(n);
+            }
+        }
+        known
+    }
+
     /// Whether `name` (any dialect, case-insensitive) can mean this Arch.
     /// `mips` answers true for both Mips and Mipsel.
     pub fn answers_to(self, name: &str) -> bool {
@@ -173,6 +193,22 @@ mod tests {
         assert!(Arch::Mips.answers_to("mips"));
         assert!(!Arch::Mips.answers_to("mipsel"));
         assert!(Arch::Mips64el.answers_to("mips64"));
+    }
+
+    #[test]
+    fn known_names_name_each_arch_once() {
+        let known = Arch::known_names();
+        let arches: Vec<Option<Arch>> = known.iter().map(|n| Arch::from_name(n)).collect();
+        let all: Vec<Option<Arch>> = Arch::all().map(Some).collect();
+        assert_eq!(arches, all, "{known:?}");
+        for n in &known {
+            assert_eq!(known.iter().filter(|o| *o == n).count(), 1, "{n}");
+        }
+        assert_eq!(
+            known[..6],
+            ["x86_64", "i386", "aarch64", "aarch64_be", "arm", "armel"]
+        );
+        assert!(known.contains(&"mipsn32el") && known.contains(&"hppa"));
     }
 
     #[test]
