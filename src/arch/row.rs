@@ -21,9 +21,9 @@ pub(super) struct Row {
 pub(super) struct ElfMatch {
     /// e_machine.
     pub machine: u16,
-    /// e_ident[EI_CLASS]: ELFCLASS32 or ELFCLASS64.
+    /// `e_ident[EI_CLASS]`: ELFCLASS32 or ELFCLASS64.
     pub class: u8,
-    /// e_ident[EI_DATA]: ELFDATA2LSB or ELFDATA2MSB.
+    /// `e_ident[EI_DATA]`: ELFDATA2LSB or ELFDATA2MSB.
     pub data: u8,
     /// What e_flags must say, where rows share the three fields above.
     pub abi: ElfAbi,
@@ -64,9 +64,9 @@ pub(super) enum ElfAbi {
 /// of the header (qemu's scripts/qemu-binfmt-conf.sh); `qemu_magic` builds
 /// the pattern from these and the ELF columns.
 pub(super) struct QemuMasks {
-    /// Mask of e_ident[EI_OSABI].
+    /// Mask of `e_ident[EI_OSABI]`.
     pub osabi: u8,
-    /// Mask of e_ident[EI_ABIVERSION].
+    /// Mask of `e_ident[EI_ABIVERSION]`.
     pub abiversion: u8,
     /// Mask of e_machine.
     pub machine: u16,

@@ -256,11 +256,18 @@ architectures! {
 
 /// Two rows the ELF header cannot tell apart would make `identify` depend on
 /// row order: refuse them when compiling. Rows may share e_machine, class
-/// and byte order only when each names a different e_flags ABI.
+/// and byte order only when each names a different e_flags ABI. A class or
+/// byte order that is not an ELF one would match nothing: refuse it too.
 const _: () = {
     let all = Arch::ALL;
     let mut i = 0;
     while i < all.len() {
+        let elf = &all[i].row().elf;
+        assert!(
+            (elf.class == ELFCLASS32 || elf.class == ELFCLASS64)
+                && (elf.data == ELFDATA2LSB || elf.data == ELFDATA2MSB),
+            "a row of the architecture table has no valid EI_CLASS or EI_DATA"
+        );
         let mut j = i + 1;
         while j < all.len() {
             let (a, b) = (&all[i].row().elf, &all[j].row().elf);
