@@ -142,25 +142,9 @@ pub fn parse_arch(name: &str) -> Result<Arch, String> {
     Arch::from_name(name).ok_or_else(|| {
         format!(
             "unknown architecture {name:?}; known: {}",
-            known_arch_names().join(", ")
+            Arch::known_names().join(", ")
         )
     })
-}
-
-/// Each architecture's QEMU name once (arm and armel share `arm`; armel is
-/// named by its Debian name).
-fn known_arch_names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = Vec::new();
-    for arch in Arch::all() {
-        let name = match arch {
-            Arch::Armel => "armel",
-            other => other.qemu(),
-        };
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
 }
 
 /// `a` -> Ctrl-a (0x01). Ctrl-h, -i, -j and -m are the bytes of Backspace,

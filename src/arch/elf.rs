@@ -9,7 +9,10 @@
 use super::elf_flags::{self, FloatAbi};
 use super::elf_phdr;
 use super::{Arch, ArchError};
-use goblin::elf::header::{ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, ELFMAG, SELFMAG};
+use goblin::elf::header::{
+    header32, header64, EI_CLASS, EI_DATA, EI_OSABI, ELFCLASS32, ELFCLASS64, ELFDATA2LSB,
+    ELFDATA2MSB, ELFMAG, SELFMAG,
+};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -69,12 +72,6 @@ impl ElfFacts {
     }
 }
 
-const EHDR32_SIZE: usize = 52;
-const EHDR64_SIZE: usize = 64;
-const EI_CLASS: usize = 4;
-const EI_DATA: usize = 5;
-const EI_OSABI: usize = 7;
-
 /// Identify the CPU of an ELF binary from its first bytes.
 ///
 /// `head` is the start of the file: at least the whole ELF header (52 or 64
@@ -84,9 +81,9 @@ pub fn identify(head: &[u8]) -> Result<ElfFacts, ArchError> {
     check_magic(head)?;
     let (class, big_endian) = ident(head)?;
     let need = if class == 64 {
-        EHDR64_SIZE
+        header64::SIZEOF_EHDR
     } else {
-        EHDR32_SIZE
+        header32::SIZEOF_EHDR
     };
     if head.len() < need {
         return Err(ArchError::Truncated {
@@ -124,7 +121,7 @@ fn check_magic(head: &[u8]) -> Result<(), ArchError> {
     if n < SELFMAG {
         return Err(ArchError::Truncated {
             have: head.len(),
-            need: EHDR32_SIZE,
+            need: header32::SIZEOF_EHDR,
         });
     }
     Ok(())
@@ -135,7 +132,7 @@ fn ident(head: &[u8]) -> Result<(u8, bool), ArchError> {
     let (Some(&c), Some(&d)) = (head.get(EI_CLASS), head.get(EI_DATA)) else {
         return Err(ArchError::Truncated {
             have: head.len(),
-            need: EHDR32_SIZE,
+            need: header32::SIZEOF_EHDR,
         });
     };
     let class = match c {

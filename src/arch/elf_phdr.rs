@@ -6,14 +6,15 @@
 //! huge allocation. Layouts: System V gABI, "Program Header".
 
 use super::Linkage;
+use goblin::elf::program_header::PT_INTERP;
 use goblin::elf::Header;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-const PT_INTERP: u32 = 3;
 /// e_phnum = PN_XNUM means the real count is in section header 0, which we
-/// do not read.
+/// do not read. Hand-written: goblin 0.10 does not define it (gABI,
+/// "Sections", and include/uapi/linux/elf.h).
 const PN_XNUM: u16 = 0xffff;
 
 pub(super) fn linkage(head: &[u8], hdr: &Header, is64: bool, be: bool) -> Linkage {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::binfmt::{select, Entry};
-use super::names::Arch;
+use super::Arch;
 
 /// Where binfmt_misc lives (Documentation/admin-guide/binfmt-misc.rst).
 pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";

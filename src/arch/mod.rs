@@ -1,9 +1,13 @@
 //! CPU architectures: ELF header -> Arch, their names, and binfmt_misc.
 //!
-//! `elf` reads only the ELF header (and the program headers when they lie in
-//! the bytes given), `names` maps an [`Arch`] to the dialects other tools
-//! speak (uname, Debian, qemu-user, LXD), and `binfmt` reads, matches and
-//! registers binfmt_misc entries the way fs/binfmt_misc.c does.
+//! `table` is the one table of architectures (`row` names its columns):
+//! each CPU's names, the ELF header fields of its binaries and the masks of
+//! its qemu binfmt_misc entry (`qemu_magic` builds the pattern). `elf` reads
+//! only the ELF header (and the program headers when they lie in the bytes
+//! given) and finds its row, `names` maps an [`Arch`] to the dialects other
+//! tools speak (uname, Debian, qemu-user, LXD), `host` finds the row of the
+//! CPU rootrun was built for, and `binfmt` reads, matches and registers
+//! binfmt_misc entries the way fs/binfmt_misc.c does.
 
 mod binfmt;
 mod binfmt_register;
@@ -12,8 +16,11 @@ mod elf_flags;
 mod elf_phdr;
 mod emulation;
 mod error;
+mod host;
 mod names;
 mod qemu_magic;
+mod row;
+mod table;
 
 #[cfg(test)]
 mod binfmt_live_tests;
@@ -32,5 +39,6 @@ pub use emulation::{
     BINFMT_DIR,
 };
 pub use error::ArchError;
-pub use names::{Arch, ArchNames};
+pub use names::ArchNames;
 pub use qemu_magic::{qemu_pattern, qemu_register_line, Pattern};
+pub use table::Arch;

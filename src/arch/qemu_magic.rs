@@ -1,15 +1,18 @@
 //! The binfmt_misc magic/mask qemu-user registers for each CPU, derived
-//! from ELF header fields rather than copied from a table.
+//! from the table's ELF and qemu columns rather than copied from
+//! qemu's script.
 //!
 //! The pattern covers e_ident (magic, class, byte order, version, OS ABI,
 //! ABI version), e_type and e_machine, i.e. the first 20 bytes of the
-//! header. The per-arch choices below follow qemu's
+//! header. The per-arch choices (table.rs) follow qemu's
 //! scripts/qemu-binfmt-conf.sh; a unit test checks them byte for byte
 //! against Debian's /usr/lib/binfmt.d/qemu-*.conf when those are installed.
 
 use super::binfmt::{Flags, Kind};
+use super::elf_flags::EF_MIPS_ABI2;
+use super::row::ElfAbi;
 use super::{register_line, Arch, ArchError};
-use goblin::elf::header::{ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, ET_EXEC};
+use goblin::elf::header::{ELFMAG, ET_EXEC, EV_CURRENT};
 use std::path::Path;
 
 /// What a binfmt_misc entry compares at offset 0.
@@ -29,116 +32,42 @@ impl Pattern {
     }
 }
 
-/// Mask for e_ident[EI_OSABI]: 0x00 accepts any OS ABI; 0xfc accepts 0..3
-/// (SYSV, HP-UX, NetBSD, GNU), which is what qemu uses for the CPUs whose
-/// toolchains have set it to non-zero.
-const OSABI_ANY: u8 = 0x00;
-const OSABI_0_TO_3: u8 = 0xfc;
-/// e_flags bit that tells MIPS n32 from o32 (binutils include/elf/mips.h).
-const EF_MIPS_ABI2: u32 = 0x20;
-
-struct Knobs {
-    class: u8,
-    be: bool,
-    machine: u16,
-    osabi_mask: u8,
-    /// e_ident[EI_ABIVERSION]: MIPS accepts 0 and 1, LoongArch anything.
-    abiver_mask: u8,
-    /// ppc64le compares only the low byte of e_machine.
-    machine_mask: u16,
-    /// MIPS o32/n32 entries also check EF_MIPS_ABI2, set or clear.
-    mips_abi2: Option<bool>,
-}
-
-fn knobs(arch: Arch) -> Knobs {
-    use Arch::*;
-    let (class, be, machine) = match arch {
-        X86_64 => (64, false, 62),
-        I386 => (32, false, 3),
-        Aarch64 => (64, false, 183),
-        Aarch64Be => (64, true, 183),
-        Arm | Armel => (32, false, 40),
-        Armeb => (32, true, 40),
-        Mips | Mipsn32 => (32, true, 8),
-        Mipsel | Mipsn32el => (32, false, 8),
-        Mips64 => (64, true, 8),
-        Mips64el => (64, false, 8),
-        Ppc => (32, true, 20),
-        Ppc64 => (64, true, 21),
-        Ppc64le => (64, false, 21),
-        Riscv32 => (32, false, 243),
-        Riscv64 => (64, false, 243),
-        S390x => (64, true, 22),
-        Loongarch64 => (64, false, 258),
-        Sparc => (32, true, 2),
-        Sparc32plus => (32, true, 18),
-        Sparc64 => (64, true, 43),
-        Alpha => (64, false, 0x9026),
-        Sh4 => (32, false, 42),
-        Sh4eb => (32, true, 42),
-        M68k => (32, true, 4),
-        Hppa => (32, true, 15),
-    };
-    let osabi_mask = match arch {
-        Ppc | Ppc64 | Ppc64le | S390x | Sh4 | Sh4eb | Sparc | Sparc32plus | Sparc64
-        | Loongarch64 => OSABI_0_TO_3,
-        _ => OSABI_ANY,
-    };
-    let abiver_mask = match arch {
-        Mips | Mipsel | Mipsn32 | Mipsn32el | Mips64 | Mips64el => 0xfe,
-        Loongarch64 => 0x00,
-        _ => 0xff,
-    };
-    let mips_abi2 = match arch {
-        Mips | Mipsel => Some(false),
-        Mipsn32 | Mipsn32el => Some(true),
+/// qemu's MIPS o32 and n32 entries also compare EF_MIPS_ABI2 in e_flags:
+/// clear for o32, set for n32 (qemu-binfmt-conf.sh, mips_magic and
+/// mipsn32_magic). No other row's e_flags ABI is part of its pattern: qemu-arm
+/// serves armhf and armel alike.
+fn mips_abi2(abi: ElfAbi) -> Option<bool> {
+    match abi {
+        ElfAbi::MipsO32 => Some(false),
+        ElfAbi::MipsN32 => Some(true),
         _ => None,
-    };
-    Knobs {
-        class,
-        be,
-        machine,
-        osabi_mask,
-        abiver_mask,
-        machine_mask: if arch == Ppc64le { 0x00ff } else { 0xffff },
-        mips_abi2,
     }
 }
 
 /// The magic/mask qemu-user's binfmt entry for `arch` uses. It matches
 /// ET_EXEC and ET_DYN files (the e_type mask drops bit 0).
 pub fn qemu_pattern(arch: Arch) -> Pattern {
-    let k = knobs(arch);
-    let u16b = |v: u16| {
-        if k.be {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let mut magic = vec![0x7f, b'E', b'L', b'F'];
-    magic.push(if k.class == 64 {
-        ELFCLASS64
-    } else {
-        ELFCLASS32
-    });
-    magic.push(if k.be { ELFDATA2MSB } else { ELFDATA2LSB });
-    magic.push(1); // EV_CURRENT
+    let row = arch.row();
+    let (elf, masks) = (&row.elf, &row.qemu);
+    let be = elf.big_endian();
+    let u16b = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let mut magic = ELFMAG.to_vec();
+    magic.extend_from_slice(&[elf.class, elf.data, EV_CURRENT]);
     magic.extend_from_slice(&[0; 9]); // OS ABI, ABI version, padding
     magic.extend_from_slice(&u16b(ET_EXEC));
-    magic.extend_from_slice(&u16b(k.machine));
+    magic.extend_from_slice(&u16b(elf.machine));
     let mut mask = vec![0xff; 7];
-    mask.push(k.osabi_mask);
-    mask.push(k.abiver_mask);
+    mask.push(masks.osabi);
+    mask.push(masks.abiversion);
     mask.extend_from_slice(&[0xff; 7]);
     mask.extend_from_slice(&u16b(0xfffe));
-    mask.extend_from_slice(&u16b(k.machine_mask));
-    if let Some(set) = k.mips_abi2 {
+    mask.extend_from_slice(&u16b(masks.machine));
+    if let Some(set) = mips_abi2(elf.abi) {
         // e_flags is at offset 36 in a 32-bit header; extend the pattern
         // up to the byte that holds the bit.
         let flags_at = 36;
         let raw = u32::to_le_bytes(EF_MIPS_ABI2);
-        let bit_byte = if k.be { 3 } else { 0 };
+        let bit_byte = if be { 3 } else { 0 };
         let end = flags_at + bit_byte + 1;
         magic.resize(end, 0);
         mask.resize(end, 0);
@@ -178,7 +107,7 @@ mod tests {
 
     /// A header for `arch` that its qemu entry must match.
     fn header_for(arch: Arch) -> Vec<u8> {
-        let k = knobs(arch);
+        let e = &arch.row().elf;
         let flags = match arch {
             Arch::Arm => 0x0500_0400,
             Arch::Armel => 0x0500_0200,
@@ -186,7 +115,7 @@ mod tests {
             Arch::Ppc64le => 2,
             _ => 0,
         };
-        elf(k.class, k.be, k.machine, flags)
+        elf(e.bits(), e.big_endian(), e.machine, flags)
     }
 
     #[test]
@@ -213,7 +142,7 @@ mod tests {
     }
 
     fn k_be(a: Arch) -> bool {
-        knobs(a).be
+        a.row().elf.big_endian()
     }
 
     #[test]
