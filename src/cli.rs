@@ -161,6 +161,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", value_parser = parse_arch)]
     pub arch: Option<Arch>,
 
+    /// Signal that asks init to halt, instead of the one rootrun chooses for
+    /// its init (BusyBox SIGUSR2, systemd SIGRTMIN+4 shifted for the
+    /// emulator's real-time signal mapping, others SIGPWR). A name
+    /// (SIGPWR, SIGRTMIN+6) or a number, sent as is.
+    #[arg(long, value_name = "SIGNAL", value_parser = crate::plan::parse_signal)]
+    pub halt_signal: Option<&'static str>,
+
     /// If no binfmt_misc handler runs the image's architecture, register one
     /// (with the F flag) for the installed static emulator
     /// (/usr/bin/qemu-ARCH-static, or /usr/bin/qemu-ARCH on Debian 13). It

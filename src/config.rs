@@ -47,6 +47,8 @@ pub struct RunConfig {
     pub escape: u8,
     pub stop_timeout: Duration,
     pub arch: Option<Arch>,
+    /// `--halt-signal`: overrides the init flavour's (and the emulator's) choice.
+    pub halt_signal: Option<&'static str>,
     pub register_binfmt: bool,
     pub dry_run: Option<DryRun>,
     pub verbosity: Verbosity,
@@ -89,6 +91,7 @@ impl RunConfig {
             escape: args.escape,
             stop_timeout: Duration::from_secs(args.stop_timeout),
             arch: args.arch,
+            halt_signal: args.halt_signal,
             register_binfmt: args.register_binfmt,
             dry_run: args.dry_run.then_some(if args.json {
                 DryRun::Json

@@ -215,7 +215,10 @@ fn bad_images_give_125_and_name_the_problem() {
     let full = fs::read(busybox_image(NATIVE)).unwrap();
     fs::write(&truncated, &full[..4096]).unwrap();
     let cases: [(PathBuf, &str); 4] = [
-        (dir.join("does-not-exist.img"), "does-not-exist.img not found"),
+        (
+            dir.join("does-not-exist.img"),
+            "does-not-exist.img not found",
+        ),
         (text_file, "not a SquashFS image"),
         (dir.clone(), "not a SquashFS image"),
         (truncated, "truncated.img"),

@@ -19,6 +19,7 @@ mod error;
 mod host;
 mod names;
 mod qemu_magic;
+mod qemu_version;
 mod row;
 mod table;
 
@@ -41,4 +42,5 @@ pub use emulation::{
 pub use error::ArchError;
 pub use names::ArchNames;
 pub use qemu_magic::{qemu_pattern, qemu_register_line, Pattern};
+pub use qemu_version::{parse_version, probe_version, rt_signal_shift, QemuVersion};
 pub use table::Arch;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::arch::{self, Arch, Binfmt, BINFMT_DIR};
+use crate::arch::{self, Arch, Binfmt, Emulation, BINFMT_DIR};
 use crate::config::{DryRun, Lower, RunConfig, Verbosity};
 use crate::error::Error;
 use crate::image::{self, entry, Image, ImageFacts};
@@ -90,11 +90,39 @@ fn host_plan(facts: &ImageFacts, binfmt: Binfmt, register: bool) -> Result<HostP
         }
         (Err(err), _) => return Err(err.into()),
     };
+    let rt_shift = rt_shift(facts, &emulation);
     Ok(HostPlan {
         emulation,
         binfmt_mounted,
         registration,
+        rt_shift,
     })
+}
+
+/// How the emulator maps host real-time signals, asked only when init's halt
+/// signal is one (systemd): running `qemu-ARCH --version` costs a fork.
+fn rt_shift(facts: &ImageFacts, emulation: &Emulation) -> i32 {
+    let interpreter = match emulation {
+        Emulation::Native => return 0,
+        Emulation::Preloaded { interpreter, .. } => interpreter,
+        Emulation::BindMount { host_file, .. } => host_file,
+    };
+    if !facts.init_flavor.halt_signal().starts_with("SIGRTMIN") {
+        return 0;
+    }
+    let version = arch::probe_version(interpreter);
+    match version.and_then(arch::rt_signal_shift) {
+        Some(shift) => shift,
+        None => {
+            notice::warning(&format!(
+                "cannot tell how {} maps real-time signals ({}); assuming QEMU 5.0-8.1's \
+                 (host N arrives as N-2); choose the halt signal with --halt-signal",
+                interpreter.display(),
+                version.map_or("its version is unknown".to_owned(), |v| format!("QEMU {v}"))
+            ));
+            2
+        }
+    }
 }
 
 /// The static QEMU user-mode emulator installed for `arch`: Debian 12's

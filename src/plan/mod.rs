@@ -94,6 +94,9 @@ pub struct HostPlan {
     /// binfmt_misc is mounted on the host (else rootrun mounts its own).
     pub binfmt_mounted: bool,
     pub registration: Option<Registration>,
+    /// How many numbers lower the emulator delivers a host real-time
+    /// signal to the guest (`arch::rt_signal_shift`); 0 when native.
+    pub rt_shift: i32,
 }
 
 /// Everything a launch will do.
@@ -134,7 +137,9 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
     // liblxc's minimal init forwards the halt signal to the command; SIGTERM
     // is what a command expects when asked to stop.
     let halt_signal = match mode {
-        Mode::Boot { .. } => halt_signal(facts.init_flavor, &host.emulation),
+        Mode::Boot { .. } => config
+            .halt_signal
+            .unwrap_or_else(|| halt_signal(facts.init_flavor, host.rt_shift)),
         Mode::Command { .. } => "SIGTERM",
     };
     let name = format!("{CONTAINER_PREFIX}{pid}");
@@ -286,18 +291,104 @@ impl LaunchPlan {
     }
 }
 
-/// The host signal that halts `flavor`'s init. Under qemu-user 7.2 a host
-/// real-time signal N reaches the guest as N-2 (measured here: liblxc's
-/// SIGRTMIN+3 arrived as SIGRTMIN+1 and systemd isolated rescue.target, while
-/// host SIGRTMIN+5 halted it), so systemd's SIGRTMIN+4 (poweroff) is sent
-/// as SIGRTMIN+6 when emulated. Other signals map one to one.
-fn halt_signal(flavor: InitFlavor, emulation: &Emulation) -> &'static str {
-    match (flavor, emulation) {
-        (InitFlavor::Systemd, Emulation::Preloaded { .. } | Emulation::BindMount { .. }) => {
-            "SIGRTMIN+6"
-        }
-        _ => flavor.halt_signal(),
+/// The host signal that halts `flavor`'s init. An emulator delivers a host
+/// real-time signal N to the guest as N - `rt_shift` (qemu-user 7.2: N-2,
+/// measured here: liblxc's SIGRTMIN+3 arrived as SIGRTMIN+1 and systemd
+/// isolated rescue.target), so systemd's SIGRTMIN+4 (poweroff) is sent that
+/// much higher. Other signals map one to one.
+fn halt_signal(flavor: InitFlavor, rt_shift: i32) -> &'static str {
+    let wanted = flavor.halt_signal();
+    match wanted.strip_prefix("SIGRTMIN+") {
+        Some(n) if rt_shift != 0 => n
+            .parse::<i32>()
+            .ok()
+            .and_then(|n| rt_signal_name(n + rt_shift))
+            .unwrap_or(wanted),
+        _ => wanted,
     }
+}
+
+/// Names of the real-time signals SIGRTMIN+0 .. SIGRTMIN+30 (glibc's
+/// SIGRTMIN is 34 and SIGRTMAX 64 on Linux).
+const RT_SIGNALS: [&str; 31] = [
+    "SIGRTMIN+0",
+    "SIGRTMIN+1",
+    "SIGRTMIN+2",
+    "SIGRTMIN+3",
+    "SIGRTMIN+4",
+    "SIGRTMIN+5",
+    "SIGRTMIN+6",
+    "SIGRTMIN+7",
+    "SIGRTMIN+8",
+    "SIGRTMIN+9",
+    "SIGRTMIN+10",
+    "SIGRTMIN+11",
+    "SIGRTMIN+12",
+    "SIGRTMIN+13",
+    "SIGRTMIN+14",
+    "SIGRTMIN+15",
+    "SIGRTMIN+16",
+    "SIGRTMIN+17",
+    "SIGRTMIN+18",
+    "SIGRTMIN+19",
+    "SIGRTMIN+20",
+    "SIGRTMIN+21",
+    "SIGRTMIN+22",
+    "SIGRTMIN+23",
+    "SIGRTMIN+24",
+    "SIGRTMIN+25",
+    "SIGRTMIN+26",
+    "SIGRTMIN+27",
+    "SIGRTMIN+28",
+    "SIGRTMIN+29",
+    "SIGRTMIN+30",
+];
+
+/// `SIGRTMIN+n`, when that is a signal.
+pub fn rt_signal_name(n: i32) -> Option<&'static str> {
+    RT_SIGNALS.get(usize::try_from(n).ok()?).copied()
+}
+
+/// The signal names `--halt-signal` takes.
+const NAMED_SIGNALS: [&str; 11] = [
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGCONT",
+    "SIGSTOP", "SIGWINCH", "SIGPWR",
+];
+
+/// `--halt-signal`: a signal name (with or without `SIG`), `SIGRTMIN+n`,
+/// or a number.
+pub fn parse_signal(text: &str) -> Result<&'static str, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    if let Some(found) = NAMED_SIGNALS.iter().find(|s| **s == name) {
+        return Ok(found);
+    }
+    if let Some(found) = name
+        .strip_prefix("SIGRTMIN+")
+        .and_then(|n| n.parse::<i32>().ok())
+        .and_then(rt_signal_name)
+    {
+        return Ok(found);
+    }
+    if let Ok(number) = text.trim().parse::<i32>() {
+        let by_number = NAMED_SIGNALS.iter().find(|s| {
+            s.parse::<nix::sys::signal::Signal>()
+                .is_ok_and(|signal| signal as i32 == number)
+        });
+        if let Some(found) = by_number {
+            return Ok(found);
+        }
+        if let Some(found) = rt_signal_name(number - libc::SIGRTMIN()) {
+            return Ok(found);
+        }
+    }
+    Err(format!(
+        "unknown signal {text:?}: give a name (SIGPWR, SIGUSR2, SIGRTMIN+4, ...) or a number"
+    ))
 }
 
 /// The image's file name without extension, reduced to a valid host name

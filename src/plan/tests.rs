@@ -24,11 +24,15 @@ fn facts(flavor: InitFlavor) -> ImageFacts {
     }
 }
 
+/// QEMU 7.2's mapping (host real-time signal N reaches the guest as N-2)
+/// when emulated.
 fn host(emulation: Emulation) -> HostPlan {
+    let rt_shift = if emulation == Emulation::Native { 0 } else { 2 };
     HostPlan {
         emulation,
         binfmt_mounted: true,
         registration: None,
+        rt_shift,
     }
 }
 
@@ -46,6 +50,7 @@ fn options(command: &[&str]) -> RunConfig {
         escape: 1,
         stop_timeout: Duration::from_secs(10),
         arch: None,
+        halt_signal: None,
         register_binfmt: false,
         dry_run: None,
         verbosity: Verbosity::Normal,
@@ -224,6 +229,7 @@ fn foreign_images_mount_binfmt_register_and_bind_the_interpreter_as_planned() {
     let host = HostPlan {
         emulation: bind,
         binfmt_mounted: false,
+        rt_shift: 2,
         registration: Some(Registration {
             name: "rootrun-qemu-aarch64".into(),
             interpreter: "/usr/bin/qemu-aarch64-static".into(),
@@ -280,4 +286,41 @@ fn dry_run_json_has_steps_and_the_lxc_config() {
     assert!(json["lxc_config"]
         .as_array()
         .is_some_and(|items| items.iter().any(|i| i[0] == "lxc.init.cmd")));
+}
+
+#[test]
+fn the_systemd_poweroff_signal_follows_the_emulators_mapping_and_the_override() {
+    let emulated = Emulation::Preloaded {
+        entry: "qemu-aarch64".into(),
+        interpreter: "/usr/bin/qemu-aarch64".into(),
+    };
+    let with_shift = |rt_shift| HostPlan {
+        rt_shift,
+        ..host(emulated.clone())
+    };
+    let systemd = facts(InitFlavor::Systemd);
+    // QEMU 8.2 to 9.2, and 10.0 and later.
+    let p = super::plan(&options(&[]), &systemd, with_shift(3), 1);
+    assert_eq!(p.halt_signal, "SIGRTMIN+7");
+    let p = super::plan(&options(&[]), &systemd, with_shift(4), 1);
+    assert_eq!(p.halt_signal, "SIGRTMIN+8");
+    // Signals that are not real-time are never shifted.
+    let p = super::plan(&options(&[]), &facts(InitFlavor::BusyBox), with_shift(4), 1);
+    assert_eq!(p.halt_signal, "SIGUSR2");
+    let mut config = options(&[]);
+    config.halt_signal = Some("SIGRTMIN+5");
+    let p = super::plan(&config, &systemd, with_shift(4), 1);
+    assert_eq!(p.halt_signal, "SIGRTMIN+5", "--halt-signal wins");
+}
+
+#[test]
+fn halt_signals_parse_by_name_and_number() {
+    assert_eq!(parse_signal("pwr"), Ok("SIGPWR"));
+    assert_eq!(parse_signal("SIGUSR2"), Ok("SIGUSR2"));
+    assert_eq!(parse_signal("sigrtmin+4"), Ok("SIGRTMIN+4"));
+    assert_eq!(parse_signal("30"), Ok("SIGPWR"));
+    assert_eq!(parse_signal("38"), Ok("SIGRTMIN+4"));
+    assert!(parse_signal("SIGRTMIN+31").is_err());
+    assert!(parse_signal("nope").is_err());
+    assert_eq!(rt_signal_name(6), Some("SIGRTMIN+6"));
 }

@@ -1,0 +1,143 @@
+//! Which QEMU user-mode emulator runs the image, and how it maps host
+//! real-time signals onto guest ones.
+//!
+//! qemu-user needs some host real-time signals for itself, so a host signal
+//! N reaches the guest as a lower number. The offset changed over QEMU's
+//! history (linux-user/signal.c, its `host_to_target_signal_table` set up):
+//! 5.0 to 8.1 deliver host N as guest N-2, 8.2 to 9.2 as N-3, 10.0 and later
+//! as N-4 (9.2 added `-t`/`QEMU_RTSIG_MAP` to choose the mapping).
+//! Distributions patch QEMU, so `--halt-signal` overrides whatever this
+//! module concludes.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// `qemu-ARCH --version`'s "version X.Y.Z".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct QemuVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl std::fmt::Display for QemuVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The first "version X.Y[.Z]" in `qemu-ARCH --version`'s output.
+pub fn parse_version(text: &str) -> Option<QemuVersion> {
+    let rest = text.split("version ").nth(1)?;
+    let number = rest
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?;
+    let mut parts = number.split('.').map(str::parse::<u32>);
+    let major = parts.next()?.ok()?;
+    let minor = parts.next()?.ok()?;
+    let patch = parts.next().and_then(Result::ok).unwrap_or(0);
+    Some(QemuVersion {
+        major,
+        minor,
+        patch,
+    })
+}
+
+/// How many numbers lower a host real-time signal arrives in the guest,
+/// for the QEMU versions whose mapping is known (5.0 and later).
+pub fn rt_signal_shift(version: QemuVersion) -> Option<i32> {
+    let v = (version.major, version.minor);
+    match v {
+        _ if v < (5, 0) => None,
+        _ if v < (8, 2) => Some(2),
+        _ if v < (10, 0) => Some(3),
+        _ => Some(4),
+    }
+}
+
+/// Runs the emulator's `--version` (symlinks resolved: Debian's
+/// `/usr/libexec/qemu-binfmt/ARCH-binfmt-P` refuses to run under that name)
+/// and reads its version. None when it cannot be run or does not say.
+pub fn probe_version(interpreter: &Path) -> Option<QemuVersion> {
+    let program = std::fs::canonicalize(interpreter).ok()?;
+    let mut child = Command::new(program)
+        .arg("--version")
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // A real emulator answers at once; anything else gets a second.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let output = child.wait_with_output().ok()?;
+    parse_version(&String::from_utf8_lossy(&output.stdout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(major: u32, minor: u32, patch: u32) -> QemuVersion {
+        QemuVersion {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    #[test]
+    fn versions_are_read_from_debian_and_upstream_banners() {
+        let debian12 = "qemu-aarch64 version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\n\
+                        Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers\n";
+        assert_eq!(parse_version(debian12), Some(v(7, 2, 22)));
+        assert_eq!(
+            parse_version("qemu-aarch64 version 10.0.3 (Debian 1:10.0.3+ds-1)"),
+            Some(v(10, 0, 3))
+        );
+        assert_eq!(parse_version("qemu-arm version 9.2\n"), Some(v(9, 2, 0)));
+        assert_eq!(parse_version("no version here"), None);
+        assert_eq!(parse_version(""), None);
+    }
+
+    #[test]
+    fn the_shift_follows_qemus_history() {
+        assert_eq!(rt_signal_shift(v(4, 2, 1)), None);
+        assert_eq!(rt_signal_shift(v(5, 0, 0)), Some(2));
+        assert_eq!(rt_signal_shift(v(7, 2, 22)), Some(2));
+        assert_eq!(rt_signal_shift(v(8, 1, 5)), Some(2));
+        assert_eq!(rt_signal_shift(v(8, 2, 0)), Some(3));
+        assert_eq!(rt_signal_shift(v(9, 2, 4)), Some(3));
+        assert_eq!(rt_signal_shift(v(10, 0, 13)), Some(4));
+        assert_eq!(rt_signal_shift(v(11, 1, 0)), Some(4));
+    }
+
+    #[test]
+    fn the_installed_emulator_reports_a_version() {
+        // Debian's qemu-user-static (12) or qemu-user (13) is set up on
+        // every machine that runs the suite (tests/setup-host.sh).
+        let found = ["/usr/bin/qemu-aarch64-static", "/usr/bin/qemu-aarch64"]
+            .iter()
+            .find(|p| Path::new(p).exists())
+            .copied();
+        let path =
+            found.expect("no qemu-aarch64 emulator installed (tests/setup-host.sh installs it)");
+        let version = probe_version(Path::new(path));
+        assert!(version.is_some_and(|v| v.major >= 5), "{path}: {version:?}");
+        assert_eq!(probe_version(Path::new("/nonexistent/qemu")), None);
+    }
+}
