@@ -1,0 +1,79 @@
+//! Hosts other than a plain Debian 12 VM (issue 8): rootrun inside a chroot
+//! whose `/` is not a mount point.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// Runs rootrun with `args` in a chroot (tests/fixtures/run-in-chroot.sh);
+/// returns its output, its exit status and the mounts it leaked into the
+/// shared namespace around the chroot.
+fn in_chroot(image: &Path, args: &[&str], input: &[u8]) -> (String, Option<i32>, String) {
+    let base = work_dir().join(format!("chroot-{}", std::process::id()));
+    std::fs::create_dir_all(&base).expect("create chroot base");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-in-chroot.sh");
+    let out = run_with_input(
+        Command::new("unshare")
+            .arg("--mount")
+            .arg(script)
+            .arg(&base)
+            .arg(env!("CARGO_BIN_EXE_rootrun"))
+            .arg(image)
+            .args(args),
+        input,
+        LIMIT,
+    );
+    // Everything was made on a tmpfs in the namespace, gone with it.
+    std::fs::remove_dir(&base).expect("the chroot base is empty again");
+    let stdout = text(&out.stdout);
+    let field = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::to_owned)
+    };
+    let code = field("rootrun-exit=").and_then(|c| c.trim().parse().ok());
+    let leaked =
+        field("leaked=").unwrap_or_else(|| format!("(script failed: {})", text(&out.stderr)));
+    (
+        format!("{stdout}{}", text(&out.stderr)),
+        code,
+        leaked.trim().to_owned(),
+    )
+}
+
+#[test]
+fn rootrun_runs_in_a_chroot_whose_root_is_not_a_mount_point() {
+    if !require_root("chroot") {
+        return;
+    }
+    let native = busybox_image("amd64");
+    let foreign = busybox_image("arm64");
+    let _lock = host_lock();
+    let before = HostState::capture();
+
+    // Before the fix: "make mounts private under /: EINVAL".
+    let (out, code, leaked) = in_chroot(&native, &["--", "/bin/sh", "-c", "uname -m; exit 3"], b"");
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("x86_64"), "{out}");
+    assert_eq!(
+        leaked, "",
+        "mounts leaked out of rootrun's namespace: {out}"
+    );
+
+    let (out, code, leaked) = in_chroot(&foreign, &[], b"uname -m; poweroff -f\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("aarch64"), "{out}");
+    assert!(out.contains("ROOTRUN-BOOT-OK"), "{out}");
+    assert_eq!(
+        leaked, "",
+        "mounts leaked out of rootrun's namespace: {out}"
+    );
+    before.assert_restored("chroot");
+}
