@@ -91,11 +91,19 @@ fn host_plan(facts: &ImageFacts, binfmt: Binfmt, register: bool) -> Result<HostP
         (Err(err), _) => return Err(err.into()),
     };
     let rt_shift = rt_shift(facts, &emulation);
+    let lsm = crate::sys::lsm::detect();
+    if lsm.apparmor && !lsm.apparmor_parser {
+        notice::warning(
+            "AppArmor is enabled but apparmor_parser is not installed, so liblxc cannot \
+             load a profile for the container: it runs unconfined (apt-get install apparmor)",
+        );
+    }
     Ok(HostPlan {
         emulation,
         binfmt_mounted,
         registration,
         rt_shift,
+        lsm,
     })
 }
 

@@ -84,6 +84,7 @@ impl LaunchPlan {
         for key in ["lxc.cgroup.devices.allow", "lxc.cgroup2.devices.allow"] {
             items.extend(ALLOWED_DEVICES.iter().map(|rule| (key, (*rule).to_owned())));
         }
+        items.extend(self.security_module_items());
         if let Some(personality) = self.personality() {
             items.push(("lxc.arch", personality.into()));
         }
@@ -116,6 +117,25 @@ impl LaunchPlan {
                 (Arch::I386, Arch::X86_64) | (Arch::Arm | Arch::Armel, Arch::Aarch64)
             );
         native_32_on_64.then_some("linux32")
+    }
+
+    /// AppArmor: liblxc's `generated` profile (built from this configuration
+    /// and loaded with apparmor_parser) keeps a privileged guest off
+    /// /proc/sysrq-trigger, most of /sys and most mounts; without
+    /// apparmor_parser liblxc would refuse to start, so the container runs
+    /// unconfined (rootrun warns). Hosts without AppArmor get no key.
+    /// SELinux: no `lxc.selinux.context`, so the container keeps rootrun's
+    /// own context: a confining type (container_t) would need the image's
+    /// files labelled for it, and rootrun never writes the image.
+    fn security_module_items(&self) -> Vec<(&'static str, String)> {
+        match (self.lsm.apparmor, self.lsm.apparmor_parser) {
+            (false, _) => Vec::new(),
+            (true, true) => vec![
+                ("lxc.apparmor.profile", "generated".into()),
+                ("lxc.apparmor.allow_nesting", "0".into()),
+            ],
+            (true, false) => vec![("lxc.apparmor.profile", "unconfined".into())],
+        }
     }
 
     /// The liblxc config file text.

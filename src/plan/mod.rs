@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::arch::{Arch, Emulation};
 use crate::config::RunConfig;
 use crate::image::{ImageFacts, InitFlavor};
+use crate::sys::lsm::Lsm;
 
 pub use crate::config::Lower;
 pub use lxc_config::{ConsolePath, SECCOMP_POLICY};
@@ -97,6 +98,8 @@ pub struct HostPlan {
     /// How many numbers lower the emulator delivers a host real-time
     /// signal to the guest (`arch::rt_signal_shift`); 0 when native.
     pub rt_shift: i32,
+    /// The host's AppArmor and SELinux state.
+    pub lsm: Lsm,
 }
 
 /// Everything a launch will do.
@@ -117,6 +120,7 @@ pub struct LaunchPlan {
     /// None when the image has no ELF file at all (it cannot boot anyway).
     pub arch: Option<Arch>,
     pub emulation: Emulation,
+    pub lsm: Lsm,
     pub steps: Vec<Step>,
 }
 
@@ -160,6 +164,7 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         escape: config.escape,
         arch: facts.arch,
         emulation: host.emulation,
+        lsm: host.lsm,
         steps,
     }
 }

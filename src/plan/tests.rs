@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::{RunConfig, Verbosity};
+use crate::sys::lsm::Lsm;
 
 fn facts(flavor: InitFlavor) -> ImageFacts {
     ImageFacts {
@@ -33,6 +34,7 @@ fn host(emulation: Emulation) -> HostPlan {
         binfmt_mounted: true,
         registration: None,
         rt_shift,
+        lsm: Lsm::default(),
     }
 }
 
@@ -230,6 +232,7 @@ fn foreign_images_mount_binfmt_register_and_bind_the_interpreter_as_planned() {
         emulation: bind,
         binfmt_mounted: false,
         rt_shift: 2,
+        lsm: Lsm::default(),
         registration: Some(Registration {
             name: "rootrun-qemu-aarch64".into(),
             interpreter: "/usr/bin/qemu-aarch64-static".into(),
@@ -323,4 +326,44 @@ fn halt_signals_parse_by_name_and_number() {
     assert!(parse_signal("SIGRTMIN+31").is_err());
     assert!(parse_signal("nope").is_err());
     assert_eq!(rt_signal_name(6), Some("SIGRTMIN+6"));
+}
+
+#[test]
+fn apparmor_and_selinux_hosts_get_the_keys_chosen_for_them() {
+    let with = |lsm: Lsm| {
+        let plan = super::plan(
+            &options(&[]),
+            &facts(InitFlavor::BusyBox),
+            HostPlan {
+                lsm,
+                ..host(Emulation::Native)
+            },
+            1,
+        );
+        plan.lxc_config(ConsolePath::Planned)
+    };
+    let none = with(Lsm::default());
+    assert!(value(&none, "lxc.apparmor.profile").is_empty());
+    let apparmor = Lsm {
+        apparmor: true,
+        apparmor_parser: true,
+        selinux: false,
+    };
+    let items = with(apparmor);
+    assert_eq!(value(&items, "lxc.apparmor.profile"), ["generated"]);
+    assert_eq!(value(&items, "lxc.apparmor.allow_nesting"), ["0"]);
+    let items = with(Lsm {
+        apparmor_parser: false,
+        ..apparmor
+    });
+    assert_eq!(value(&items, "lxc.apparmor.profile"), ["unconfined"]);
+    let selinux = with(Lsm {
+        selinux: true,
+        ..Lsm::default()
+    });
+    assert!(
+        !selinux.iter().any(|(k, _)| k.starts_with("lxc.selinux")),
+        "{selinux:?}"
+    );
+    assert_eq!(selinux, none);
 }

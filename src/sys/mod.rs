@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod fsops;
 pub mod interrupt;
 pub mod loopdev;
+pub mod lsm;
 pub mod mount;
 pub mod namespace;
 pub mod privileges;
