@@ -77,3 +77,48 @@ fn rootrun_runs_in_a_chroot_whose_root_is_not_a_mount_point() {
     );
     before.assert_restored("chroot");
 }
+
+#[test]
+fn rootrun_works_with_only_the_unified_cgroup_hierarchy() {
+    if !require_root("unified cgroups") {
+        return;
+    }
+    let native = busybox_image("amd64");
+    let foreign = busybox_image("arm64");
+    let _lock = host_lock();
+    let before = HostState::capture();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-unified-cgroups.sh");
+    let unified = || {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private"])
+            .arg(&script)
+            .arg(env!("CARGO_BIN_EXE_rootrun"));
+        cmd
+    };
+    // The devices policy holds through cgroup2's BPF device programs: a
+    // node the guest makes for a host disk cannot be read.
+    let probe = "mknod /tmp/disk b 8 0; head -c1 /tmp/disk; echo read=$?; exit 4";
+    let out = run_with_input(
+        unified().arg(&native).args(["--", "/bin/sh", "-c", probe]),
+        b"",
+        LIMIT,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("read=1"),
+        "a host disk was readable: {stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run_with_input(unified().arg(&foreign), b"uname -m; poweroff -f\n", LIMIT);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.lines().any(|l| l == "aarch64"), "{stdout}");
+    before.assert_restored("unified cgroups");
+}

@@ -161,8 +161,7 @@ mod tests {
             );
             return;
         }
-        let (used_fields, vendored_fields) =
-            (container_fields(used), container_fields(vendored));
+        let (used_fields, vendored_fields) = (container_fields(used), container_fields(vendored));
         assert!(vendored_fields.len() > 20, "{vendored_fields:?}");
         assert_eq!(
             &used_fields[..vendored_fields.len().min(used_fields.len())],
