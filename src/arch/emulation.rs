@@ -80,7 +80,8 @@ pub enum EmulationError {
     },
     #[error(
         "the interpreter {} of binfmt_misc handler {entry} is dynamically linked (loader {}), so it cannot \
-         run inside a {arch} root; use a static emulator: apt-get install qemu-user-static",
+         run inside a {arch} root; use a static emulator: apt-get install qemu-user-static \
+         (Debian 12) or qemu-user (Debian 13, where it is static)",
         interpreter.display(),
         loader.display()
     )]
@@ -94,7 +95,9 @@ pub enum EmulationError {
 
 fn fix(arch: Arch) -> String {
     format!(
-        "install the emulator (apt-get install qemu-user-static, which provides /usr/bin/qemu-{q}-static), \
+        "install the emulator (Debian 12: apt-get install qemu-user-static, which provides \
+         /usr/bin/qemu-{q}-static; Debian 13: apt-get install qemu-user qemu-user-binfmt, \
+         which provide /usr/bin/qemu-{q} and register it), \
          then register it: rootrun --register-binfmt ... (or: mount -t binfmt_misc binfmt_misc {BINFMT_DIR}; \
          cat /usr/lib/binfmt.d/qemu-{q}.conf > {BINFMT_DIR}/register)",
         q = arch.qemu()
