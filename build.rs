@@ -4,6 +4,9 @@
 //! `vendor/lxc_bindings.rs` are used instead, so the crate still builds on a
 //! host that has only the liblxc runtime.
 //!
+//! `ROOTRUN_LXC_HEADERS=DIR` takes the headers from `DIR/lxc/` instead of
+//! the system's (e.g. another liblxc version's, unpacked from its `lxc-dev`
+//! package), to check that rootrun builds and passes its tests with them;
 //! `ROOTRUN_VENDORED_BINDINGS=1` forces the vendored file;
 //! `ROOTRUN_REGEN_VENDOR=1` writes freshly generated bindings back to `vendor/`
 //! (see README.md, "Regenerating the vendored bindings").
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 const VENDORED: &str = "vendor/lxc_bindings.rs";
 const VENDORED_VERSION: &str = "vendor/lxc_version.txt";
+const HEADERS_ENV: &str = "ROOTRUN_LXC_HEADERS";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -23,6 +27,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=ROOTRUN_VENDORED_BINDINGS");
     println!("cargo:rerun-if-env-changed=ROOTRUN_REGEN_VENDOR");
     println!("cargo:rerun-if-env-changed=LIBCLANG_PATH");
+    println!("cargo:rerun-if-env-changed={HEADERS_ENV}");
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let force_vendor = env::var_os("ROOTRUN_VENDORED_BINDINGS").is_some_and(|v| v == "1");
@@ -62,6 +67,9 @@ struct Lxc {
 }
 
 fn probe_lxc() -> Option<Lxc> {
+    if let Some(dir) = env::var_os(HEADERS_ENV) {
+        return headers_in(Path::new(&dir));
+    }
     // No link flags: liblxc is loaded at run time with dlopen (src/lxc/library.rs)
     // so that a missing library is a clear rootrun error, not a loader failure.
     match pkg_config::Config::new()
@@ -80,15 +88,33 @@ fn probe_lxc() -> Option<Lxc> {
     }
 }
 
+/// `ROOTRUN_LXC_HEADERS`: `DIR/lxc/lxccontainer.h`, its version from
+/// `DIR/lxc/version.h` (`#define LXC_VERSION "6.0.4"`).
+fn headers_in(dir: &Path) -> Option<Lxc> {
+    let version_h = dir.join("lxc/version.h");
+    println!("cargo:rerun-if-changed={}", version_h.display());
+    let text = fs::read_to_string(&version_h)
+        .unwrap_or_else(|e| panic!("{HEADERS_ENV}: read {}: {e}", version_h.display()));
+    let version = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("#define LXC_VERSION \""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("{HEADERS_ENV}: no LXC_VERSION in {}", version_h.display()));
+    Some(Lxc {
+        version: version.to_owned(),
+        include_paths: vec![dir.to_path_buf()],
+    })
+}
+
 /// Runs bindgen; `None` when libclang cannot be loaded or the header is missing.
 fn generate(lib: &Lxc) -> Option<String> {
+    let system = (env::var_os(HEADERS_ENV).is_none())
+        .then(|| PathBuf::from("/usr/include/lxc/lxccontainer.h"));
     let header = lib
         .include_paths
         .iter()
         .map(|dir| dir.join("lxc/lxccontainer.h"))
-        .chain(std::iter::once(PathBuf::from(
-            "/usr/include/lxc/lxccontainer.h",
-        )))
+        .chain(system)
         .find(|path| path.is_file())?;
     println!("cargo:rerun-if-changed={}", header.display());
 

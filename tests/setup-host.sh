@@ -52,9 +52,15 @@ apt-get install -y -q --no-install-recommends \
     lxc "$liblxc" pkg-config $qemu squashfs-tools busybox-static util-linux \
     ca-certificates libcap2-bin python3 time debootstrap
 
-if ! apt-get install -y -q --no-install-recommends lxc-dev libclang-dev; then
-    echo "setup-host.sh: note: lxc-dev/libclang-dev not installable; the build uses the vendored liblxc bindings"
-fi
+# One at a time: on Debian 12, lxc-dev's libselinux1-dev -> libpcre2-dev
+# can be out of step with the installed libpcre2-8-0 while libclang-dev
+# installs fine (and bindgen can then read headers from elsewhere, see
+# ROOTRUN_LXC_HEADERS in build.rs).
+for package in libclang-dev lxc-dev; do
+    if ! apt-get install -y -q --no-install-recommends "$package" >/dev/null 2>&1; then
+        echo "setup-host.sh: note: $package is not installable here; the build uses the vendored liblxc bindings"
+    fi
+done
 
 binfmt=/proc/sys/fs/binfmt_misc
 if [ ! -e "$binfmt/register" ]; then
