@@ -71,12 +71,7 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
     let prefetch = Prefetch::start(&stage.root, &first_read);
     let monitor = process::spawn(|| monitor_main(plan, rootrun, &signals, &outcome))?;
 
-    let mut session = Session {
-        plan,
-        monitor,
-        console: console.as_ref(),
-        stop: None,
-    };
+    let mut session = Session::new(plan, monitor, console.as_ref());
     let result = session.run(&signal_fd);
     // The monitor has exited. When start() returned, liblxc removed the
     // container's cgroups on its way out; a monitor that was killed (the
@@ -91,7 +86,7 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>) -> Result<u8, Error> {
         exit_code(
             plan,
             outcome.outcome(),
-            session.stop.map(|s| s.cause),
+            session.stop_cause(),
             &plan.layout.log,
         )
     });

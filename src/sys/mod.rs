@@ -9,6 +9,7 @@ pub mod loopdev;
 pub mod mount;
 pub mod namespace;
 pub mod privileges;
+pub mod proc;
 pub mod process;
 pub mod rootfs;
 pub mod tty;
