@@ -25,7 +25,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::console::{ConsolePty, RawMode, SavedMode};
+use crate::console::{self, ConsolePty, RawMode, SavedMode};
 use crate::error::Error;
 use crate::plan::{LaunchPlan, Mode};
 use crate::sys::{proc, process, SysError};
@@ -90,11 +90,18 @@ impl<'a> Session<'a> {
 
     /// Runs until the monitor has exited.
     pub(crate) fn run(&mut self, signal_fd: &SignalFd) -> Result<(), Error> {
+        // Declared first, dropped last: the terminal's mode is restored
+        // with SIGTTOU still blocked.
+        let _job_control = console::block_job_control();
         let stdin = io::stdin();
         let terminal = stdin.is_terminal();
+        let interactive = console::interactive(stdin.as_fd());
+        if self.console.is_some() && terminal && !interactive {
+            note(&background_note(self.plan.escape));
+        }
         // Boot mode: raw while attached. Command mode: the command shares
         // the terminal and may leave it raw when it is killed.
-        let _raw = (self.console.is_some() && terminal)
+        let _raw = (self.console.is_some() && interactive)
             .then(|| RawMode::enter(stdin.as_fd()))
             .flatten();
         let _saved = (self.console.is_none() && terminal)
@@ -102,7 +109,7 @@ impl<'a> Session<'a> {
             .flatten();
         let mut proxy = self
             .console
-            .map(|pty| Proxy::new(pty, stdin.as_fd(), terminal, self.plan.escape));
+            .map(|pty| Proxy::new(pty, stdin.as_fd(), interactive, self.plan.escape));
 
         loop {
             let now = Instant::now();
@@ -192,6 +199,17 @@ impl<'a> Session<'a> {
         }
         self.stop.request(cause, Instant::now(), &Host, &mut Host);
     }
+}
+
+/// Why the console is not interactive although stdin is a terminal, and
+/// how to get it.
+fn background_note(escape: u8) -> String {
+    let key = char::from(escape.wrapping_add(b'a' - 1));
+    format!(
+        "rootrun: the console is not interactive: rootrun is not in its terminal's foreground \
+         (started with & or by timeout(1)?), so no raw mode and no Ctrl-{key} q; stop it with a \
+         signal, or run it in the foreground (timeout --foreground) for the interactive console\n"
+    )
 }
 
 /// Writes one of rootrun's own notes to stderr, unless stderr takes nothing

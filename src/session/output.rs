@@ -35,6 +35,8 @@ pub(super) struct Output {
     open: bool,
     /// CR LF -> LF, when stdout is not a terminal.
     line_ends: Option<LineEnds>,
+    /// The terminal is raw: rootrun's own notes end in CR LF.
+    raw: bool,
     queued: Vec<u8>,
     dropped: usize,
 }
@@ -91,12 +93,14 @@ impl Stdout {
 }
 
 impl Output {
-    pub(super) fn stdout() -> Self {
+    /// `interactive`: the console is on rootrun's terminal, which is raw.
+    pub(super) fn stdout(interactive: bool) -> Self {
         let line_ends = (!io::stdout().is_terminal()).then(LineEnds::default);
         Output {
             stdout: Stdout::open(),
             open: true,
             line_ends,
+            raw: interactive,
             queued: Vec::new(),
             dropped: 0,
         }
@@ -209,11 +213,7 @@ impl Output {
         }
         if self.dropped > 0 {
             // The terminal may still be raw: CR LF by hand.
-            let eol = if io::stdin().is_terminal() {
-                "\r\n"
-            } else {
-                "\n"
-            };
+            let eol = if self.raw { "\r\n" } else { "\n" };
             note(&format!(
                 "rootrun: {} bytes of console output were dropped: stdout was not being read{eol}",
                 self.dropped

@@ -23,7 +23,7 @@ const PENDING_MAX: usize = 64 * 1024;
 pub(super) struct Proxy<'a> {
     pty: &'a ConsolePty,
     stdin: BorrowedFd<'a>,
-    /// Ctrl-<key> q, at a terminal only.
+    /// Ctrl-<key> q, at an interactive terminal only.
     escape: Option<EscapeScanner>,
     output: Output,
     gate: InputGate,
@@ -63,20 +63,20 @@ impl Slots {
 }
 
 impl<'a> Proxy<'a> {
-    /// `terminal`: stdin is a terminal rootrun has made raw, where a
+    /// `interactive`: stdin is a terminal rootrun has made raw, where a
     /// person types.
     pub(super) fn new(
         pty: &'a ConsolePty,
         stdin: BorrowedFd<'a>,
-        terminal: bool,
+        interactive: bool,
         escape_key: u8,
     ) -> Self {
         Proxy {
             pty,
             stdin,
-            escape: terminal.then(|| EscapeScanner::new(escape_key)),
-            output: Output::stdout(),
-            gate: InputGate::new(terminal),
+            escape: interactive.then(|| EscapeScanner::new(escape_key)),
+            output: Output::stdout(interactive),
+            gate: InputGate::new(interactive),
             stdin_open: true,
             buf: vec![0u8; 64 * 1024],
             pending: Vec::new(),
@@ -170,6 +170,8 @@ impl<'a> Proxy<'a> {
     /// Reads stdin into `pending`; true when the escape key was typed.
     fn read_stdin(&mut self) -> bool {
         match console::read_some(self.stdin, &mut self.buf) {
+            // EIO too: a background job's read of its terminal (SIGTTIN is
+            // blocked, see console::block_job_control).
             Ok(0) | Err(_) => {
                 self.stdin_open = false;
                 false
