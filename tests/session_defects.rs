@@ -1,8 +1,9 @@
 //! Defects of the console session a new user hit, booting native BusyBox
 //! images for real: a boot run by timeout(1) on a terminal (a background
-//! job there) must end on timeout's SIGTERM instead of hanging stopped. Like
-//! tests/boot.rs, every test checks that nothing was left behind and the
-//! image is unchanged.
+//! job there) must end on timeout's SIGTERM instead of hanging stopped, and
+//! pipe-mode output must carry no terminal queries. Like tests/boot.rs,
+//! every test checks that nothing was left behind and the image is
+//! unchanged.
 
 mod common;
 
@@ -161,4 +162,24 @@ fn a_boot_run_by_timeout_on_a_terminal_is_never_stopped_and_ends_on_its_sigterm(
     let left: Vec<&i32> = rootruns.iter().filter(|&&pid| runs_rootrun(pid)).collect();
     assert!(left.is_empty(), "rootrun processes left: {left:?}");
     frame.check("background terminal");
+}
+
+#[test]
+fn pipe_mode_output_carries_no_terminal_queries() {
+    let Some(frame) = Frame::new("terminal queries", busybox_image(NATIVE)) else {
+        return;
+    };
+    // BusyBox's line editor asks for the cursor position (ESC[6n) before
+    // each prompt, on a pipe too.
+    let out = run_with_input(
+        rootrun().arg("-q").arg(&frame.image),
+        b"echo hi; poweroff -f\n",
+        LIMIT,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(stdout.lines().any(|l| l == "hi"), "{stdout:?}");
+    assert!(stdout.contains("/ # "), "no prompt: {stdout:?}");
+    assert!(!stdout.contains("\x1b[6n"), "a query on stdout: {stdout:?}");
+    frame.check("terminal queries");
 }

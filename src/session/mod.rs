@@ -4,14 +4,15 @@
 //!
 //! Beside it, one job each: `stop` decides how a stop goes (pure: time,
 //! /proc and kill(2) are passed in), `proxy` copies between stdin, stdout
-//! and the console through `gate` (when piped input may go in) and `output`
-//! (the queue to stdout), and `exit` maps the container's end to rootrun's
-//! exit code.
+//! and the console through `gate` (when piped input may go in), `output`
+//! (the queue to stdout) and `queries` (terminal queries nobody answers),
+//! and `exit` maps the container's end to rootrun's exit code.
 
 mod exit;
 mod gate;
 mod output;
 mod proxy;
+mod queries;
 mod stop;
 
 use std::io::{self, IsTerminal};

@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 
 use super::note;
+use super::queries::Queries;
 use crate::console::{self, LineEnds};
 use crate::sys::tty;
 
@@ -33,8 +34,7 @@ pub(super) struct Output {
     stdout: Stdout,
     /// Closed by the reader (EPIPE): keep draining the console, drop the bytes.
     open: bool,
-    /// CR LF -> LF, when stdout is not a terminal.
-    line_ends: Option<LineEnds>,
+    filters: Filters,
     /// The terminal is raw: rootrun's own notes end in CR LF.
     raw: bool,
     queued: Vec<u8>,
@@ -50,6 +50,48 @@ pub(super) enum Overflow {
     Drop,
     /// Keeps it all: the finite rest after the container is gone.
     Keep,
+}
+
+/// What console output goes through on its way to stdout.
+struct Filters {
+    /// Terminal queries out, when nobody can answer them (see `queries`).
+    queries: Option<Queries>,
+    /// CR LF -> LF, when stdout is not a terminal.
+    line_ends: Option<LineEnds>,
+    /// Between the two.
+    between: Vec<u8>,
+}
+
+impl Filters {
+    fn apply(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        let input = match self.queries.as_mut() {
+            Some(queries) => {
+                self.between.clear();
+                queries.filter(input, &mut self.between);
+                &self.between[..]
+            }
+            None => input,
+        };
+        match self.line_ends.as_mut() {
+            Some(line_ends) => line_ends.filter(input, out),
+            None => out.extend_from_slice(input),
+        }
+    }
+
+    /// What the filters hold at the very end of the output.
+    fn end(&mut self, out: &mut Vec<u8>) {
+        if let Some(queries) = self.queries.as_mut() {
+            let mut held = Vec::new();
+            queries.end(&mut held);
+            match self.line_ends.as_mut() {
+                Some(line_ends) => line_ends.filter(&held, out),
+                None => out.extend_from_slice(&held),
+            }
+        }
+        if let Some(line_ends) = self.line_ends.as_mut() {
+            line_ends.end(out);
+        }
+    }
 }
 
 /// Where console output goes. A terminal or a pipe is opened again through
@@ -93,13 +135,18 @@ impl Stdout {
 }
 
 impl Output {
-    /// `interactive`: the console is on rootrun's terminal, which is raw.
+    /// `interactive`: the console is on rootrun's terminal, raw, and the
+    /// terminal's answers to queries come back through stdin.
     pub(super) fn stdout(interactive: bool) -> Self {
         let line_ends = (!io::stdout().is_terminal()).then(LineEnds::default);
         Output {
             stdout: Stdout::open(),
             open: true,
-            line_ends,
+            filters: Filters {
+                queries: (!interactive).then(Queries::default),
+                line_ends,
+                between: Vec::new(),
+            },
             raw: interactive,
             queued: Vec::new(),
             dropped: 0,
@@ -144,10 +191,7 @@ impl Output {
                 continue;
             }
             let before = self.queued.len();
-            match self.line_ends.as_mut() {
-                Some(filter) => filter.filter(&buf[..n], &mut self.queued),
-                None => self.queued.extend_from_slice(&buf[..n]),
-            }
+            self.filters.apply(&buf[..n], &mut self.queued);
             if overflow == Overflow::Drop && self.queued.len() > OUTPUT_MAX {
                 let keep = before.max(OUTPUT_MAX);
                 self.dropped += self.queued.len() - keep;
@@ -191,8 +235,8 @@ impl Output {
     /// nothing for `FLUSH_STALL` or rootrun is told to stop; says what was
     /// lost.
     pub(super) fn finish(&mut self, signal_fd: &SignalFd) {
-        if let (true, Some(filter)) = (self.open, self.line_ends.as_mut()) {
-            filter.end(&mut self.queued);
+        if self.open {
+            self.filters.end(&mut self.queued);
         }
         while self.has_pending() {
             let mut fds = [
@@ -273,5 +317,31 @@ mod tests {
         assert!(!reopens_as_itself(null.as_fd()), "/dev/null");
         let file = fs::File::open("/proc/self/status").unwrap();
         assert!(!reopens_as_itself(file.as_fd()), "a regular file");
+    }
+
+    /// The output of filters with or without queries and line ends for
+    /// `reads`, to its very end.
+    fn filtered(queries: bool, line_ends: bool, reads: &[&[u8]]) -> Vec<u8> {
+        let mut filters = Filters {
+            queries: queries.then(Queries::default),
+            line_ends: line_ends.then(LineEnds::default),
+            between: Vec::new(),
+        };
+        let mut out = Vec::new();
+        for read in reads {
+            filters.apply(read, &mut out);
+        }
+        filters.end(&mut out);
+        out
+    }
+
+    #[test]
+    fn queries_and_line_ends_are_filtered_together_across_reads() {
+        let reads: [&[u8]; 3] = [b"/ # \x1b[", b"6nhi\r", b"\r\n\x1b[6"];
+        // A cut-short sequence comes out at the end.
+        assert_eq!(filtered(true, true, &reads), b"/ # hi\n\x1b[6");
+        assert_eq!(filtered(true, false, &reads), b"/ # hi\r\r\n\x1b[6");
+        assert_eq!(filtered(false, true, &reads), b"/ # \x1b[6nhi\n\x1b[6");
+        assert_eq!(filtered(false, false, &reads), reads.concat());
     }
 }
