@@ -41,11 +41,8 @@ impl Drop for SavedMode<'_> {
         }
         // A background job leaves the terminal alone: its mode now is the
         // foreground program's (a shell's line editor, an editor), and
-        // tcsetattr would stop rootrun with SIGTTOU. tcgetpgrp fails for a
-        // terminal that is not the controlling one: no job control there.
-        let background =
-            nix::unistd::tcgetpgrp(self.fd).is_ok_and(|group| group != nix::unistd::getpgrp());
-        if background {
+        // tcsetattr would stop rootrun with SIGTTOU.
+        if background(self.fd) {
             return;
         }
         // SIGTTOU blocked still, for a job sent to the background just now
@@ -56,6 +53,55 @@ impl Drop for SavedMode<'_> {
         let before = ttou.thread_swap_mask(SigmaskHow::SIG_BLOCK);
         let _ = termios::tcsetattr(self.fd, SetArg::TCSANOW, &self.saved);
         if let Ok(mask) = before {
+            let _ = mask.thread_set_mask();
+        }
+    }
+}
+
+/// Whether rootrun is a background job of terminal `fd`: another process
+/// group is the terminal's foreground. tcgetpgrp fails for a terminal that
+/// is not the controlling one: no job control there, nothing is background.
+fn background(fd: BorrowedFd<'_>) -> bool {
+    nix::unistd::tcgetpgrp(fd).is_ok_and(|group| group != nix::unistd::getpgrp())
+}
+
+/// Whether the console is interactive on `stdin`: a terminal that rootrun
+/// may make raw and read, where the escape key (Ctrl-<key> q) works. Not
+/// when rootrun is a background job of that terminal (`rootrun IMG &`, or
+/// `timeout 60 rootrun IMG`: timeout(1) runs its command in a process group
+/// of its own): raw mode would stop it with SIGTTOU (termios(3)), and what
+/// is typed there is for the foreground program. The console then works as
+/// with piped input.
+pub fn interactive(stdin: BorrowedFd<'_>) -> bool {
+    nix::unistd::isatty(stdin).unwrap_or(false) && !background(stdin)
+}
+
+/// SIGTTIN and SIGTTOU blocked, until dropped (see `block_job_control`).
+pub struct JobControlBlocked {
+    before: Option<SigSet>,
+}
+
+/// Blocks SIGTTIN and SIGTTOU until the guard is dropped (which restores the
+/// signal mask): the terminal's job control must never stop rootrun, which
+/// then could not serve a stop request (its stop signals are blocked too,
+/// read from a signalfd). Blocked, they are not even sent: a background
+/// job's read of the terminal fails with EIO, and its writes and mode
+/// changes go through (termios(3), "Job control"; the kernel's
+/// tty_check_change). Only in the process that runs the console loop: a
+/// blocked signal is inherited through fork and exec (by the monitor, and
+/// from it the container).
+pub fn block_job_control() -> JobControlBlocked {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTTIN);
+    set.add(Signal::SIGTTOU);
+    JobControlBlocked {
+        before: set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok(),
+    }
+}
+
+impl Drop for JobControlBlocked {
+    fn drop(&mut self) {
+        if let Some(mask) = self.before {
             let _ = mask.thread_set_mask();
         }
     }

@@ -1,6 +1,7 @@
 //! `rootrun run` (the default command): learn about the image and the host,
 //! plan, then print the plan (`--dry-run`) or launch it.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::arch::{self, Arch, Binfmt, Emulation, BINFMT_DIR};
@@ -217,7 +218,7 @@ fn banner(plan: &LaunchPlan, verbosity: Verbosity) -> Option<String> {
     match (&plan.mode, verbosity) {
         (_, Verbosity::Quiet) | (Mode::Command { .. }, Verbosity::Normal) => None,
         (Mode::Boot { .. }, _) => {
-            let how_to_stop = if console_is_interactive() {
+            let how_to_stop = if crate::console::interactive(std::io::stdin().as_fd()) {
                 let key = char::from(b'a' + plan.escape - 1);
                 format!("press Ctrl-{key} q to stop it")
             } else {
@@ -232,19 +233,4 @@ fn banner(plan: &LaunchPlan, verbosity: Verbosity) -> Option<String> {
             Some(format!("rootrun: running a command in {image} ({how})"))
         }
     }
-}
-
-/// Whether the escape key will work: stdin is a terminal, and rootrun is in
-/// its foreground process group (a background job gets no raw mode). A
-/// terminal that is not rootrun's controlling one has no job control
-/// (tcgetpgrp fails with ENOTTY): it is rootrun's to use.
-fn console_is_interactive() -> bool {
-    use std::io::IsTerminal;
-    use std::os::fd::AsFd;
-    let stdin = std::io::stdin();
-    stdin.is_terminal()
-        && match nix::unistd::tcgetpgrp(stdin.as_fd()) {
-            Ok(group) => group == nix::unistd::getpgrp(),
-            Err(_) => true,
-        }
 }

@@ -60,6 +60,11 @@ struct Staged {
 /// Runs the plan and returns rootrun's exit code. The caller has checked
 /// privileges and loaded liblxc.
 pub fn run(plan: &LaunchPlan, banner: Option<&str>, verbosity: Verbosity) -> Result<u8, Error> {
+    // A background rootrun writing its notes to a terminal with `stty
+    // tostop` would be stopped by SIGTTOU, and a stopped rootrun serves no
+    // stop request: job control never stops it (console::block_job_control;
+    // the monitor unblocks them for the container).
+    let _job_control = console::block_job_control();
     let mut staged = Staged::default();
     for step in &plan.steps {
         if verbosity == Verbosity::Verbose {
@@ -198,12 +203,7 @@ fn start(plan: &LaunchPlan, staged: &mut Staged, banner: Option<&str>) -> Result
     let prefetch = Prefetch::start(root(staged)?, &staged.first_read);
     let monitor = process::spawn(|| monitor::monitor_main(plan, rootrun, &signals, &outcome))?;
 
-    let mut session = Session {
-        plan,
-        monitor,
-        console: staged.console.as_ref(),
-        stop: None,
-    };
+    let mut session = Session::new(plan, monitor, staged.console.as_ref());
     let result = session.run(&signal_fd);
     // The monitor has exited. When start() returned, liblxc removed the
     // container's cgroups on its way out; a monitor that was killed (the
@@ -218,7 +218,7 @@ fn start(plan: &LaunchPlan, staged: &mut Staged, banner: Option<&str>) -> Result
         exit_code(
             plan,
             outcome.outcome(),
-            session.stop.map(|s| s.cause),
+            session.stop_cause(),
             &plan.layout.log,
         )
     });

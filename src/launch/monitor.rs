@@ -1,6 +1,6 @@
 //! The liblxc monitor child.
 
-use nix::sys::signal::SigSet;
+use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{setpgid, Pid};
 
 use crate::lxc::Container;
@@ -20,6 +20,12 @@ pub fn monitor_main(plan: &LaunchPlan, rootrun: Pid, signals: &SigSet, outcome: 
         return outcome.report(Outcome::StartFailed);
     }
     let _ = signals.thread_unblock();
+    // rootrun blocks the terminal's job-control signals for itself
+    // (`launch::run`); the container must get them as usual.
+    let mut job_control = SigSet::empty();
+    job_control.add(Signal::SIGTTIN);
+    job_control.add(Signal::SIGTTOU);
+    let _ = job_control.thread_unblock();
     process::default_signal_dispositions();
     let started = Container::new(&plan.name, &plan.layout.lxcpath).and_then(|container| {
         container.want_daemonize(false)?;

@@ -10,6 +10,7 @@ pub mod lsm;
 pub mod mount;
 pub mod namespace;
 pub mod privileges;
+pub mod proc;
 pub mod process;
 pub mod rootfs;
 pub mod tty;

@@ -165,52 +165,6 @@ pub fn send_signal(pid: i32, signal: i32) -> Result<(), Errno> {
     Errno::result(unsafe { libc::kill(pid, signal) }).map(drop)
 }
 
-/// The oldest child of `pid`, if any: from /proc/PID/task/PID/children
-/// (proc_pid_children(5)), or, on kernels built without it
-/// (CONFIG_PROC_CHILDREN), from a scan of every process's parent.
-pub fn first_child(pid: i32) -> Option<i32> {
-    match std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
-        Ok(text) => text.split_whitespace().next()?.parse().ok(),
-        Err(_) => children_by_scan(pid)
-            .into_iter()
-            .min()
-            .map(|(_, child)| child),
-    }
-}
-
-/// `(start time, PID)` of every process whose parent is `parent`, from
-/// /proc/PID/stat (proc_pid_stat(5): field 4 is the parent, 22 the start).
-fn children_by_scan(parent: i32) -> Vec<(u64, i32)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // After the name in parentheses (which may hold anything): state is
-        // field 3, so the parent is [1] and the start time [19].
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (Some(ppid), Some(start)) = (fields.get(1), fields.get(19)) else {
-            continue;
-        };
-        if ppid.parse() == Ok(parent) {
-            if let Ok(start) = start.parse() {
-                found.push((start, pid));
-            }
-        }
-    }
-    found
-}
-
 /// Forks; the child runs `body` and `_exit`s without running the parent's
 /// destructors (which own mounts and guards that the parent releases), even
 /// if `body` panics.
@@ -241,27 +195,5 @@ pub fn spawn(body: impl FnOnce()) -> Result<Pid, SysError> {
             unsafe { libc::_exit(code) }
         }
         Err(e) => Err(SysError::new("fork liblxc monitor", "<rootrun>", e)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_parent_scan_finds_a_running_child() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("spawn sleep");
-        let pid = child.id() as i32;
-        let scanned: Vec<i32> = children_by_scan(std::process::id() as i32)
-            .into_iter()
-            .map(|(_, child)| child)
-            .collect();
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(scanned.contains(&pid), "{pid} not in {scanned:?}");
-        assert!(children_by_scan(pid).is_empty());
     }
 }

@@ -1,0 +1,104 @@
+//! How the container's end maps to rootrun's exit code (DESIGN.md, style
+//! rule 6): the container's status passes through, a signal as 128+n.
+
+use std::fs;
+use std::path::Path;
+
+use super::StopCause;
+use crate::error::Error;
+use crate::plan::{LaunchPlan, Mode};
+use crate::sys::process::Outcome;
+
+/// rootrun's exit code: the container's status passed through (a signal as
+/// 128+n); a user's stop request wins over how init then ended.
+pub(crate) fn exit_code(
+    plan: &LaunchPlan,
+    outcome: Outcome,
+    stop: Option<StopCause>,
+    log: &Path,
+) -> Result<u8, Error> {
+    match (stop, outcome) {
+        // Stopped on request, even before start() returned or by killing
+        // the monitor: the request decides the code.
+        (Some(StopCause::Signal(signal)), _) => Ok(128 + signal as u8),
+        (Some(StopCause::Escape), _) => Ok(0),
+        (None, Outcome::Exited(status)) => Ok(status_code(&plan.mode, status)),
+        (None, Outcome::StartFailed | Outcome::Unknown) => Err(Error::Start {
+            detail: lxc_log_errors(log),
+        }),
+    }
+}
+
+/// Maps init's wait(2) status. In boot mode a halt or poweroff inside the
+/// container (reboot(2) in a PID namespace kills init with SIGINT, see
+/// pid_namespaces(7)) is a clean end: 0.
+fn status_code(mode: &Mode, status: i32) -> u8 {
+    if libc::WIFEXITED(status) {
+        return libc::WEXITSTATUS(status) as u8;
+    }
+    // liblxc reports a signalled init as `signal << 8 | 0x7f` (observed with
+    // liblxc 5.0.2: poweroff inside the container gives 0x27f).
+    let signal = if libc::WIFSIGNALED(status) {
+        Some(libc::WTERMSIG(status))
+    } else if status & 0x7f == 0x7f {
+        Some((status >> 8) & 0x7f)
+    } else {
+        None
+    };
+    if let Some(signal) = signal {
+        if matches!(mode, Mode::Boot { .. }) && signal == libc::SIGINT {
+            return 0;
+        }
+        return 128u8.saturating_add(signal as u8);
+    }
+    crate::error::EXIT_ROOTRUN
+}
+
+/// The ERROR lines liblxc wrote to its log, without their prefixes.
+fn lxc_log_errors(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains(" ERROR "))
+        .map(|line| line.rsplit_once(" - ").map_or(line, |(_, msg)| msg))
+        .collect();
+    let tail = &lines[lines.len().saturating_sub(3)..];
+    if tail.is_empty() {
+        format!("liblxc gave no reason (see {})", log.display())
+    } else {
+        tail.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boot() -> Mode {
+        Mode::Boot {
+            init: "/sbin/init".into(),
+        }
+    }
+
+    fn command() -> Mode {
+        Mode::Command {
+            argv: vec!["true".into()],
+        }
+    }
+
+    #[test]
+    fn exit_status_passes_through_and_signals_become_128_plus_n() {
+        assert_eq!(status_code(&command(), 7 << 8), 7);
+        assert_eq!(status_code(&command(), libc::SIGTERM), 128 + 15);
+        assert_eq!(status_code(&command(), libc::SIGINT), 128 + 2);
+    }
+
+    #[test]
+    fn poweroff_inside_a_booted_container_is_success() {
+        assert_eq!(status_code(&boot(), libc::SIGINT), 0);
+        assert_eq!(status_code(&boot(), 0x27f), 0);
+        assert_eq!(status_code(&command(), 0x27f), 130);
+        assert_eq!(status_code(&boot(), 0), 0);
+        assert_eq!(status_code(&boot(), libc::SIGKILL), 128 + 9);
+    }
+}

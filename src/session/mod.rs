@@ -1,0 +1,226 @@
+//! The running container, seen from rootrun: the event loop that serves
+//! signals, stop requests and (in boot mode) the console until the monitor
+//! exits.
+//!
+//! Beside it, one job each: `stop` decides how a stop goes (pure: time,
+//! /proc and kill(2) are passed in), `proxy` copies between stdin, stdout
+//! and the console through `gate` (when piped input may go in), `output`
+//! (the queue to stdout) and `queries` (terminal queries nobody answers),
+//! and `exit` maps the container's end to rootrun's exit code.
+
+mod exit;
+mod gate;
+mod output;
+mod proxy;
+mod queries;
+mod stop;
+
+use std::io::{self, IsTerminal};
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::console::{self, ConsolePty, RawMode, SavedMode};
+use crate::error::Error;
+use crate::plan::{LaunchPlan, Mode};
+use crate::sys::{proc, process, SysError};
+
+pub(crate) use exit::exit_code;
+use proxy::Proxy;
+pub(crate) use stop::StopCause;
+use stop::{Processes, Signals, Stop};
+
+/// The running container, seen from rootrun.
+pub(crate) struct Session<'a> {
+    plan: &'a LaunchPlan,
+    monitor: Pid,
+    console: Option<&'a ConsolePty>,
+    stop: Stop,
+}
+
+/// The host: /proc for the stop machine's looks, kill(2) for its steps.
+struct Host;
+
+impl Processes for Host {
+    fn container_init(&self, monitor: i32) -> Option<i32> {
+        proc::container_init(monitor)
+    }
+
+    fn first_child(&self, pid: i32) -> Option<i32> {
+        proc::first_child(pid)
+    }
+
+    fn receives(&self, pid: i32, signal: i32) -> bool {
+        proc::receives(pid, signal)
+    }
+}
+
+impl Signals for Host {
+    fn send(&mut self, pid: i32, signal: i32) -> Result<(), Errno> {
+        process::send_signal(pid, signal)
+    }
+}
+
+impl<'a> Session<'a> {
+    /// `console`: boot mode's pty, copied to and from rootrun's stdio.
+    pub(crate) fn new(plan: &'a LaunchPlan, monitor: Pid, console: Option<&'a ConsolePty>) -> Self {
+        let command = matches!(plan.mode, Mode::Command { .. });
+        Session {
+            plan,
+            monitor,
+            console,
+            stop: Stop::new(
+                monitor.as_raw(),
+                command,
+                plan.halt_signal,
+                plan.stop_timeout,
+            ),
+        }
+    }
+
+    /// What the first stop request was for, if there was one.
+    pub(crate) fn stop_cause(&self) -> Option<StopCause> {
+        self.stop.cause()
+    }
+
+    /// Runs until the monitor has exited.
+    pub(crate) fn run(&mut self, signal_fd: &SignalFd) -> Result<(), Error> {
+        // Declared first, dropped last: the terminal's mode is restored
+        // with SIGTTOU still blocked.
+        let _job_control = console::block_job_control();
+        let stdin = io::stdin();
+        let terminal = stdin.is_terminal();
+        let interactive = console::interactive(stdin.as_fd());
+        if self.console.is_some() && terminal && !interactive {
+            note(&background_note(self.plan.escape));
+        }
+        // Boot mode: raw while attached. Command mode: the command shares
+        // the terminal and may leave it raw when it is killed.
+        let _raw = (self.console.is_some() && interactive)
+            .then(|| RawMode::enter(stdin.as_fd()))
+            .flatten();
+        let _saved = (self.console.is_none() && terminal)
+            .then(|| SavedMode::save(stdin.as_fd()))
+            .flatten();
+        let mut proxy = self
+            .console
+            .map(|pty| Proxy::new(pty, stdin.as_fd(), interactive, self.plan.escape));
+
+        loop {
+            let now = Instant::now();
+            let wake_at = [self.stop.wake_at(), proxy.as_ref().and_then(Proxy::wake_at)]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = match wake_at {
+                // Rounded up: a timeout rounded down to 0 ms would spin
+                // until the moment comes.
+                Some(at) => PollTimeout::try_from(
+                    at.saturating_duration_since(now).as_micros().div_ceil(1000),
+                )
+                .unwrap_or(PollTimeout::MAX),
+                None => PollTimeout::NONE,
+            };
+            let stopping = self.stop.requested();
+            let mut fds = vec![PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+            let slots = proxy
+                .as_mut()
+                .map(|proxy| proxy.add_fds(&mut fds, now, stopping));
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(SysError::new("poll", "console", e).into()),
+            }
+            let signalled = fds[0].revents().is_some_and(|r| !r.is_empty());
+            let ready = slots.map(|slots| slots.ready(&fds));
+            drop(fds);
+
+            if signalled && self.handle_signals(signal_fd) {
+                break;
+            }
+            self.stop.tick(Instant::now(), &Host, &mut Host);
+            if let (Some(proxy), Some(ready)) = (proxy.as_mut(), ready) {
+                if proxy.serve(ready, self.stop.requested()) {
+                    self.request_stop(StopCause::Escape);
+                }
+            }
+        }
+        if let Some(proxy) = proxy {
+            proxy.finish(signal_fd);
+        }
+        Ok(())
+    }
+
+    /// Returns true when the monitor (and so the container) has exited.
+    fn handle_signals(&mut self, signal_fd: &SignalFd) -> bool {
+        let mut monitor_done = false;
+        while let Ok(Some(info)) = signal_fd.read_signal() {
+            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            if monitor_done {
+                // The monitor's PID is free now: nothing may be sent to it
+                // (signalfd hands out SIGWINCH after SIGCHLD, for one).
+                continue;
+            }
+            match signal {
+                Signal::SIGCHLD => monitor_done |= self.reap_monitor(),
+                Signal::SIGWINCH => {
+                    if let Some(pty) = self.console {
+                        pty.resize_from(io::stdin().as_fd());
+                        // liblxc's monitor copies the size on to the console.
+                        let _ = kill(self.monitor, Signal::SIGWINCH);
+                    }
+                }
+                other => self.request_stop(StopCause::Signal(other)),
+            }
+        }
+        monitor_done
+    }
+
+    fn reap_monitor(&self) -> bool {
+        matches!(
+            waitpid(self.monitor, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(_)
+        )
+    }
+
+    fn request_stop(&mut self, cause: StopCause) {
+        if cause == StopCause::Escape && !self.stop.requested() {
+            // The terminal is raw: CR LF by hand.
+            note(&format!(
+                "\r\nrootrun: stopping the container (halt signal {})\r\n",
+                self.plan.halt_signal
+            ));
+        }
+        self.stop.request(cause, Instant::now(), &Host, &mut Host);
+    }
+}
+
+/// Why the console is not interactive although stdin is a terminal, and
+/// how to get it.
+fn background_note(escape: u8) -> String {
+    let key = char::from(escape.wrapping_add(b'a' - 1));
+    format!(
+        "rootrun: the console is not interactive: rootrun is not in its terminal's foreground \
+         (started with & or by timeout(1)?), so no raw mode and no Ctrl-{key} q; stop it with a \
+         signal, or run it in the foreground (timeout --foreground) for the interactive console\n"
+    )
+}
+
+/// Writes one of rootrun's own notes to stderr, unless stderr takes nothing
+/// for half a second: it may be the very pipe whose reader stalled stdout.
+/// A note is shorter than PIPE_BUF, so after POLLOUT a pipe takes it whole.
+fn note(text: &str) {
+    use std::io::Write;
+    let stderr = io::stderr();
+    let mut fds = [PollFd::new(stderr.as_fd(), PollFlags::POLLOUT)];
+    if matches!(poll(&mut fds, PollTimeout::from(500u16)), Ok(n) if n > 0) {
+        let _ = stderr.lock().write_all(text.as_bytes());
+    }
+}

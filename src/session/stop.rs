@@ -1,0 +1,273 @@
+//! Stopping the container, as a state machine that only decides: what it
+//! sees of the container's processes comes through `Processes`, what it does
+//! goes through `Signals`, and the time is an argument. The event loop
+//! feeds it requests and wake-ups; unit tests drive every path with fakes.
+//!
+//! Every step is a plain kill(2) on a PID rootrun found itself: a call into
+//! liblxc's command socket would block until the monitor answers, and the
+//! monitor may be blocked writing to the console that only rootrun's loop
+//! drains.
+
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+
+/// What the stop machine looks at: the container's processes (in /proc on
+/// the host, see `crate::sys::proc`).
+pub(crate) trait Processes {
+    /// The container's init (the monitor's child in a PID namespace of its
+    /// own); None before it exists and after it is gone.
+    fn container_init(&self, monitor: i32) -> Option<i32>;
+    /// The oldest child of `pid`.
+    fn first_child(&self, pid: i32) -> Option<i32>;
+    /// Whether `pid`, the first of a PID namespace, would receive `signal`
+    /// rather than have the kernel drop it (pid_namespaces(7)).
+    fn receives(&self, pid: i32, signal: i32) -> bool;
+}
+
+/// How the stop machine acts: kill(2) on the host.
+pub(crate) trait Signals {
+    fn send(&mut self, pid: i32, signal: i32) -> Result<(), Errno>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopCause {
+    Escape,
+    Signal(Signal),
+}
+
+/// How long the monitor has to clean up after init was killed.
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a dropped first stop signal is tried again.
+const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// How far a stop has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Init got its halt signal (a command, the signal rootrun got).
+    Asked,
+    /// Init got SIGKILL: the PID namespace dies, the monitor cleans up.
+    InitKilled,
+    /// The monitor got SIGKILL; liblxc's parent-death signal kills init.
+    MonitorKilled,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    cause: StopCause,
+    step: Step,
+    /// When the next, harder step is due; none after the last one.
+    deadline: Option<Instant>,
+    /// The first signal went to a PID-namespace init that did not catch it,
+    /// so the kernel dropped it (pid_namespaces(7)): when to look again
+    /// whether init has a handler by now, and send it again.
+    retry: Option<Retry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retry {
+    at: Instant,
+    pid: i32,
+    signal: i32,
+}
+
+/// What became of the first stop signal.
+enum Asked {
+    Sent,
+    /// Sent to init (this PID), which looked as if it would drop it.
+    MaybeDropped(i32, i32),
+}
+
+/// The stop of one container, from the first request to the monitor's
+/// SIGKILL.
+#[derive(Debug)]
+pub(crate) struct Stop {
+    monitor: i32,
+    /// Command mode: a signal rootrun gets goes to the command itself.
+    command: bool,
+    /// The host signal that halts init; None when its name is unknown.
+    halt: Option<i32>,
+    /// How long init has to halt before it is killed.
+    timeout: Duration,
+    request: Option<Request>,
+}
+
+impl Stop {
+    pub(crate) fn new(monitor: i32, command: bool, halt_signal: &str, timeout: Duration) -> Self {
+        Stop {
+            monitor,
+            command,
+            halt: signal_number(halt_signal),
+            timeout,
+            request: None,
+        }
+    }
+
+    /// What the first request was for; None while nobody asked.
+    pub(crate) fn cause(&self) -> Option<StopCause> {
+        self.request.map(|request| request.cause)
+    }
+
+    pub(crate) fn requested(&self) -> bool {
+        self.request.is_some()
+    }
+
+    /// When `tick` has something to do next.
+    pub(crate) fn wake_at(&self) -> Option<Instant> {
+        let request = self.request?;
+        let retry_at = request.retry.map(|retry| retry.at);
+        [request.deadline, retry_at].into_iter().flatten().min()
+    }
+
+    /// First request: ask init to halt and start the grace period. A second
+    /// request (Ctrl-C twice) goes straight to the next step.
+    pub(crate) fn request(
+        &mut self,
+        cause: StopCause,
+        now: Instant,
+        procs: &impl Processes,
+        signals: &mut impl Signals,
+    ) {
+        if self.request.is_some() {
+            self.escalate(now, procs, signals);
+            return;
+        }
+        let mut request = Request {
+            cause,
+            step: Step::Asked,
+            deadline: Some(now + self.timeout),
+            retry: None,
+        };
+        match self.ask(cause, procs, signals) {
+            // No init yet (or already gone): nothing to ask.
+            None => {
+                self.request = Some(request);
+                self.escalate(now, procs, signals);
+                return;
+            }
+            Some(Asked::Sent) => {}
+            Some(Asked::MaybeDropped(pid, signal)) => {
+                request.retry = Some(Retry {
+                    at: now + RETRY_EVERY,
+                    pid,
+                    signal,
+                });
+            }
+        }
+        self.request = Some(request);
+    }
+
+    /// Takes the next step when its deadline has come, and sends a dropped
+    /// first signal again when its target catches it by now.
+    pub(crate) fn tick(
+        &mut self,
+        now: Instant,
+        procs: &impl Processes,
+        signals: &mut impl Signals,
+    ) {
+        if self
+            .request
+            .and_then(|request| request.deadline)
+            .is_some_and(|at| now >= at)
+        {
+            self.escalate(now, procs, signals);
+        }
+        self.retry_ask(now, procs, signals);
+    }
+
+    /// Sends the first stop signal and says whether init may have dropped
+    /// it; None when there is no init to send to.
+    fn ask(
+        &self,
+        cause: StopCause,
+        procs: &impl Processes,
+        signals: &mut impl Signals,
+    ) -> Option<Asked> {
+        let init = procs.container_init(self.monitor)?;
+        let (target, signal) = match (self.command, cause) {
+            // A command gets the very signal rootrun got, as a shell's child
+            // would. It goes to the command itself: liblxc's init turns
+            // SIGINT into a SIGTERM shutdown of everything.
+            (true, StopCause::Signal(signal)) => {
+                (procs.first_child(init).unwrap_or(init), signal as i32)
+            }
+            // An init is asked to power off with its own halt signal.
+            _ => (init, self.halt?),
+        };
+        // Only a namespace's init drops signals it does not take. Sent
+        // anyway: the look into /proc cannot see every way of waiting for
+        // a signal, and a dropped one costs nothing.
+        let dropped = target == init && !procs.receives(init, signal);
+        signals.send(target, signal).ok()?;
+        Some(if dropped {
+            Asked::MaybeDropped(init, signal)
+        } else {
+            Asked::Sent
+        })
+    }
+
+    /// Sends a dropped first stop signal again once its target catches it.
+    fn retry_ask(&mut self, now: Instant, procs: &impl Processes, signals: &mut impl Signals) {
+        let Some(request) = self.request.as_mut() else {
+            return;
+        };
+        let Some(retry) = request.retry else { return };
+        if request.step != Step::Asked {
+            request.retry = None;
+            return;
+        }
+        if now < retry.at {
+            return;
+        }
+        if procs.receives(retry.pid, retry.signal) {
+            request.retry = None;
+            // Still the container's init, not a reused PID.
+            if procs.container_init(self.monitor) == Some(retry.pid) {
+                let _ = signals.send(retry.pid, retry.signal);
+            }
+        } else {
+            request.retry = Some(Retry {
+                at: now + RETRY_EVERY,
+                ..retry
+            });
+        }
+    }
+
+    /// The next, harder step of a stop.
+    fn escalate(&mut self, now: Instant, procs: &impl Processes, signals: &mut impl Signals) {
+        let Some(current) = self.request.map(|request| request.step) else {
+            return;
+        };
+        let step = match (current, procs.container_init(self.monitor)) {
+            (Step::Asked, Some(init)) => {
+                let _ = signals.send(init, libc::SIGKILL);
+                Step::InitKilled
+            }
+            (Step::MonitorKilled, _) => return,
+            _ => {
+                let _ = signals.send(self.monitor, libc::SIGKILL);
+                Step::MonitorKilled
+            }
+        };
+        if let Some(request) = self.request.as_mut() {
+            request.step = step;
+            request.deadline = (step == Step::InitKilled).then(|| now + KILL_GRACE);
+        }
+    }
+}
+
+/// A signal's number from its name as liblxc's `lxc.signal.halt` takes it:
+/// `SIGPWR`, `SIGUSR2`, `SIGRTMIN+4`.
+fn signal_number(name: &str) -> Option<i32> {
+    if let Some(offset) = name.strip_prefix("SIGRTMIN+") {
+        let number = libc::SIGRTMIN() + offset.parse::<i32>().ok()?;
+        return (number <= libc::SIGRTMAX()).then_some(number);
+    }
+    name.parse::<Signal>().ok().map(|signal| signal as i32)
+}
+
+#[cfg(test)]
+#[path = "stop_tests.rs"]
+mod tests;
