@@ -49,5 +49,5 @@ fn looks_like_a_command(err: &clap::Error) -> bool {
     };
     err.kind() == ErrorKind::UnknownArgument
         && !word.starts_with('-')
-        && !std::env::args().any(|a| a == "--")
+        && !std::env::args_os().any(|a| a == "--")
 }

@@ -16,12 +16,41 @@ pub fn stdout(text: &str) -> Result<(), Error> {
         .map_err(Error::Stdout)
 }
 
-/// `rootrun: TEXT` on stderr, if stderr takes it.
+/// `rootrun: TEXT` on stderr, if stderr takes it. Control characters are
+/// escaped: messages carry names and text from the image, which is hostile
+/// (an escape sequence in a file name must not reach the terminal).
 pub fn note(text: &str) {
-    let _ = writeln!(io::stderr().lock(), "rootrun: {text}");
+    let _ = writeln!(io::stderr().lock(), "rootrun: {}", printable(text));
+}
+
+/// `text` with its control characters (ESC, BEL, CR, ...) written as
+/// escapes (`\u{1b}`), for a terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// `rootrun: warning: TEXT` on stderr, if stderr takes it.
 pub fn warning(text: &str) {
     note(&format!("warning: {text}"));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            super::printable("a\x1b]0;OWNED\x07b"),
+            "a\\u{1b}]0;OWNED\\u{7}b"
+        );
+        assert_eq!(super::printable("plain: ü"), "plain: ü");
+    }
 }

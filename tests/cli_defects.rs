@@ -373,3 +373,83 @@ fn a_run_executes_exactly_the_steps_its_dry_run_printed() {
     assert_run_matches_dry_run(&foreign, &[], b"poweroff -f\n");
     frame.before.assert_restored("run matches dry run");
 }
+
+/// The BusyBox image unpacked, changed by `change`, packed again.
+fn image_changed(name: &str, change: impl FnOnce(&Path)) -> PathBuf {
+    let tree = work_dir().join(format!("{name}-tree"));
+    let _ = fs::remove_dir_all(&tree);
+    let status = Command::new("unsquashfs")
+        .args(["-q", "-no-progress", "-d"])
+        .arg(&tree)
+        .arg(busybox_image(NATIVE))
+        .status()
+        .expect("unsquashfs");
+    assert!(status.success());
+    change(&tree);
+    let image = work_dir().join(format!("{name}.img"));
+    mksquashfs(&tree, &image);
+    image
+}
+
+#[test]
+fn a_broken_init_does_not_stop_a_command_and_is_127_or_named_for_a_boot() {
+    let looped = image_changed("cmd-init-loop", |tree| {
+        fs::remove_file(tree.join("sbin/init")).unwrap();
+        std::os::unix::fs::symlink("/sbin/init2", tree.join("sbin/init")).unwrap();
+        std::os::unix::fs::symlink("init", tree.join("sbin/init2")).unwrap();
+    });
+    let sbin_file = image_changed("cmd-sbin-file", |tree| {
+        fs::remove_dir_all(tree.join("sbin")).unwrap();
+        fs::write(tree.join("sbin"), "not a directory\n").unwrap();
+    });
+    let Some(frame) = root_frame("broken init, command") else {
+        return;
+    };
+    for image in [&looped, &sbin_file] {
+        let out = run_with_input(
+            rootrun().arg(image).args(["--", "/bin/busybox", "true"]),
+            b"",
+            LIMIT,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            image.display(),
+            text(&out.stderr)
+        );
+    }
+    // Booting it: /sbin a file makes init as missing as no init (127).
+    let out = run_with_input(rootrun().arg(&sbin_file), b"", LIMIT);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    frame.before.assert_restored("broken init, command");
+}
+
+#[test]
+fn a_file_name_that_is_not_utf8_is_a_usage_error_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::OsStr::from_bytes(b"img\xff.img");
+    let out = rootrun().arg(name).args(["uname", "-m"]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn text_from_the_image_reaches_the_terminal_escaped() {
+    let image = image_with(
+        "escapes",
+        &[(
+            "metadata.yaml",
+            "architecture: x86_64\nproperties:\n  os: \"\\e]0;OWNED\\a\\e[2J\"\n",
+        )],
+    );
+    let out = rootrun().arg("inspect").arg(&image).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("OWNED"), "{stdout}");
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
+}

@@ -38,8 +38,8 @@ pub struct HostView {
 
 pub fn run(args: &InspectArgs) -> Result<u8, Error> {
     let image = Image::open(&args.image)?;
-    let facts =
-        image::examine(&image, &args.init, args.arch).map_err(|e| Error::Detect(Box::new(e)))?;
+    let facts = image::examine(&image, &args.init, args.arch, image::InitUse::LookOnly)
+        .map_err(|e| Error::Detect(Box::new(e)))?;
     let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
     let host = host_view(&facts, &binfmt);
     let report = Report {
@@ -87,7 +87,7 @@ fn render(report: &Report) -> String {
     let facts = &report.facts;
     let mut out = String::new();
     let mut row = |key: &str, value: String| {
-        let _ = writeln!(out, "{key:<13}{value}");
+        let _ = writeln!(out, "{key:<13}{}", notice::printable(&value));
     };
     row("image", report.image.display().to_string());
     if let Some(sq) = &facts.squashfs {

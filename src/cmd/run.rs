@@ -7,14 +7,19 @@ use std::path::Path;
 use crate::arch::{self, Arch, Binfmt, Emulation, BINFMT_DIR};
 use crate::config::{DryRun, Lower, RunConfig, Verbosity};
 use crate::error::Error;
-use crate::image::{self, entry, Image, ImageFacts};
+use crate::image::{self, entry, Image, ImageFacts, InitUse};
 use crate::plan::{self, HostPlan, LaunchPlan, Mode, Registration};
 use crate::sys::privileges;
 use crate::{launch, lxc, notice};
 
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
     let image = open(&config.image, config.lower)?;
-    let facts = image::examine(&image, &config.init, config.arch)
+    let init_use = if config.is_command() {
+        InitUse::LookOnly
+    } else {
+        InitUse::Boot
+    };
+    let facts = image::examine(&image, &config.init, config.arch, init_use)
         .map_err(|e| Error::Detect(Box::new(e)))?;
     for warning in facts.warnings() {
         notice::warning(&warning);
@@ -22,7 +27,7 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
     // binfmt_misc is only read here; a run that must mount or register does
     // so as steps of the plan.
     let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
-    let host = host_plan(&facts, binfmt, config.register_binfmt)?;
+    let host = host_plan(&facts, binfmt, config)?;
     let plan = plan::plan(config, &facts, host, std::process::id());
 
     if let Some(format) = config.dry_run {
@@ -79,7 +84,8 @@ fn open(path: &Path, lower: Lower) -> Result<Image, Error> {
 
 /// How the host will run the image: the handler the kernel picks, or the
 /// one `--register-binfmt` would add when none does.
-fn host_plan(facts: &ImageFacts, binfmt: Binfmt, register: bool) -> Result<HostPlan, Error> {
+fn host_plan(facts: &ImageFacts, binfmt: Binfmt, config: &RunConfig) -> Result<HostPlan, Error> {
+    let register = config.register_binfmt;
     let binfmt_mounted = matches!(binfmt, Binfmt::Mounted { .. });
     let decided = facts.emulation(&binfmt);
     let (emulation, registration) = match (decided, facts.arch) {
@@ -91,7 +97,12 @@ fn host_plan(facts: &ImageFacts, binfmt: Binfmt, register: bool) -> Result<HostP
         }
         (Err(err), _) => return Err(err.into()),
     };
-    let rt_shift = rt_shift(facts, &emulation);
+    // Only a boot sends init a halt signal of rootrun's choosing.
+    let rt_shift = if config.is_command() || config.halt_signal.is_some() {
+        0
+    } else {
+        rt_shift(facts, &emulation)
+    };
     let lsm = crate::sys::lsm::detect();
     if lsm.apparmor && !lsm.apparmor_parser {
         notice::warning(
@@ -123,11 +134,21 @@ fn rt_shift(facts: &ImageFacts, emulation: &Emulation) -> i32 {
     match version.and_then(arch::rt_signal_shift) {
         Some(shift) => shift,
         None => {
+            // An F handler's file was opened when it was registered, in the
+            // registering process's view: the path may name nothing here,
+            // or another file than the emulator the kernel runs.
+            let why = match version {
+                Some(v) => format!("QEMU {v} is older than the mappings rootrun knows"),
+                None if !interpreter.exists() => format!(
+                    "{} does not exist in rootrun's view (an F handler registered \
+                     from another root?)",
+                    interpreter.display()
+                ),
+                None => format!("{} did not tell its QEMU version", interpreter.display()),
+            };
             notice::warning(&format!(
-                "cannot tell how {} maps real-time signals ({}); assuming QEMU 5.0-8.1's \
-                 (host N arrives as N-2); choose the halt signal with --halt-signal",
-                interpreter.display(),
-                version.map_or("its version is unknown".to_owned(), |v| format!("QEMU {v}"))
+                "cannot tell how the emulator maps real-time signals: {why}; assuming \
+                 QEMU 5.0-8.1's (host N arrives as N-2); name the halt signal with --halt-signal"
             ));
             2
         }

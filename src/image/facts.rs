@@ -66,17 +66,30 @@ pub enum DetectError {
     NoElf { probes: Vec<Probe> },
 }
 
+/// What init is to the run: booted, or only looked at (command mode runs
+/// another program, and `inspect` reports whatever it finds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitUse {
+    Boot,
+    LookOnly,
+}
+
 pub fn examine(
     image: &Image,
     init: &str,
     arch_override: Option<Arch>,
+    init_use: InitUse,
 ) -> Result<ImageFacts, DetectError> {
     let init_resolved = match image.resolve(init) {
         Ok(resolved) => Some(resolved),
-        Err(ImageError::NotFound { .. }) => None,
-        // A symlink loop or a corrupt directory at init is an error, not a
-        // reason to guess from another file.
-        Err(err) => return Err(err.into()),
+        // A path through a file (`/sbin` a regular file) is as missing to
+        // exec(2) as a missing one: 127 later, like any missing init.
+        Err(ImageError::NotFound { .. } | ImageError::NotADirectory { .. }) => None,
+        // A symlink loop or a corrupt directory at the init to boot is an
+        // error, not a reason to guess from another file; a command that
+        // does not run init only notes it (it is one of the probes below).
+        Err(err) if init_use == InitUse::Boot => return Err(err.into()),
+        Err(_) => None,
     };
     let init_flavor = init_resolved
         .as_ref()
@@ -182,6 +195,8 @@ fn probe(image: &Image, file: &str) -> Result<(Evidence, Vec<u8>), (bool, String
     }
 }
 
+/// A script's first line, for messages: at most 80 bytes (control
+/// characters are escaped where messages are written, `notice`).
 fn first_line(head: &[u8]) -> String {
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned()

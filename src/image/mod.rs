@@ -25,7 +25,7 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 pub use error::ImageError;
-pub use facts::{examine, DetectError, Evidence, ImageFacts, Probe};
+pub use facts::{examine, DetectError, Evidence, ImageFacts, InitUse, Probe};
 pub use init::InitFlavor;
 pub use metadata::{Metadata, Properties};
 pub use squash::SquashfsFacts;

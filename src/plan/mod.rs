@@ -416,7 +416,10 @@ pub fn default_hostname(image: &Path) -> String {
         .trim_matches('-')
         .chars()
         .take(63)
-        .collect();
+        .collect::<String>()
+        // The cut may leave a '-' at the end, where a label may not have one.
+        .trim_end_matches('-')
+        .to_owned();
     if label.is_empty() {
         "rootrun".into()
     } else {

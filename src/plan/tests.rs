@@ -167,6 +167,8 @@ fn dry_run_names_the_interpreter_bind_mount() {
 fn hostname_falls_back_when_the_name_has_no_usable_characters() {
     assert_eq!(default_hostname(Path::new("/x/___.img")), "rootrun");
     assert_eq!(default_hostname(Path::new(&"a".repeat(100))).len(), 63);
+    let cut_at_a_dash = format!("{}_b.img", "a".repeat(62));
+    assert_eq!(default_hostname(Path::new(&cut_at_a_dash)), "a".repeat(62));
 }
 
 #[test]

@@ -17,9 +17,10 @@ pub struct Lsm {
 
 /// Reads the host's state from sysfs (Documentation/admin-guide/LSM/).
 pub fn detect() -> Lsm {
+    // The very file liblxc's apparmor_enabled() reads: rootrun's choice
+    // must match the one liblxc makes.
     let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|text| text.trim() == "Y")
-        && Path::new("/sys/kernel/security/apparmor").exists();
+        .is_ok_and(|text| text.trim() == "Y");
     let apparmor_parser = ["/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"]
         .iter()
         .any(|path| Path::new(path).exists());

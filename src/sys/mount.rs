@@ -179,3 +179,45 @@ pub fn bind_read_only(
         target: target_path.to_path_buf(),
     })
 }
+
+/// Bind-mounts the directory `dir` (with what is mounted below it) onto
+/// itself, by fd only: no path is looked up again, so nothing mounted over
+/// one of its parents meanwhile can redirect it. Returns an fd of the new
+/// mount's root. Not undone on drop: it is made for the life of rootrun's
+/// namespace (see `namespace`).
+pub fn bind_onto_itself(dir: &OwnedFd) -> Result<OwnedFd, SysError> {
+    let fail = |op: &'static str| move |e| SysError::new(op, "the chroot directory", e);
+    // SAFETY: open_tree reads the empty NUL-terminated path during the
+    // call (AT_EMPTY_PATH: `dir` itself) and returns a new fd (or -1),
+    // which is owned below.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dir.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE
+                | libc::AT_RECURSIVE as libc::c_uint
+                | libc::AT_EMPTY_PATH as libc::c_uint
+                | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    let tree = Errno::result(tree).map_err(fail("open_tree"))?;
+    let tree = i32::try_from(tree)
+        .map_err(|_| SysError::new("open_tree", "the chroot directory", Errno::EBADF))?;
+    // SAFETY: a successful open_tree returned a fresh fd nobody else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree) };
+    // SAFETY: both fds are open; empty paths with the *_EMPTY_PATH flags
+    // mean the fds themselves.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            dir.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map_err(fail("bind-mount (move_mount) onto"))?;
+    Ok(tree)
+}

@@ -6,17 +6,17 @@
 //! any thread exists: a namespace unshared by one thread is that thread's
 //! alone (unshare(2)).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::stat::{stat, Mode};
-use nix::unistd::{chdir, chroot, getcwd};
+use nix::sys::stat::{fstat, stat, Mode};
+use nix::unistd::{chdir, chroot, fchdir, getcwd};
 
-use super::SysError;
+use super::{mount, SysError};
 
 pub fn enter_private_mount_namespace() -> Result<(), SysError> {
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| SysError::new("unshare(CLONE_NEWNS)", "/", e))?;
@@ -46,31 +46,44 @@ fn make_private(path: &Path) -> Result<(), Errno> {
 /// namespace's real root, make every mount private there, bind-mount the
 /// chroot's directory onto itself so that `/` becomes a mount point (liblxc's
 /// pivot_root(2) needs one: "the current root is not a mount point" is
-/// EINVAL), and go back in, to the same working directory.
+/// EINVAL), and go back in, to the same working directory. Everything after
+/// the step out goes by fd, never by a path name that something mounted
+/// meanwhile could redirect; on any failure rootrun goes back into the
+/// chroot it came from before it reports.
 fn make_private_around_chroot() -> Result<(), SysError> {
-    let fail = |op: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |e| SysError::new(op, path, e)
-    };
-    let inside = getcwd().map_err(fail("find the working directory", Path::new(".")))?;
+    let inside = getcwd().map_err(|e| SysError::new("find the working directory", ".", e))?;
     let chroot_dir = open_dir(Path::new("/"))?;
     escape_chroot()?;
-    make_private(Path::new("/")).map_err(fail("make mounts private under", Path::new("/")))?;
-    // Readable now that the root is the namespace's: the chroot's path.
-    let dir = std::fs::read_link(format!("/proc/self/fd/{}", chroot_dir.as_raw_fd()))
-        .map_err(|e| SysError::io("find the path of the chroot", "/", e))?;
-    mount(
-        Some(&dir),
-        &dir,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(fail("bind-mount the chroot onto itself at", &dir))?;
-    chroot(&dir).map_err(fail("chroot back into", &dir))?;
+    let entered = make_private(Path::new("/"))
+        .map_err(|e| SysError::new("make mounts private under", "/", e))
+        .and_then(|()| mount::bind_onto_itself(&chroot_dir))
+        .and_then(|root| enter(&root, &chroot_dir));
+    if let Err(err) = entered {
+        // Back where rootrun was, whatever failed.
+        let _ = enter(&chroot_dir, &chroot_dir);
+        return Err(err);
+    }
     chdir(&inside)
         .or_else(|_| chdir("/"))
-        .map_err(fail("change directory to", &inside))
+        .map_err(|e| SysError::new("change directory to", &inside, e))
+}
+
+/// chroot(2) into the directory `root` and check that `/` is now `expected`
+/// (the same directory, seen through a bind mount or not).
+fn enter(root: &OwnedFd, expected: &OwnedFd) -> Result<(), SysError> {
+    let fail = |op: &'static str| move |e| SysError::new(op, "the chroot directory", e);
+    fchdir(root).map_err(fail("change directory to"))?;
+    chroot(".").map_err(fail("chroot back into"))?;
+    let (now, want) = (stat("/"), fstat(expected));
+    match (now, want) {
+        (Ok(now), Ok(want)) if (now.st_dev, now.st_ino) == (want.st_dev, want.st_ino) => Ok(()),
+        (Err(e), _) | (_, Err(e)) => Err(fail("look at")(e)),
+        _ => Err(SysError::new(
+            "chroot back into",
+            "the chroot directory (another directory came in its place)",
+            Errno::ESTALE,
+        )),
+    }
 }
 
 /// chroot(2) into a subdirectory while the working directory stays at the
