@@ -295,7 +295,7 @@ fn sigkill_of_rootrun_leaves_nothing_behind() {
     };
     let mut boot = spawn_boot(&frame, &image);
     boot.expect("ROOTRUN-BOOT-OK", LIMIT);
-    let pid = boot.child.id();
+    let pid = boot.id();
     boot.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = boot.finish(LIMIT);
     // The container dies with its monitor; the namespace, mounts and loop

@@ -448,7 +448,7 @@ fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
     };
     // rootrun's children: the monitor (which has the container under it)
     // and a short-lived page-cache prefetcher.
-    let monitor = children(run.child.id())
+    let monitor = children(run.id())
         .into_iter()
         .find(|p| !children(*p).is_empty())
         .unwrap_or(0);

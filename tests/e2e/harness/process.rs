@@ -146,8 +146,10 @@ fn stream<R: Read + Send + 'static>(mut pipe: R) -> Receiver<Vec<u8>> {
 
 /// A running rootrun whose output is read as it comes, for tests that react
 /// to what the container prints (wait for a marker, then signal, ...).
+/// Killed on drop if the test did not `finish` it (a failed test must not
+/// leave a rootrun running).
 pub struct Live {
-    pub child: Child,
+    child: Option<Child>,
     rx: Receiver<Vec<u8>>,
     /// Everything read so far.
     pub seen: String,
@@ -163,10 +165,15 @@ impl Live {
     /// Streams `output` (e.g. a pty master) for an already spawned child.
     pub fn reading<R: Read + Send + 'static>(child: Child, output: R) -> Live {
         Live {
-            child,
+            child: Some(child),
             rx: stream(output),
             seen: String::new(),
         }
+    }
+
+    /// The PID of rootrun (or of the program spawned).
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Reads until `needle` shows up; false after `limit`.
@@ -184,33 +191,54 @@ impl Live {
         true
     }
 
-    /// Like `wait_for`, but panics with the output so far.
+    /// Like `wait_for`, but panics with the output so far (and, the child
+    /// killed, its stderr).
     pub fn expect(&mut self, needle: &str, limit: Duration) {
+        let appeared = self.wait_for(needle, limit);
+        let stderr = if appeared { String::new() } else { self.kill() };
         assert!(
-            self.wait_for(needle, limit),
-            "{needle:?} never appeared; output so far: {}",
+            appeared,
+            "{needle:?} never appeared; output so far: {}\nstderr: {stderr}",
             self.seen
         );
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.id() as i32), signal)
             .expect("signal rootrun");
+    }
+
+    /// Kills and reaps the child; returns what it wrote to a piped stderr
+    /// (waiting a few seconds at most: a stuck grandchild may hold it).
+    fn kill(&mut self) -> String {
+        let Some(mut child) = self.child.take() else {
+            return String::new();
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take();
+        std::thread::spawn(move || {
+            let _ = tx.send(drain(stderr).join().unwrap_or_default());
+        });
+        text(&rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default())
     }
 
     /// Waits for the child (killed and reported on overrun of `limit`) and
     /// for the rest of its output.
-    pub fn finish(self, limit: Duration) -> (Output, String) {
-        let Live {
-            child,
-            rx,
-            mut seen,
-        } = self;
+    pub fn finish(mut self, limit: Duration) -> (Output, String) {
+        let child = self.child.take().expect("a child not finished yet");
         let out = wait_with_limit(child, limit);
-        while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(2)) {
-            seen.push_str(&text(&chunk));
+        while let Ok(chunk) = self.rx.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push_str(&text(&chunk));
         }
-        (out, seen)
+        (out, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
