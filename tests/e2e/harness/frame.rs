@@ -8,7 +8,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use super::fixtures::{self, fingerprint, lock_ignoring_poison, ImageSpec};
@@ -21,6 +21,13 @@ use super::skip::{emulation, need, root, tool};
 /// left behind"; plan.rs). Spelled out: the harness checks rootrun's
 /// behaviour, it does not take it from rootrun's code.
 const CONTAINER_PREFIX: &str = "rootrun-";
+
+/// Frames of one process run one at a time, as the separate binaries ran:
+/// the timing-sensitive tests (a 3 s window for a flooding guest, a boot
+/// within 60 s) miss their windows on a 2-CPU machine when two boots and a
+/// debootstrap share it. The harness's unit tests without a frame still run
+/// in parallel; across processes the host lock decides.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// How long teardown may take after rootrun exits (it is asynchronous after
 /// a SIGKILL: the kernel reaps the container's namespaces).
@@ -80,6 +87,7 @@ impl Setup {
         if self.emulation {
             need(test, emulation())?;
         }
+        let serial = lock_ignoring_poison(&ONE_AT_A_TIME);
         let lock = lock::host(self.access).unwrap_or_else(|e| panic!("{test}: {e}"));
         let scratch = work_dir(test);
         Some(Frame {
@@ -90,6 +98,7 @@ impl Setup {
             access: self.access,
             test: self.test,
             _lock: lock,
+            _serial: serial,
         })
     }
 }
@@ -106,6 +115,7 @@ pub struct Frame {
     containers: Mutex<Vec<String>>,
     /// Declared last: released after everything above, even on panic.
     _lock: Held,
+    _serial: MutexGuard<'static, ()>,
 }
 
 impl Frame {

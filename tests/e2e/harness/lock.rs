@@ -3,7 +3,8 @@
 //! and CI) may run on one machine at once. A test that changes binfmt_misc
 //! holds an exclusive flock(2) on `LOCK_FILE`, every other test a shared
 //! one. flock locks belong to the open file description, so two frames of
-//! one process (two test threads) exclude each other the same way.
+//! one process would exclude each other the same way (they also run one at
+//! a time, frame.rs).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
