@@ -2,8 +2,6 @@
 //! fail cleanly without writing outside DIR. Images are built at test time with mksquashfs;
 //! hostile ones by patching bytes of an image whose tables are stored uncompressed.
 
-mod common;
-
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::AsFd;
@@ -13,11 +11,22 @@ use std::process::Command;
 
 use rootrun::image::unpack::{unpack, NoProgress, SkipKind, UnpackOptions, NOTE_NAME};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = common::work_dir().join(format!("unpack-{name}"));
-    let _ = Command::new("rm").arg("-rf").arg(&dir).status();
-    fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+use crate::harness::{rootrun, text, wait_with_limit, Frame};
+
+/// What these tests run besides rootrun (squashfs-tools, python3,
+/// libcap2-bin, util-linux).
+const TOOLS: &[&str] = &[
+    "mksquashfs",
+    "unsquashfs",
+    "python3",
+    "setcap",
+    "prlimit",
+    "unshare",
+];
+
+/// The frame of an unpack test: root (owners, device nodes), its tools.
+fn unpack_frame(test: &str) -> Option<Frame> {
+    Frame::setup(test).tools(TOOLS).start()
 }
 
 fn run(cmd: &mut Command) {
@@ -25,7 +34,7 @@ fn run(cmd: &mut Command) {
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
-        common::text(&out.stderr)
+        text(&out.stderr)
     );
 }
 
@@ -100,15 +109,11 @@ fn compare(expected: &Path, actual: &Path) {
         .arg(actual)
         .output()
         .expect("run compare-trees.py (python3)");
-    assert!(
-        out.status.success(),
-        "trees differ:\n{}",
-        common::text(&out.stdout)
-    );
+    assert!(out.status.success(), "trees differ:\n{}", text(&out.stdout));
 }
 
 fn rootrun_unpack(image: &Path, dest: &Path) -> std::process::Output {
-    common::rootrun()
+    rootrun()
         .arg("unpack")
         .arg(image)
         .arg(dest)
@@ -118,10 +123,10 @@ fn rootrun_unpack(image: &Path, dest: &Path) -> std::process::Output {
 
 #[test]
 fn every_compression_matches_unsquashfs() {
-    if !common::require_root("every_compression_matches_unsquashfs") {
+    let Some(frame) = unpack_frame("every_compression_matches_unsquashfs") else {
         return;
-    }
-    let work = scratch("compressions");
+    };
+    let work = frame.dir("compressions");
     let tree = work.join("tree");
     build_tree(&tree);
     for comp in ["gzip", "xz", "lzo", "lz4", "zstd"] {
@@ -134,26 +139,23 @@ fn every_compression_matches_unsquashfs() {
             .arg(&image));
         let actual = work.join(format!("{comp}-rootrun"));
         let out = rootrun_unpack(&image, &actual);
-        assert!(
-            out.status.success(),
-            "{comp}: {}",
-            common::text(&out.stderr)
-        );
+        assert!(out.status.success(), "{comp}: {}", text(&out.stderr));
         // Piped stderr: a summary line, never a progress bar.
         assert!(
-            !common::text(&out.stderr).contains('\r'),
+            !text(&out.stderr).contains('\r'),
             "{comp}: progress on a pipe"
         );
         compare(&expected, &actual);
     }
+    frame.check();
 }
 
 #[test]
 fn single_threaded_and_library_api_agree() {
-    if !common::require_root("single_threaded_and_library_api_agree") {
+    let Some(frame) = unpack_frame("single_threaded_and_library_api_agree") else {
         return;
-    }
-    let work = scratch("inline");
+    };
+    let work = frame.dir("inline");
     let tree = work.join("tree");
     build_tree(&tree);
     let image = work.join("img");
@@ -171,14 +173,15 @@ fn single_threaded_and_library_api_agree() {
     assert_eq!(report.hard_links, 1);
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     compare(&expected, &work.join("out"));
+    frame.check();
 }
 
 #[test]
 fn unprivileged_mode_reports_what_it_skipped() {
-    if !common::require_root("unprivileged_mode_reports_what_it_skipped") {
+    let Some(frame) = unpack_frame("unprivileged_mode_reports_what_it_skipped") else {
         return;
-    }
-    let work = scratch("unprivileged");
+    };
+    let work = frame.dir("unprivileged");
     let tree = work.join("tree");
     build_tree(&tree);
     let image = work.join("img");
@@ -205,6 +208,7 @@ fn unprivileged_mode_reports_what_it_skipped() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o7777, 0o755);
+    frame.check();
 }
 
 /// An image whose inode and directory tables are stored uncompressed, so names can be patched.
@@ -263,7 +267,7 @@ impl Canary {
 
 fn expect_failure(image: &Path, dest: &Path, needle: &str) -> String {
     let out = rootrun_unpack(image, dest);
-    let err = common::text(&out.stderr);
+    let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "unpack should fail: {err}");
     assert!(
         err.contains(needle),
@@ -274,10 +278,10 @@ fn expect_failure(image: &Path, dest: &Path, needle: &str) -> String {
 
 #[test]
 fn duplicate_symlink_and_directory_is_refused() {
-    if !common::require_root("duplicate_symlink_and_directory_is_refused") {
+    let Some(frame) = unpack_frame("duplicate_symlink_and_directory_is_refused") else {
         return;
-    }
-    let work = scratch("dup");
+    };
+    let work = frame.dir("dup");
     let canary = Canary::new(&work);
     let tree = work.join("tree");
     fs::create_dir_all(tree.join("zzlinl")).expect("mkdir");
@@ -301,18 +305,19 @@ fn duplicate_symlink_and_directory_is_refused() {
         !dest.exists(),
         "nothing should be created for a refused image"
     );
+    frame.check();
 }
 
 #[test]
 fn dot_dot_and_slash_names_are_refused() {
-    if !common::require_root("dot_dot_and_slash_names_are_refused") {
+    let Some(frame) = unpack_frame("dot_dot_and_slash_names_are_refused") else {
         return;
-    }
+    };
     // Each name is patched together with its directory entry's type (2, a regular file) and
     // name_size-1 fields, so that no other byte of the image can match.
     let cases: [(&str, &[u8]); 3] = [("QQ", b".."), ("QXQ", b"a/b"), ("Q", b".")];
     for (from, to) in cases {
-        let work = scratch(&format!("names-{}", from.len()));
+        let work = frame.dir(&format!("names-{}", from.len()));
         let canary = Canary::new(&work);
         let tree = work.join("tree");
         fs::create_dir_all(tree.join("sub")).expect("mkdir");
@@ -328,14 +333,15 @@ fn dot_dot_and_slash_names_are_refused() {
         canary.assert_untouched();
         assert!(!work.join("out").exists());
     }
+    frame.check();
 }
 
 #[test]
 fn existing_dir_with_a_symlink_is_refused() {
-    if !common::require_root("existing_dir_with_a_symlink_is_refused") {
+    let Some(frame) = unpack_frame("existing_dir_with_a_symlink_is_refused") else {
         return;
-    }
-    let work = scratch("existing");
+    };
+    let work = frame.dir("existing");
     let canary = Canary::new(&work);
     let tree = work.join("tree");
     fs::create_dir_all(tree.join("etc")).expect("mkdir");
@@ -352,6 +358,7 @@ fn existing_dir_with_a_symlink_is_refused() {
     symlink(&canary.dir, &link).expect("symlink");
     expect_failure(&image, &link, "symbolic link");
     canary.assert_untouched();
+    frame.check();
 }
 
 /// An image whose big file's data is damaged half-way, so extraction fails after writing.
@@ -380,10 +387,10 @@ fn damaged_image(work: &Path) -> PathBuf {
 
 #[test]
 fn corrupted_data_removes_the_partial_dir_rootrun_created() {
-    if !common::require_root("corrupted_data_removes_the_partial_dir_rootrun_created") {
+    let Some(frame) = unpack_frame("corrupted_data_removes_the_partial_dir_rootrun_created") else {
         return;
-    }
-    let work = scratch("corrupt-created");
+    };
+    let work = frame.dir("corrupt-created");
     let canary = Canary::new(&work);
     let image = damaged_image(&work);
     let dest = work.join("out");
@@ -391,14 +398,15 @@ fn corrupted_data_removes_the_partial_dir_rootrun_created() {
     assert!(err.contains("removed"), "{err}");
     assert!(!dest.exists(), "partial DIR left behind");
     canary.assert_untouched();
+    frame.check();
 }
 
 #[test]
 fn corrupted_data_leaves_a_note_in_a_users_dir() {
-    if !common::require_root("corrupted_data_leaves_a_note_in_a_users_dir") {
+    let Some(frame) = unpack_frame("corrupted_data_leaves_a_note_in_a_users_dir") else {
         return;
-    }
-    let work = scratch("corrupt-existing");
+    };
+    let work = frame.dir("corrupt-existing");
     let image = damaged_image(&work);
     let dest = work.join("out");
     fs::create_dir_all(&dest).expect("mkdir");
@@ -406,14 +414,15 @@ fn corrupted_data_leaves_a_note_in_a_users_dir() {
     assert!(err.contains(NOTE_NAME), "{err}");
     let note = fs::read_to_string(dest.join(NOTE_NAME)).expect("note");
     assert!(note.contains("incomplete"), "{note}");
+    frame.check();
 }
 
 #[test]
 fn truncated_image_is_an_error_and_nothing_is_created() {
-    if !common::require_root("truncated_image_is_an_error_and_nothing_is_created") {
+    let Some(frame) = unpack_frame("truncated_image_is_an_error_and_nothing_is_created") else {
         return;
-    }
-    let work = scratch("truncated");
+    };
+    let work = frame.dir("truncated");
     let tree = work.join("tree");
     build_tree(&tree);
     let image = work.join("img");
@@ -425,12 +434,7 @@ fn truncated_image_is_an_error_and_nothing_is_created() {
         .and_then(|f| f.set_len(len / 2))
         .expect("truncate");
     let out = rootrun_unpack(&image, &work.join("out"));
-    assert_eq!(
-        out.status.code(),
-        Some(125),
-        "{}",
-        common::text(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     assert!(!work.join("out").exists());
     // A file that is not an image at all.
     fs::write(work.join("text"), "hello").expect("write");
@@ -439,6 +443,7 @@ fn truncated_image_is_an_error_and_nothing_is_created() {
         &work.join("out2"),
         "not a SquashFS image",
     );
+    frame.check();
 }
 
 /// The hang guard for hostile images: generous, since every case here answers in milliseconds.
@@ -459,13 +464,13 @@ fn rootrun_bounded(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn prlimit rootrun");
-    common::wait_with_limit(child, HOSTILE_LIMIT)
+    wait_with_limit(child, HOSTILE_LIMIT)
 }
 
 /// Like `expect_failure`, bounded in time and memory.
 fn expect_bounded_failure(image: &Path, dest: &Path, needles: &[&str]) -> String {
     let out = rootrun_bounded(&["unpack".as_ref(), image.as_os_str(), dest.as_os_str()]);
-    let err = common::text(&out.stderr);
+    let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "unpack should fail: {err}");
     for needle in needles {
         assert!(
@@ -482,7 +487,7 @@ fn inspect_answers(image: &Path, extra: &[&str]) -> (bool, String, String) {
     let mut args = vec!["inspect".as_ref(), image.as_os_str()];
     args.extend(extra.iter().map(std::ffi::OsStr::new));
     let out = rootrun_bounded(&args);
-    let (stdout, stderr) = (common::text(&out.stdout), common::text(&out.stderr));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     match out.status.code() {
         Some(0) => {}
         Some(125) => assert!(stderr.contains("rootrun: "), "no message: {stderr}"),
@@ -637,13 +642,13 @@ fn assert_refused_as_revisited(image: &Path, dest: &Path, second: &str) {
 
 #[test]
 fn directory_dags_are_refused_before_dir_is_touched() {
-    if !common::require_root("directory_dags_are_refused_before_dir_is_touched") {
+    let Some(frame) = unpack_frame("directory_dags_are_refused_before_dir_is_touched") else {
         return;
-    }
-    let work = scratch("dag");
+    };
+    let work = frame.dir("dag");
     let canary = Canary::new(&work);
     let mut entries = Chain::build(&work);
-    let mut listings = Chain::build(&scratch("dag-listings"));
+    let mut listings = Chain::build(&frame.dir("dag-listings"));
     for level in 0..LEVELS {
         entries.entry_to_sibling(level);
         listings.listing_from(level, level);
@@ -686,19 +691,20 @@ fn directory_dags_are_refused_before_dir_is_touched() {
         let err = opened.resolve(&missing).expect_err("beyond the chain");
         assert!(err.to_string().contains(&missing), "{err}");
     }
+    frame.check();
 }
 
 #[test]
 fn directory_loops_are_refused_before_dir_is_touched() {
-    if !common::require_root("directory_loops_are_refused_before_dir_is_touched") {
+    let Some(frame) = unpack_frame("directory_loops_are_refused_before_dir_is_touched") else {
         return;
-    }
-    let work = scratch("loop");
+    };
+    let work = frame.dir("loop");
     let canary = Canary::new(&work);
     // The deepest `b29` names the top `a00`, by its entry or by sharing a00's listing.
     let mut entry = Chain::build(&work);
     entry.entry_to_ancestor(LEVELS - 1, 0);
-    let mut listing = Chain::build(&scratch("loop-listing"));
+    let mut listing = Chain::build(&frame.dir("loop-listing"));
     listing.listing_from(LEVELS - 1, 0);
     let loop_path = chain_path(std::iter::repeat_n('a', LEVELS as usize - 1).chain(['b']));
     let images = [
@@ -727,6 +733,7 @@ fn directory_loops_are_refused_before_dir_is_touched() {
         assert_eq!(resolved.kind, rootrun::image::FileKind::Dir);
         assert_eq!(resolved.path, path);
     }
+    frame.check();
 }
 
 /// An image whose `d/small` (a basic inode, tail in a fragment) and `d/big` (an extended inode,
@@ -762,10 +769,10 @@ fn with_size(bytes: &[u8], big: bool, size: u64) -> Vec<u8> {
 
 #[test]
 fn absurd_file_sizes_fail_cleanly() {
-    if !common::require_root("absurd_file_sizes_fail_cleanly") {
+    let Some(frame) = unpack_frame("absurd_file_sizes_fail_cleanly") else {
         return;
-    }
-    let work = scratch("sizes");
+    };
+    let work = frame.dir("sizes");
     let canary = Canary::new(&work);
     let bytes = sized_image(&work);
     let dest = work.join("out");
@@ -811,14 +818,15 @@ fn absurd_file_sizes_fail_cleanly() {
         assert!(ok, "{stderr}");
     }
     canary.assert_untouched();
+    frame.check();
 }
 
 #[test]
 fn absurd_superblock_counts_fail_cleanly() {
-    if !common::require_root("absurd_superblock_counts_fail_cleanly") {
+    let Some(frame) = unpack_frame("absurd_superblock_counts_fail_cleanly") else {
         return;
-    }
-    let work = scratch("counts");
+    };
+    let work = frame.dir("counts");
     let canary = Canary::new(&work);
     let bytes = sized_image(&work);
     let dest = work.join("out");
@@ -841,14 +849,15 @@ fn absurd_superblock_counts_fail_cleanly() {
         inspect_answers(&image, &[]);
     }
     canary.assert_untouched();
+    frame.check();
 }
 
 #[test]
 fn an_image_claiming_more_than_the_free_space_is_refused_before_writing() {
-    if !common::require_root("unpack free-space check") {
+    let Some(frame) = unpack_frame("unpack free-space check") else {
         return;
-    }
-    let work = scratch("bomb");
+    };
+    let work = frame.dir("bomb");
     let tree = work.join("tree");
     fs::create_dir_all(&tree).expect("mkdir");
     // 2 GiB of holes: a few KiB as SquashFS, far more than the tmpfs below.
@@ -867,14 +876,15 @@ fn an_image_claiming_more_than_the_free_space_is_refused_before_writing() {
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .output()
         .expect("run unshare");
-    let stdout = common::text(&out.stdout);
-    let stderr = common::text(&out.stderr);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
     assert!(stdout.contains("rc=125"), "{stdout} {stderr}");
     assert!(
         !stdout.contains("created"),
         "the destination was created: {stdout}"
     );
     assert!(stderr.contains("add up to 2147483648 bytes"), "{stderr}");
+    frame.check();
 }
 
 /// Starts `rootrun unpack IMAGE DEST` (under `nohup` if asked), sends
@@ -891,7 +901,7 @@ fn signalled_unpack(
         cmd.arg(env!("CARGO_BIN_EXE_rootrun"));
         cmd
     } else {
-        common::rootrun()
+        rootrun()
     };
     let child = cmd
         .args(["unpack", "-q"])
@@ -938,10 +948,10 @@ fn interrupted_unpack(image: &Path, dest: &Path, users_dir: bool) -> std::proces
 
 #[test]
 fn ctrl_c_stops_an_unpack_and_cleans_up_like_any_failure() {
-    if !common::require_root("ctrl_c_stops_an_unpack_and_cleans_up_like_any_failure") {
+    let Some(frame) = unpack_frame("ctrl_c_stops_an_unpack_and_cleans_up_like_any_failure") else {
         return;
-    }
-    let work = scratch("interrupted");
+    };
+    let work = frame.dir("interrupted");
     let tree = work.join("tree");
     fs::create_dir_all(&tree).unwrap();
     // 512 MiB stored uncompressed: about a second of writing, far longer
@@ -956,7 +966,7 @@ fn ctrl_c_stops_an_unpack_and_cleans_up_like_any_failure() {
 
     let dest = work.join("out");
     let out = interrupted_unpack(&image, &dest, false);
-    let err = common::text(&out.stderr);
+    let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted by signal SIGINT"), "{err}");
     assert!(err.contains("removed"), "{err}");
@@ -964,7 +974,7 @@ fn ctrl_c_stops_an_unpack_and_cleans_up_like_any_failure() {
 
     // A DIR the user made keeps the partial tree and a note.
     let out = interrupted_unpack(&image, &dest, true);
-    let err = common::text(&out.stderr);
+    let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains(NOTE_NAME), "{err}");
     assert!(dest.join(NOTE_NAME).exists());
@@ -972,7 +982,8 @@ fn ctrl_c_stops_an_unpack_and_cleans_up_like_any_failure() {
     // A SIGHUP that `nohup` ignores stays ignored: the unpack completes.
     fs::remove_dir_all(&dest).unwrap();
     let out = signalled_unpack(true, &image, &dest, nix::sys::signal::Signal::SIGHUP);
-    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(fs::metadata(dest.join("blob")).unwrap().len(), 512 << 20);
     let _ = fs::remove_dir_all(&work);
+    frame.check();
 }

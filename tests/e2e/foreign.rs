@@ -1,18 +1,21 @@
 //! Foreign architectures under QEMU user emulation, for real: images built
 //! from Debian's busybox-static for other CPUs, both binfmt_misc setups (the
 //! system's F-flag handlers and a test handler without F), and the errors.
-//! Tests that change binfmt_misc restore it through `Binfmt`, even on panic,
-//! and hold the host lock so no other test sees the change.
-
-mod common;
+//! Tests that change binfmt_misc restore it through the frame's `Binfmt`,
+//! even on panic, and hold the host lock exclusively (across processes) so
+//! no other test sees the change.
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
-use rootrun::arch::{self, Arch, Flags, BINFMT_DIR};
+use rootrun::arch::{self, Arch, BINFMT_DIR};
+
+use crate::harness::{
+    is_root, mksquashfs, rootrun, rootrun_as_nobody, sh_command, sha256, text, wait_with_limit,
+    Frame,
+};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -25,135 +28,17 @@ const ARCHES: [(&str, &str); 5] = [
     ("i386", "i686"),
 ];
 
-fn binfmt_ready(test: &str) -> bool {
-    if !require_root(test) {
-        return false;
-    }
-    let ready = Path::new(BINFMT_DIR).join("qemu-aarch64").exists();
-    if !ready {
-        panic!(
-            "{test}: binfmt_misc is not mounted or Debian's QEMU handlers are not registered; \
-             run tests/setup-host.sh first"
-        );
-    }
-    true
-}
-
-/// Undoes every binfmt_misc change it made, in reverse, on drop.
-#[derive(Default)]
-struct Binfmt {
-    undo: Vec<Undo>,
-}
-
-enum Undo {
-    Remove(String),
-    Enable(String),
-    Register(String),
-}
-
-impl Binfmt {
-    fn dir() -> &'static Path {
-        Path::new(BINFMT_DIR)
-    }
-
-    /// Registers a handler for `arch` with no flags at all (no F).
-    fn register_without_f(&mut self, name: &str, arch: Arch, interpreter: &Path) {
-        let line = arch::register_line(
-            name,
-            &arch::qemu_pattern(arch).kind(),
-            interpreter,
-            Flags::default(),
-        )
-        .expect("build registration line");
-        arch::register(Self::dir(), &line).expect("register test handler");
-        self.undo.push(Undo::Remove(name.to_owned()));
-    }
-
-    fn disable(&mut self, name: &str) {
-        arch::set_enabled(Self::dir(), name, false).expect("disable handler");
-        self.undo.push(Undo::Enable(name.to_owned()));
-    }
-
-    /// Takes an enabled entry out of the kernel's list for this test: a
-    /// `rootrun-qemu-ARCH` that an interrupted run left would answer for its
-    /// architecture. It is registered again on drop.
-    fn set_aside_if_enabled(&mut self, name: &str) {
-        let entries = arch::read_entries(Self::dir()).expect("read binfmt_misc");
-        let Some(entry) = entries.into_iter().find(|e| e.name == name && e.enabled) else {
-            return;
-        };
-        let line = arch::register_line(name, &entry.kind, &entry.interpreter, entry.flags)
-            .expect("registration line of an existing entry");
-        arch::remove(Self::dir(), name).expect("remove handler");
-        self.undo.push(Undo::Register(line));
-    }
-
-    /// Removes one of Debian's handlers; it is registered again from
-    /// /usr/lib/binfmt.d on drop.
-    fn remove_system(&mut self, name: &str) {
-        let conf = fs::read_to_string(format!("/usr/lib/binfmt.d/{name}.conf"))
-            .expect("read binfmt.d conf");
-        let line = conf
-            .lines()
-            .find(|l| l.starts_with(':'))
-            .expect("registration line")
-            .to_owned();
-        arch::remove(Self::dir(), name).expect("remove handler");
-        self.undo.push(Undo::Register(line));
-    }
-}
-
-impl Drop for Binfmt {
-    fn drop(&mut self) {
-        for undo in self.undo.drain(..).rev() {
-            let _ = match undo {
-                Undo::Remove(name) => arch::remove(Self::dir(), &name),
-                Undo::Enable(name) => arch::set_enabled(Self::dir(), &name, true),
-                Undo::Register(line) => arch::register(Self::dir(), &line),
-            };
-        }
-    }
-}
-
-/// A copy of the static QEMU at a path that exists only on the host.
-struct HostOnlyQemu {
-    dir: PathBuf,
-    path: PathBuf,
-}
-
-impl HostOnlyQemu {
-    fn new(arch: &str) -> Self {
-        let dir = PathBuf::from(format!(
-            "/usr/local/lib/rootrun-test-{}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&dir).expect("create host-only interpreter dir");
-        let path = dir.join(format!("qemu-{arch}"));
-        fs::copy(format!("/usr/bin/qemu-{arch}-static"), &path).expect("copy qemu");
-        HostOnlyQemu { dir, path }
-    }
-}
-
-impl Drop for HostOnlyQemu {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn foreign_images_run_under_the_systems_f_handlers_and_pass_exit_status() {
-    if !binfmt_ready("foreign arches") {
+    let Some(frame) = Frame::setup("foreign arches").emulation().start() else {
         return;
-    }
-    let images: Vec<(PathBuf, &str)> = ARCHES
-        .iter()
-        .map(|(deb, uname)| (busybox_image(deb), *uname))
-        .collect();
-    let _lock = host_lock();
-    let before = HostState::capture();
+    };
+    let Some(images) = every_arch(&frame) else {
+        return;
+    };
     for (image, uname) in &images {
         let hash = sha256(image);
-        let out = sh_in(image, "uname -m; exit 3", LIMIT);
+        let out = frame.sh(image, "uname -m; exit 3", LIMIT);
         assert_eq!(
             text(&out.stdout).trim(),
             *uname,
@@ -164,18 +49,23 @@ fn foreign_images_run_under_the_systems_f_handlers_and_pass_exit_status() {
         assert_eq!(out.status.code(), Some(3), "{}", image.display());
         assert_eq!(sha256(image), hash);
     }
-    before.assert_restored("foreign arches");
+    frame.check();
+}
+
+/// The BusyBox image of every architecture in `ARCHES`, with `uname -m`.
+fn every_arch(frame: &Frame) -> Option<Vec<(PathBuf, &'static str)>> {
+    ARCHES
+        .iter()
+        .map(|(deb, uname)| frame.busybox(deb).map(|image| (image, *uname)))
+        .collect()
 }
 
 #[test]
 fn foreign_boot_in_pipe_mode_reaches_the_shell_and_powers_off() {
-    if !binfmt_ready("foreign boot") {
+    let Some((frame, image)) = Frame::setup("foreign boot").emulation().busybox("arm64") else {
         return;
-    }
-    let image = busybox_image("arm64");
-    let _lock = host_lock();
-    let before = HostState::capture();
-    let out = run_with_input(rootrun().arg(&image), b"uname -m; poweroff -f\n", LIMIT);
+    };
+    let out = frame.run(rootrun().arg(&image), b"uname -m; poweroff -f\n", LIMIT);
     let stdout = text(&out.stdout);
     assert!(stdout.contains("ROOTRUN-BOOT-OK"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "aarch64"), "{stdout}");
@@ -185,19 +75,20 @@ fn foreign_boot_in_pipe_mode_reaches_the_shell_and_powers_off() {
         banner.contains("aarch64 under /usr/libexec/qemu-binfmt/aarch64-binfmt-P"),
         "{banner}"
     );
-    before.assert_restored("foreign boot");
+    frame.check();
 }
 
 #[test]
 fn handler_without_f_gets_its_interpreter_bind_mounted_at_the_registered_path() {
-    if !binfmt_ready("non-F handler") {
+    let Some((frame, image)) = Frame::setup("non-F handler")
+        .emulation()
+        .exclusive()
+        .busybox("arm64")
+    else {
         return;
-    }
-    let image = busybox_image("arm64");
-    let _lock = host_lock();
-    let before = HostState::capture();
-    let qemu = HostOnlyQemu::new("aarch64");
-    let mut binfmt = Binfmt::default();
+    };
+    let qemu = frame.host_only_qemu("aarch64");
+    let mut binfmt = frame.binfmt();
     // Registered last, it is the one the kernel tries first.
     binfmt.register_without_f(
         &format!("rootrun-test-nof-{}", std::process::id()),
@@ -219,7 +110,7 @@ fn handler_without_f_gets_its_interpreter_bind_mounted_at_the_registered_path() 
         "{plan}"
     );
 
-    let out = run_with_input(rootrun().arg(&image), b"ps; kill -USR2 1\n", LIMIT);
+    let out = frame.run(rootrun().arg(&image), b"ps; kill -USR2 1\n", LIMIT);
     let stdout = text(&out.stdout);
     // The seed's `ps` inside a working foreign container: init runs under
     // the interpreter, at the path registered on the host.
@@ -235,7 +126,7 @@ fn handler_without_f_gets_its_interpreter_bind_mounted_at_the_registered_path() 
 
     // Bind-mounted read-only: the guest cannot overwrite the host's emulator.
     let script = format!("echo x > {} ; echo rc=$?", qemu.path.display());
-    let out = sh_in(&image, &script, LIMIT);
+    let out = frame.sh(&image, &script, LIMIT);
     assert!(
         text(&out.stdout).contains("rc=1"),
         "interpreter writable: {}",
@@ -243,34 +134,36 @@ fn handler_without_f_gets_its_interpreter_bind_mounted_at_the_registered_path() 
     );
     drop(binfmt);
     drop(qemu);
-    before.assert_restored("non-F handler");
+    frame.check();
 }
 
 #[test]
 fn mount_point_for_the_interpreter_never_follows_image_symlinks_onto_the_host() {
-    if !binfmt_ready("hostile symlink") {
+    let Some(frame) = Frame::setup("hostile symlink")
+        .emulation()
+        .exclusive()
+        .start()
+    else {
         return;
-    }
+    };
     // The image's /usr/local is a symlink to /tmp: the interpreter's mount
     // point must be created in the container's /tmp, not the host's.
-    let extra = work_dir().join("evil-usr-local");
-    let _ = fs::remove_dir_all(&extra);
+    let extra = frame.path("evil-usr-local");
     fs::create_dir_all(extra.join("usr")).unwrap();
     symlink("/tmp", extra.join("usr/local")).unwrap();
-    let image = work_dir().join("evil-usr-local.img");
-    build_image("arm64", &image, Some(&extra));
+    let Some(image) = frame.busybox_with("arm64", &extra) else {
+        return;
+    };
 
-    let _lock = host_lock();
-    let before = HostState::capture();
-    let qemu = HostOnlyQemu::new("aarch64");
+    let qemu = frame.host_only_qemu("aarch64");
     let leaked = Path::new("/tmp/lib").join(qemu.dir.file_name().unwrap());
-    let mut binfmt = Binfmt::default();
+    let mut binfmt = frame.binfmt();
     binfmt.register_without_f(
         &format!("rootrun-test-evil-{}", std::process::id()),
         Arch::Aarch64,
         &qemu.path,
     );
-    let out = sh_in(&image, "uname -m; ls /tmp/lib", LIMIT);
+    let out = frame.sh(&image, "uname -m; ls /tmp/lib", LIMIT);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with("aarch64\n"),
@@ -280,11 +173,11 @@ fn mount_point_for_the_interpreter_never_follows_image_symlinks_onto_the_host() 
     assert!(!leaked.exists(), "created {} on the host", leaked.display());
     drop(binfmt);
     drop(qemu);
-    before.assert_restored("hostile symlink");
+    frame.check();
 }
 
-fn expect_125(image: &Path, args: &[&str], needles: &[&str]) {
-    let out = run_with_input(
+fn expect_125(frame: &Frame, image: &Path, args: &[&str], needles: &[&str]) {
+    let out = frame.run(
         rootrun().args(args).arg(image).args(["--", "/bin/true"]),
         b"",
         LIMIT,
@@ -299,19 +192,21 @@ fn expect_125(image: &Path, args: &[&str], needles: &[&str]) {
 
 #[test]
 fn missing_disabled_gone_and_dynamic_handlers_are_clear_errors() {
-    if !binfmt_ready("handler errors") {
+    let Some((frame, image)) = Frame::setup("handler errors")
+        .emulation()
+        .exclusive()
+        .busybox("s390x")
+    else {
         return;
-    }
-    let image = busybox_image("s390x");
-    let _lock = host_lock();
-    let before = HostState::capture();
+    };
     // Each case below assumes Debian's qemu-s390x is the only handler.
-    let mut earlier = Binfmt::default();
+    let mut earlier = frame.binfmt();
     earlier.set_aside_if_enabled("rootrun-qemu-s390x");
     {
-        let mut binfmt = Binfmt::default();
+        let mut binfmt = frame.binfmt();
         binfmt.disable("qemu-s390x");
         expect_125(
+            &frame,
             &image,
             &[],
             &[
@@ -321,9 +216,10 @@ fn missing_disabled_gone_and_dynamic_handlers_are_clear_errors() {
         );
     }
     {
-        let mut binfmt = Binfmt::default();
+        let mut binfmt = frame.binfmt();
         binfmt.remove_system("qemu-s390x");
         expect_125(
+            &frame,
             &image,
             &[],
             &[
@@ -334,7 +230,7 @@ fn missing_disabled_gone_and_dynamic_handlers_are_clear_errors() {
         );
         // --register-binfmt fixes exactly that; --dry-run shows the plan
         // with the handler it would register, and registers nothing.
-        let out = run_with_input(
+        let out = frame.run(
             rootrun()
                 .args(["--dry-run", "--register-binfmt"])
                 .arg(&image),
@@ -345,7 +241,9 @@ fn missing_disabled_gone_and_dynamic_handlers_are_clear_errors() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         assert!(plan.contains("/usr/bin/qemu-s390x-static"), "{plan}");
         assert!(!Path::new(BINFMT_DIR).join("rootrun-qemu-s390x").exists());
-        let out = run_with_input(
+        // Registered by rootrun below, removed even if the run panics.
+        binfmt.remove_on_drop("rootrun-qemu-s390x");
+        let out = frame.run(
             rootrun()
                 .arg("--register-binfmt")
                 .arg(&image)
@@ -358,62 +256,67 @@ fn missing_disabled_gone_and_dynamic_handlers_are_clear_errors() {
         assert!(text(&out.stderr).contains("registered binfmt_misc handler rootrun-qemu-s390x"));
     }
     {
-        let gone = work_dir().join("qemu-gone");
+        let gone = frame.path("qemu-gone");
         fs::write(&gone, b"").unwrap();
-        let mut binfmt = Binfmt::default();
+        let mut binfmt = frame.binfmt();
         binfmt.register_without_f(
             &format!("rootrun-test-gone-{}", std::process::id()),
             Arch::S390x,
             &gone,
         );
         fs::remove_file(&gone).unwrap();
-        expect_125(&image, &[], &["which does not exist"]);
+        expect_125(&frame, &image, &[], &["which does not exist"]);
     }
     {
-        let mut binfmt = Binfmt::default();
+        let mut binfmt = frame.binfmt();
         binfmt.register_without_f(
             &format!("rootrun-test-dyn-{}", std::process::id()),
             Arch::S390x,
             Path::new("/bin/true"),
         );
-        expect_125(&image, &[], &["dynamically linked", "qemu-user-static"]);
+        expect_125(
+            &frame,
+            &image,
+            &[],
+            &["dynamically linked", "qemu-user-static"],
+        );
     }
     drop(earlier);
-    before.assert_restored("handler errors");
+    frame.check();
 }
 
-fn image_with(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
-    let tree = work_dir().join(name);
-    let _ = fs::remove_dir_all(&tree);
+fn image_with(frame: &Frame, name: &str, build: impl FnOnce(&Path)) -> PathBuf {
+    let tree = frame.path(name);
     fs::create_dir_all(tree.join("sbin")).unwrap();
     fs::create_dir_all(tree.join("bin")).unwrap();
     build(&tree);
-    let image = work_dir().join(format!("{name}.img"));
+    let image = frame.path(&format!("{name}.img"));
     mksquashfs(&tree, &image);
+    frame.watch(&image);
     image
 }
 
 #[test]
 fn init_symlink_loops_and_images_without_elf_are_refused() {
-    let looped = image_with("init-loop", |tree| {
+    let Some(frame) = Frame::new("detection errors") else {
+        return;
+    };
+    let looped = image_with(&frame, "init-loop", |tree| {
         symlink("/sbin/init2", tree.join("sbin/init")).unwrap();
         symlink("init", tree.join("sbin/init2")).unwrap();
     });
-    let script_only = image_with("script-only", |tree| {
+    let script_only = image_with(&frame, "script-only", |tree| {
         fs::write(tree.join("sbin/init"), "#!/bin/sh\necho hi\n").unwrap();
         fs::write(tree.join("bin/sh"), "not a program\n").unwrap();
     });
-    if !require_root("detection errors") {
-        return;
-    }
-    let _lock = host_lock();
-    let before = HostState::capture();
     expect_125(
+        &frame,
         &looped,
         &[],
         &["/sbin/init", "too many levels of symbolic links"],
     );
     expect_125(
+        &frame,
         &script_only,
         &[],
         &[
@@ -422,31 +325,36 @@ fn init_symlink_loops_and_images_without_elf_are_refused() {
             "--arch",
         ],
     );
-    before.assert_restored("detection errors");
+    frame.check();
 }
 
 #[test]
 fn script_init_falls_back_to_busybox_and_metadata_disagreement_is_reported() {
-    if !binfmt_ready("fallback") {
+    let Some(frame) = Frame::setup("fallback")
+        .emulation()
+        .tools(&["unsquashfs"])
+        .start()
+    else {
         return;
-    }
-    let extra = work_dir().join("script-init-extra");
-    let _ = fs::remove_dir_all(&extra);
+    };
+    let extra = frame.path("script-init-extra");
     fs::create_dir_all(extra.join("sbin")).unwrap();
     fs::write(
         extra.join("metadata.yaml"),
         "architecture: x86_64\nproperties:\n  os: myrootfs\n",
     )
     .unwrap();
-    let image = work_dir().join("script-init.img");
-    build_image("arm64", &image, Some(&extra));
-    // Replace the init symlink by a script (build-image copies extra last).
-    let tree = work_dir().join("script-init-tree");
-    let _ = fs::remove_dir_all(&tree);
+    let Some(built) = frame.busybox_with("arm64", &extra) else {
+        return;
+    };
+    // Replace the init symlink by a script (build-image copies extra last),
+    // in an image of the test's own: the cached one stays as it is.
+    let image = frame.path("script-init.img");
+    let tree = frame.path("script-init-tree");
     let status = std::process::Command::new("unsquashfs")
         .args(["-q", "-no-progress", "-d"])
         .arg(&tree)
-        .arg(&image)
+        .arg(&built)
         .status()
         .unwrap();
     assert!(status.success());
@@ -457,6 +365,7 @@ fn script_init_falls_back_to_busybox_and_metadata_disagreement_is_reported() {
     )
     .unwrap();
     mksquashfs(&tree, &image);
+    frame.watch(&image);
 
     let inspect = rootrun()
         .args(["inspect", "--json"])
@@ -468,19 +377,22 @@ fn script_init_falls_back_to_busybox_and_metadata_disagreement_is_reported() {
     assert_eq!(report["evidence"]["file"], "/bin/busybox");
     assert_eq!(report["metadata_mismatch"], "x86_64");
 
-    let _lock = host_lock();
-    let out = sh_in(&image, "uname -m", LIMIT);
+    let out = frame.sh(&image, "uname -m", LIMIT);
     assert_eq!(text(&out.stdout).trim(), "aarch64", "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("metadata.yaml says architecture \"x86_64\""),
         "{}",
         text(&out.stderr)
     );
+    frame.check();
 }
 
 #[test]
 fn inspect_names_the_arch_in_every_dialect_and_the_handler() {
-    let image = busybox_image("armhf");
+    // Any user; the frame's shared lock keeps binfmt_misc as the system set it.
+    let Some((frame, image)) = Frame::setup("inspect dialects").any_user().busybox("armhf") else {
+        return;
+    };
     let out = rootrun()
         .args(["inspect", "--json"])
         .arg(&image)
@@ -508,6 +420,7 @@ fn inspect_names_the_arch_in_every_dialect_and_the_handler() {
         text_out.contains("architecture arm (uname armv7l, Debian armhf, QEMU arm"),
         "{text_out}"
     );
+    frame.check();
 }
 
 /// The systemd halt signal rootrun sends to an emulated image (host
@@ -516,13 +429,11 @@ fn inspect_names_the_arch_in_every_dialect_and_the_handler() {
 /// traps every real-time signal and names the one it got.
 #[test]
 fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
-    if !binfmt_ready("signal shift") {
+    let Some((frame, image)) = Frame::setup("signal shift").emulation().busybox("arm64") else {
         return;
-    }
-    let image = busybox_image("arm64");
-    let _lock = host_lock();
+    };
     let script = "for s in $(seq 34 64); do trap \"echo got-$s\" $s; done; echo ready; while :; do sleep 0.1; done";
-    let mut run = Live::spawn(
+    let mut run = frame.live(
         &mut sh_command(&image, &[], script),
         std::process::Stdio::null(),
     );
@@ -537,7 +448,7 @@ fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
     };
     // rootrun's children: the monitor (which has the container under it)
     // and a short-lived page-cache prefetcher.
-    let monitor = children(run.child.id())
+    let monitor = children(run.id())
         .into_iter()
         .find(|p| !children(*p).is_empty())
         .unwrap_or(0);
@@ -560,6 +471,7 @@ fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
         seen.contains(&expected),
         "host signal {host_signal} did not arrive as {expected}: {seen}"
     );
+    frame.check();
 }
 
 /// On a fresh host binfmt_misc is not mounted; rootrun mounts it in its own
@@ -567,18 +479,20 @@ fn qemu_delivers_host_sigrtmin_plus_6_as_guest_sigrtmin_plus_4() {
 /// mount namespace of the test's own.
 #[test]
 fn rootrun_mounts_binfmt_misc_itself_when_the_host_has_not() {
-    if !binfmt_ready("binfmt_misc not mounted") {
+    let Some((frame, image)) = Frame::setup("binfmt_misc not mounted")
+        .emulation()
+        .tools(&["unshare"])
+        .busybox("arm64")
+    else {
         return;
-    }
-    let image = busybox_image("arm64");
-    let _lock = host_lock();
-    let before = HostState::capture();
+    };
     let script = format!(
         "umount {BINFMT_DIR} && test ! -e {BINFMT_DIR}/register && exec {} -q {} -- uname -m",
         env!("CARGO_BIN_EXE_rootrun"),
         image.display()
     );
-    let out = run_with_input(
+    // unshare and sh exec rootrun: its PID is the spawned child's.
+    let out = frame.run(
         std::process::Command::new("unshare").args([
             "--mount",
             "--propagation",
@@ -595,19 +509,25 @@ fn rootrun_mounts_binfmt_misc_itself_when_the_host_has_not() {
         Path::new(BINFMT_DIR).join("register").exists(),
         "the host's binfmt_misc was unmounted"
     );
-    before.assert_restored("binfmt_misc not mounted");
+    frame.check();
 }
 
 #[test]
 fn inspect_works_as_a_normal_user() {
-    let image = busybox_image("arm64");
-    if !nix::unistd::geteuid().is_root() {
-        // Already a normal user: the plain test above covers it.
+    let Some((frame, image)) = Frame::setup("inspect as nobody")
+        .any_user()
+        .tools(&["setpriv"])
+        .busybox("arm64")
+    else {
         return;
-    }
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_rootrun"))
+    };
+    // As root, nobody's inspect; as a normal user already, our own.
+    let mut inspect = if is_root() {
+        rootrun_as_nobody()
+    } else {
+        rootrun()
+    };
+    let out = inspect
         .args(["inspect", "--json"])
         .arg(&image)
         .output()
@@ -616,33 +536,31 @@ fn inspect_works_as_a_normal_user() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(report["arch"], "aarch64");
     assert_eq!(report["evidence"]["elf"]["machine"], 183);
+    frame.check();
 }
 
 /// CI jobs boot-test several architectures at once: concurrent runs must
 /// not disturb each other (names, locks, mounts are per run).
 #[test]
 fn concurrent_runs_of_several_architectures_do_not_interfere() {
-    if !binfmt_ready("concurrent runs") {
+    let Some(frame) = Frame::setup("concurrent runs").emulation().start() else {
         return;
-    }
-    let images: Vec<(PathBuf, &str)> = ARCHES
-        .iter()
-        .map(|(deb, uname)| (busybox_image(deb), *uname))
-        .collect();
-    let _lock = host_lock();
-    let before = HostState::capture();
+    };
+    let Some(images) = every_arch(&frame) else {
+        return;
+    };
     let children: Vec<_> = images
         .iter()
         .map(|(image, _)| {
-            rootrun()
-                .arg("-q")
-                .arg(image)
-                .args(["--", "/bin/sh", "-c", "sleep 1; uname -m"])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn rootrun")
+            frame.spawn(
+                rootrun()
+                    .arg("-q")
+                    .arg(image)
+                    .args(["--", "/bin/sh", "-c", "sleep 1; uname -m"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped()),
+            )
         })
         .collect();
     for (child, (image, uname)) in children.into_iter().zip(&images) {
@@ -656,5 +574,5 @@ fn concurrent_runs_of_several_architectures_do_not_interfere() {
         );
         assert_eq!(out.status.code(), Some(0));
     }
-    before.assert_restored("concurrent runs");
+    frame.check();
 }

@@ -2,42 +2,28 @@
 //! stopped by rootrun: systemd reaches multi-user.target and powers off
 //! cleanly on rootrun's halt signal. (liblxc's default SIGRTMIN+3 arrives as
 //! SIGRTMIN+1 under qemu-user and only isolates rescue.target; LXD never
-//! stops such a container.)
+//! stops such a container.) The root is built once with debootstrap and
+//! cached by content (harness/fixtures.rs).
 
-mod common;
-
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::{rootrun, text, Frame};
 
 const BOOT_LIMIT: Duration = Duration::from_secs(240);
 
 #[test]
 fn emulated_systemd_boots_to_multi_user_and_powers_off_on_sigterm() {
-    if !require_root("systemd under emulation") {
+    let Some(frame) = Frame::setup("systemd under emulation").emulation().start() else {
         return;
-    }
-    let tree = work_dir().join("systemd-arm64");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/build-systemd-rootfs.sh");
-    let built = Command::new(script)
-        .arg(&tree)
-        .arg("arm64")
-        .output()
-        .expect("run build-systemd-rootfs.sh");
-    assert!(
-        built.status.success(),
-        "building the systemd arm64 rootfs failed (debootstrap from deb.debian.org; see tests/setup-host.sh): {}",
-        text(&built.stderr)
-    );
-
-    let _lock = host_lock();
-    let before = HostState::capture();
+    };
+    // Built (minutes) or found in the cache; checked unchanged at the end.
+    let Some(tree) = frame.systemd_rootfs("arm64") else {
+        return;
+    };
     // A stop timeout long enough that a wrong halt signal shows up as a
     // missing poweroff, not as a kill that happens to end the run.
-    let mut boot = Live::spawn(
+    let mut boot = frame.live(
         rootrun()
             .args(["-q", "--stop-timeout=90", "--rootfs"])
             .arg(&tree),
@@ -59,5 +45,5 @@ fn emulated_systemd_boots_to_multi_user_and_powers_off_on_sigterm() {
         !seen.contains("rescue.target"),
         "the halt signal isolated rescue.target: {seen}"
     );
-    before.assert_restored("systemd under emulation");
+    frame.check();
 }

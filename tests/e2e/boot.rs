@@ -2,59 +2,27 @@
 //! Every privileged test checks afterwards that no mount, loop device,
 //! rootrun state or cgroup was left behind and that the image is unchanged.
 
-mod common;
-
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::{
+    mksquashfs, rootrun, rootrun_as_nobody, run_with_input, sh_command, text, wait_with_limit,
+    Frame, Live, Piped,
+};
 
 const NATIVE: &str = "amd64";
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A privileged test's frame: the host lock, the state and image hash before.
-struct Frame {
-    _lock: std::sync::MutexGuard<'static, ()>,
-    before: HostState,
-    image: PathBuf,
-    hash: String,
-}
-
-impl Frame {
-    fn new(test: &str, image: PathBuf) -> Option<Frame> {
-        if !require_root(test) {
-            return None;
-        }
-        let lock = host_lock();
-        let hash = sha256(&image);
-        Some(Frame {
-            _lock: lock,
-            before: HostState::capture(),
-            image,
-            hash,
-        })
-    }
-
-    fn check(self, what: &str) {
-        self.before.assert_restored(what);
-        assert_eq!(
-            sha256(&self.image),
-            self.hash,
-            "{what}: the image file changed"
-        );
-    }
-}
-
 #[test]
 fn boot_in_pipe_mode_runs_piped_commands_and_exits_0_on_poweroff() {
-    let Some(frame) = Frame::new("boot pipe mode", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("boot pipe mode", NATIVE) else {
         return;
     };
-    let out = run_with_input(
-        rootrun().arg(&frame.image),
+    let out = frame.run(
+        rootrun().arg(&image),
         b"echo hello-$((6*7)); poweroff -f\n",
         LIMIT,
     );
@@ -73,47 +41,44 @@ fn boot_in_pipe_mode_runs_piped_commands_and_exits_0_on_poweroff() {
         "CR LF not turned into LF on a pipe: {stdout:?}"
     );
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    frame.check("boot pipe mode");
+    frame.check();
 }
 
 #[test]
 fn command_mode_passes_stdout_stderr_and_exit_status() {
-    let Some(frame) = Frame::new("command mode", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("command mode", NATIVE) else {
         return;
     };
-    let out = sh_in(&frame.image, "echo out; echo err >&2; exit 7", LIMIT);
+    let out = frame.sh(&image, "echo out; echo err >&2; exit 7", LIMIT);
     assert_eq!(text(&out.stdout), "out\n");
     assert_eq!(text(&out.stderr), "err\n");
     assert_eq!(out.status.code(), Some(7));
-    frame.check("command mode");
+    frame.check();
 }
 
 #[test]
 fn command_mode_reads_stdin_and_finds_commands_on_path() {
-    let Some(frame) = Frame::new("command stdin", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("command stdin", NATIVE) else {
         return;
     };
-    let out = run_with_input(
-        rootrun()
-            .arg("-q")
-            .arg(&frame.image)
-            .args(["--", "wc", "-l"]),
+    let out = frame.run(
+        rootrun().arg("-q").arg(&image).args(["--", "wc", "-l"]),
         b"a\nb\nc\n",
         LIMIT,
     );
     assert_eq!(text(&out.stdout).trim(), "3");
     assert_eq!(out.status.code(), Some(0));
-    frame.check("command stdin");
+    frame.check();
 }
 
 #[test]
 fn signal_killed_command_exits_128_plus_n() {
-    let Some(frame) = Frame::new("signal status", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("signal status", NATIVE) else {
         return;
     };
     for (signal, code) in [("TERM", 143), ("KILL", 137)] {
         let script = format!("kill -{signal} $$");
-        let out = sh_in(&frame.image, &script, LIMIT);
+        let out = frame.sh(&image, &script, LIMIT);
         assert_eq!(
             out.status.code(),
             Some(code),
@@ -121,16 +86,16 @@ fn signal_killed_command_exits_128_plus_n() {
             text(&out.stderr)
         );
     }
-    frame.check("signal status");
+    frame.check();
 }
 
 #[test]
 fn guest_writes_anywhere_and_a_second_run_does_not_see_it() {
-    let Some(frame) = Frame::new("throwaway overlay", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("throwaway overlay", NATIVE) else {
         return;
     };
     let write = "echo scribble > /etc/x && mkdir -p /usr/lib/new && cat /etc/x && rm /bin/ls";
-    let out = sh_in(&frame.image, write, LIMIT);
+    let out = frame.sh(&image, write, LIMIT);
     assert_eq!(
         text(&out.stdout),
         "scribble\n",
@@ -139,18 +104,18 @@ fn guest_writes_anywhere_and_a_second_run_does_not_see_it() {
     );
     assert_eq!(out.status.code(), Some(0));
     let check = "test ! -e /etc/x && test ! -e /usr/lib/new && test -e /bin/ls";
-    let out = sh_in(&frame.image, check, LIMIT);
+    let out = frame.sh(&image, check, LIMIT);
     assert_eq!(
         out.status.code(),
         Some(0),
         "the first run's writes leaked into the second"
     );
-    frame.check("throwaway overlay");
+    frame.check();
 }
 
 #[test]
 fn missing_and_non_executable_commands_give_127_and_126() {
-    let Some(frame) = Frame::new("127/126", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("127/126", NATIVE) else {
         return;
     };
     let cases: [(&[&str], i32, &str); 4] = [
@@ -172,7 +137,7 @@ fn missing_and_non_executable_commands_give_127_and_126() {
         (&["/etc"], 126, "is not an executable file"),
     ];
     for (argv, code, message) in cases {
-        let out = run_with_input(rootrun().arg(&frame.image).arg("--").args(argv), b"", LIMIT);
+        let out = frame.run(rootrun().arg(&image).arg("--").args(argv), b"", LIMIT);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{argv:?}: {stderr}");
         assert!(stderr.contains(message), "{argv:?}: {stderr}");
@@ -182,37 +147,40 @@ fn missing_and_non_executable_commands_give_127_and_126() {
             "one-line error expected: {stderr}"
         );
     }
-    frame.check("127/126");
+    frame.check();
 }
 
 #[test]
 fn image_without_init_gives_127() {
-    let tree = work_dir().join("no-init-tree");
-    let _ = fs::remove_dir_all(&tree);
-    fs::create_dir_all(tree.join("etc")).unwrap();
-    fs::write(tree.join("etc/hostname"), "empty\n").unwrap();
-    let image = work_dir().join("no-init.img");
-    mksquashfs(&tree, &image);
-    let Some(frame) = Frame::new("no init", image) else {
+    let Some(frame) = Frame::new("no init") else {
         return;
     };
-    let out = run_with_input(rootrun().arg(&frame.image), b"", LIMIT);
+    let tree = frame.path("no-init-tree");
+    fs::create_dir_all(tree.join("etc")).unwrap();
+    fs::write(tree.join("etc/hostname"), "empty\n").unwrap();
+    let image = frame.path("no-init.img");
+    mksquashfs(&tree, &image);
+    frame.watch(&image);
+    let out = frame.run(rootrun().arg(&image), b"", LIMIT);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(127), "{stderr}");
     assert!(
         stderr.contains("/sbin/init not found in the image"),
         "{stderr}"
     );
-    frame.check("no init");
+    frame.check();
 }
 
 #[test]
 fn bad_images_give_125_and_name_the_problem() {
-    let dir = work_dir();
+    let Some((frame, image)) = Frame::with_busybox("bad images", NATIVE) else {
+        return;
+    };
+    let dir = frame.scratch().to_path_buf();
     let text_file = dir.join("not-an-image.txt");
     fs::write(&text_file, "hello\n").unwrap();
     let truncated = dir.join("truncated.img");
-    let full = fs::read(busybox_image(NATIVE)).unwrap();
+    let full = fs::read(&image).unwrap();
     fs::write(&truncated, &full[..4096]).unwrap();
     let cases: [(PathBuf, &str); 4] = [
         (
@@ -223,51 +191,40 @@ fn bad_images_give_125_and_name_the_problem() {
         (dir.clone(), "not a SquashFS image"),
         (truncated, "truncated.img"),
     ];
-    let Some(frame) = Frame::new("bad images", busybox_image(NATIVE)) else {
-        return;
-    };
     for (path, message) in cases {
-        let out = run_with_input(rootrun().arg(&path), b"", LIMIT);
+        let out = frame.run(rootrun().arg(&path), b"", LIMIT);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(125), "{}: {stderr}", path.display());
         assert!(stderr.contains(message), "{}: {stderr}", path.display());
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    frame.check("bad images");
+    frame.check();
 }
 
 #[test]
 fn not_root_gives_125_and_names_the_missing_capability() {
-    let Some(frame) = Frame::new("not root", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::setup("not root").tools(&["setpriv"]).busybox(NATIVE) else {
         return;
     };
-    // setpriv drops every capability with the uid change.
-    let out = run_with_input(
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_rootrun"))
-            .arg(&frame.image),
-        b"",
-        LIMIT,
-    );
+    let out = frame.run(rootrun_as_nobody().arg(&image), b"", LIMIT);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
     assert!(
         stderr.contains("not running as root") && stderr.contains("CAP_SYS_ADMIN"),
         "{stderr}"
     );
-    frame.check("not root");
+    frame.check();
 }
 
 #[test]
 fn unloadable_liblxc_gives_125() {
-    let Some(frame) = Frame::new("no liblxc", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("no liblxc", NATIVE) else {
         return;
     };
-    let out = run_with_input(
+    let out = frame.run(
         rootrun()
             .env("ROOTRUN_LIBLXC", "/nonexistent/liblxc.so.1")
-            .arg(&frame.image),
+            .arg(&image),
         b"",
         LIMIT,
     );
@@ -277,12 +234,12 @@ fn unloadable_liblxc_gives_125() {
         stderr.contains("cannot load liblxc") && stderr.contains("apt-get install liblxc1"),
         "{stderr}"
     );
-    frame.check("no liblxc");
+    frame.check();
 }
 
 /// A boot with stdin held open (pipe mode), output streamed.
-fn spawn_boot(image: &Path) -> Live {
-    Live::spawn(
+fn spawn_boot(frame: &Frame, image: &Path) -> Live {
+    frame.live(
         rootrun().arg("-q").arg("--stop-timeout=20").arg(image),
         Stdio::piped(),
     )
@@ -291,7 +248,7 @@ fn spawn_boot(image: &Path) -> Live {
 #[test]
 fn sigterm_sighup_and_sigint_halt_the_booted_container_cleanly_and_exit_128_plus_n() {
     use nix::sys::signal::Signal;
-    let Some(frame) = Frame::new("stop signals", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("stop signals", NATIVE) else {
         return;
     };
     for (signal, code) in [
@@ -299,7 +256,7 @@ fn sigterm_sighup_and_sigint_halt_the_booted_container_cleanly_and_exit_128_plus
         (Signal::SIGHUP, 129),
         (Signal::SIGINT, 130),
     ] {
-        let mut boot = spawn_boot(&frame.image);
+        let mut boot = spawn_boot(&frame, &image);
         boot.expect("ROOTRUN-BOOT-OK", LIMIT);
         boot.signal(signal);
         let (out, seen) = boot.finish(LIMIT);
@@ -311,17 +268,17 @@ fn sigterm_sighup_and_sigint_halt_the_booted_container_cleanly_and_exit_128_plus
             "{signal}: no clean shutdown: {seen}"
         );
     }
-    frame.check("stop signals");
+    frame.check();
 }
 
 #[test]
 fn container_processes_get_default_signal_dispositions() {
-    let Some(frame) = Frame::new("SigIgn", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("SigIgn", NATIVE) else {
         return;
     };
     // Rust ignores SIGPIPE; an ignored signal would stay ignored in the guest.
-    let out = sh_in(
-        &frame.image,
+    let out = frame.sh(
+        &image,
         "grep SigIgn /proc/self/status; yes | head -1",
         LIMIT,
     );
@@ -331,36 +288,37 @@ fn container_processes_get_default_signal_dispositions() {
         "{}",
         text(&out.stderr)
     );
-    frame.check("SigIgn");
+    frame.check();
 }
 
 #[test]
 fn sigkill_of_rootrun_leaves_nothing_behind() {
-    let Some(frame) = Frame::new("SIGKILL", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("SIGKILL", NATIVE) else {
         return;
     };
-    let mut boot = spawn_boot(&frame.image);
+    let mut boot = spawn_boot(&frame, &image);
     boot.expect("ROOTRUN-BOOT-OK", LIMIT);
-    let pid = boot.child.id();
+    let pid = boot.id();
     boot.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = boot.finish(LIMIT);
     // The container dies with its monitor; the namespace, mounts and loop
     // device with the container. Stale cgroups are swept by the next run.
-    let out = run_with_input(
-        rootrun().arg("-q").arg(&frame.image).args(["--", "true"]),
+    let out = frame.run(
+        rootrun().arg("-q").arg(&image).args(["--", "true"]),
         b"",
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let leftovers: Vec<String> = rootrun_cgroups()
+    let leftovers: Vec<String> = frame
+        .leftovers()
         .into_iter()
-        .filter(|path| path.ends_with(&format!("rootrun-{pid}")))
+        .filter(|found| found.starts_with("cgroup ") && found.ends_with(&format!("rootrun-{pid}")))
         .collect();
     assert!(
         leftovers.is_empty(),
         "cgroups of the killed run remain: {leftovers:?}"
     );
-    frame.check("SIGKILL");
+    frame.check();
 }
 
 /// A pty pair: the master for the test, the slave for rootrun's terminal.
@@ -388,25 +346,25 @@ fn assert_restored(slave: &OwnedFd, before: &nix::sys::termios::Termios) {
 }
 
 /// Spawns `cmd` with the pty slave as stdin, stdout and stderr.
-fn spawn_on(slave: &OwnedFd, cmd: &mut Command) -> std::process::Child {
+fn spawn_on(frame: &Frame, slave: &OwnedFd, cmd: &mut Command) -> std::process::Child {
     let io = || Stdio::from(slave.try_clone().expect("dup pty slave"));
-    cmd.stdin(io())
-        .stdout(io())
-        .stderr(io())
-        .spawn()
-        .expect("spawn rootrun on a pty")
+    frame.spawn(cmd.stdin(io()).stdout(io()).stderr(io()))
 }
 
 #[test]
 fn escape_key_on_a_terminal_stops_the_container_and_restores_the_terminal() {
     use nix::sys::termios::{tcgetattr, LocalFlags};
-    let Some(frame) = Frame::new("escape", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("escape", NATIVE) else {
         return;
     };
     let (master, slave) = terminal();
     let before = tcgetattr(&slave).expect("tcgetattr");
     assert!(before.local_flags.contains(LocalFlags::ICANON));
-    let child = spawn_on(&slave, rootrun().arg("--stop-timeout=20").arg(&frame.image));
+    let child = spawn_on(
+        &frame,
+        &slave,
+        rootrun().arg("--stop-timeout=20").arg(&image),
+    );
     let mut console = Live::reading(child, master.try_clone().unwrap());
     console.expect("press Ctrl-a q", LIMIT);
     console.expect("/ # ", LIMIT);
@@ -420,16 +378,16 @@ fn escape_key_on_a_terminal_stops_the_container_and_restores_the_terminal() {
     let status = out.status;
     assert_eq!(status.code(), Some(0));
     assert_restored(&slave, &before);
-    frame.check("escape");
+    frame.check();
 }
 
 #[test]
 fn sigint_reaches_the_command_and_rootrun_exits_130() {
-    let Some(frame) = Frame::new("SIGINT command", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("SIGINT command", NATIVE) else {
         return;
     };
     let script = "trap 'echo got-INT; exit 5' INT; echo ready; while true; do sleep 1; done";
-    let mut run = Live::spawn(&mut sh_command(&frame.image, &[], script), Stdio::null());
+    let mut run = frame.live(&mut sh_command(&image, &[], script), Stdio::null());
     run.expect("ready", LIMIT);
     run.signal(nix::sys::signal::Signal::SIGINT);
     let (out, seen) = run.finish(LIMIT);
@@ -438,7 +396,7 @@ fn sigint_reaches_the_command_and_rootrun_exits_130() {
         "the command did not get SIGINT: {seen}"
     );
     assert_eq!(out.status.code(), Some(130));
-    frame.check("SIGINT command");
+    frame.check();
 }
 
 /// A host disk, as "major minor" (the first non-loop, non-ram block device).
@@ -459,7 +417,7 @@ fn host_disk() -> Option<(String, String)> {
 
 #[test]
 fn guest_root_cannot_read_host_disks_through_device_nodes() {
-    let Some(frame) = Frame::new("devices policy", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("devices policy", NATIVE) else {
         return;
     };
     let (major, minor) = host_disk().expect("this host has a block device to test with");
@@ -470,7 +428,7 @@ fn guest_root_cannot_read_host_disks_through_device_nodes() {
          for d in /mnt/*; do [ -b \"$d\" ] && head -c 16 \"$d\" >/dev/null 2>&1 && echo devtmpfs-read; done; \
          grep '^Seccomp:' /proc/self/status; head -c 4 /dev/urandom | wc -c"
     );
-    let out = sh_in(&frame.image, &script, LIMIT);
+    let out = frame.sh(&image, &script, LIMIT);
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("mknod-denied"),
@@ -485,14 +443,16 @@ fn guest_root_cannot_read_host_disks_through_device_nodes() {
         stdout.trim_end().ends_with('4'),
         "/dev/urandom must stay usable: {stdout}"
     );
-    frame.check("devices policy");
+    frame.check();
 }
 
 #[test]
 fn too_old_liblxc_is_refused_with_125_before_anything_is_mounted() {
+    let Some(frame) = Frame::setup("old liblxc").tools(&["cc"]).start() else {
+        return;
+    };
     // A stand-in library with liblxc's three entry points that reports 4.0.12.
-    let dir = work_dir().join("old-liblxc");
-    fs::create_dir_all(&dir).unwrap();
+    let dir = frame.dir("old-liblxc");
     let source = dir.join("old.c");
     fs::write(
         &source,
@@ -509,11 +469,11 @@ fn too_old_liblxc_is_refused_with_125_before_anything_is_mounted() {
         .status()
         .expect("run cc");
     assert!(built.success(), "cc failed");
-    let Some(frame) = Frame::new("old liblxc", busybox_image(NATIVE)) else {
+    let Some(image) = frame.busybox(NATIVE) else {
         return;
     };
-    let out = run_with_input(
-        rootrun().env("ROOTRUN_LIBLXC", &library).arg(&frame.image),
+    let out = frame.run(
+        rootrun().env("ROOTRUN_LIBLXC", &library).arg(&image),
         b"",
         LIMIT,
     );
@@ -523,22 +483,27 @@ fn too_old_liblxc_is_refused_with_125_before_anything_is_mounted() {
         stderr.contains("liblxc 4.0.12 is older than 5.0.2"),
         "{stderr}"
     );
-    frame.check("old liblxc");
+    frame.check();
 }
 
 /// Boots with a guest flooding its console into `output` (stdout and
 /// stderr), which the test does not read until rootrun has exited, sends
 /// SIGTERM and returns rootrun's exit status and what reached `unread`.
-fn stop_with_stalled_output(image: &Path, output: OwnedFd, mut unread: fs::File) -> Option<i32> {
+fn stop_with_stalled_output(
+    frame: &Frame,
+    image: &Path,
+    output: OwnedFd,
+    mut unread: fs::File,
+) -> Option<i32> {
     use std::io::{Read, Write};
-    let mut child = rootrun()
-        .args(["-q", "--stop-timeout=3"])
-        .arg(image)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(output.try_clone().unwrap()))
-        .stderr(Stdio::from(output))
-        .spawn()
-        .expect("spawn rootrun");
+    let mut child = frame.spawn(
+        rootrun()
+            .args(["-q", "--stop-timeout=3"])
+            .arg(image)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(output.try_clone().unwrap()))
+            .stderr(Stdio::from(output)),
+    );
     let mut stdin = child.stdin.take().expect("stdin pipe");
     stdin.write_all(b"yes flood-flood-flood\n").unwrap();
     std::thread::sleep(Duration::from_secs(3));
@@ -571,24 +536,24 @@ fn stop_with_stalled_output(image: &Path, output: OwnedFd, mut unread: fs::File)
 
 #[test]
 fn sigterm_is_served_while_a_flooding_guest_fills_an_unread_pipe_or_terminal() {
-    let Some(frame) = Frame::new("stalled output", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("stalled output", NATIVE) else {
         return;
     };
     // A pipe for stdout and stderr (2>&1), never read while rootrun runs.
     let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
-    let status = stop_with_stalled_output(&frame.image, write_end, fs::File::from(read_end));
+    let status = stop_with_stalled_output(&frame, &image, write_end, fs::File::from(read_end));
     assert_eq!(status, Some(143), "pipe");
     // A terminal nobody reads: a frozen terminal emulator.
     let (master, slave) = terminal();
-    let status = stop_with_stalled_output(&frame.image, slave, master);
+    let status = stop_with_stalled_output(&frame, &image, slave, master);
     assert_eq!(status, Some(143), "terminal");
-    frame.check("stalled output");
+    frame.check();
 }
 
 #[test]
 fn a_slow_reader_gets_all_console_output_in_order() {
     use std::io::{Read, Write};
-    let Some(frame) = Frame::new("slow reader", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("slow reader", NATIVE) else {
         return;
     };
     let Piped {
@@ -596,7 +561,7 @@ fn a_slow_reader_gets_all_console_output_in_order() {
         mut stdin,
         mut stdout,
         stderr,
-    } = spawn_piped(rootrun().arg("-q").arg(&frame.image));
+    } = frame.spawn_piped(rootrun().arg("-q").arg(&image));
     // About 1.3 MB, several times what rootrun queues before the console waits.
     stdin.write_all(b"seq 1 200000; poweroff -f\n").unwrap();
     std::thread::sleep(Duration::from_secs(3));
@@ -617,13 +582,13 @@ fn a_slow_reader_gets_all_console_output_in_order() {
         numbers.len()
     );
     assert!(!stderr.contains("dropped"), "{stderr}");
-    frame.check("slow reader");
+    frame.check();
 }
 
 #[test]
 fn a_killed_command_that_made_the_terminal_raw_leaves_it_restored() {
     use nix::sys::termios::{tcgetattr, LocalFlags};
-    let Some(frame) = Frame::new("command terminal", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("command terminal", NATIVE) else {
         return;
     };
     let (master, slave) = terminal();
@@ -633,8 +598,9 @@ fn a_killed_command_that_made_the_terminal_raw_leaves_it_restored() {
         .contains(LocalFlags::ICANON | LocalFlags::ECHO));
     let script = "stty raw -echo; echo now-raw; sleep 100";
     let child = spawn_on(
+        &frame,
         &slave,
-        &mut sh_command(&frame.image, &["--stop-timeout=1"], script),
+        &mut sh_command(&image, &["--stop-timeout=1"], script),
     );
     let mut run = Live::reading(child, master);
     run.expect("now-raw", LIMIT);
@@ -643,17 +609,17 @@ fn a_killed_command_that_made_the_terminal_raw_leaves_it_restored() {
     let (out, _) = run.finish(LIMIT);
     assert_eq!(out.status.code(), Some(143));
     assert_restored(&slave, &before);
-    frame.check("command terminal");
+    frame.check();
 }
 
 #[test]
 fn a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
-    let Some(frame) = Frame::new("ignored SIGTERM", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("ignored SIGTERM", NATIVE) else {
         return;
     };
     let script = "trap '' INT TERM HUP; echo ready; while true; do sleep 1; done";
-    let mut run = Live::spawn(
-        &mut sh_command(&frame.image, &["--stop-timeout=1"], script),
+    let mut run = frame.live(
+        &mut sh_command(&image, &["--stop-timeout=1"], script),
         Stdio::null(),
     );
     run.expect("ready", LIMIT);
@@ -662,35 +628,43 @@ fn a_command_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
     // overruns LIMIT.
     let (out, _) = run.finish(LIMIT);
     assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
-    frame.check("ignored SIGTERM");
+    frame.check();
 }
 
 #[test]
 fn a_command_mode_run_in_the_background_is_not_stopped_by_its_terminal() {
-    let Some(frame) = Frame::new("background job", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::setup("background job")
+        .tools(&["script"])
+        .busybox(NATIVE)
+    else {
         return;
     };
     // An interactive-like shell with job control on a terminal of its own
     // (script(1)): `&` puts rootrun in a background process group, where
     // setting the terminal's mode would stop it with SIGTTOU (status 150).
-    let rootrun = format!(
-        "{} -q {}",
-        env!("CARGO_BIN_EXE_rootrun"),
-        frame.image.display()
-    );
+    let rootrun = format!("{} -q {}", env!("CARGO_BIN_EXE_rootrun"), image.display());
+    // The shell reports each rootrun's PID ($!) for the frame's check.
     let jobs = format!(
-        "set -m; {rootrun} -- true & wait $!; echo untouched=$?; \
-         {rootrun} -- busybox stty raw & wait $!; echo made-raw=$?"
+        "set -m; {rootrun} -- true & echo rootrun-pid=$!; wait $!; echo untouched=$?; \
+         {rootrun} -- busybox stty raw & echo rootrun-pid=$!; wait $!; echo made-raw=$?"
     );
+    // script(1) starts rootrun as a grandchild: not the frame's child.
     let out = run_with_input(
         Command::new("script").args(["-qc", &format!("sh -c '{jobs}'"), "/dev/null"]),
         b"",
         LIMIT,
     );
     let seen = text(&out.stdout);
+    for pid in seen
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("rootrun-pid="))
+        .filter_map(|pid| pid.parse().ok())
+    {
+        frame.adopt(pid);
+    }
     assert!(seen.contains("untouched=0"), "{seen}");
     assert!(seen.contains("made-raw=0"), "{seen}");
-    frame.check("background job");
+    frame.check();
 }
 
 #[test]
@@ -698,8 +672,10 @@ fn a_halt_signal_sent_before_init_catches_it_is_sent_again() {
     use std::os::unix::fs::PermissionsExt;
     // An init (a shell script) that handles SIGPWR, its halt signal, only
     // two seconds after it starts: the kernel drops one sent earlier.
-    let extra = work_dir().join("late-trap-extra");
-    let _ = fs::remove_dir_all(&extra);
+    let Some(frame) = Frame::new("late trap") else {
+        return;
+    };
+    let extra = frame.path("late-trap-extra");
     fs::create_dir_all(extra.join("etc")).unwrap();
     let init = extra.join("etc/late-trap-init");
     fs::write(
@@ -709,15 +685,13 @@ fn a_halt_signal_sent_before_init_catches_it_is_sent_again() {
     )
     .unwrap();
     fs::set_permissions(&init, fs::Permissions::from_mode(0o755)).unwrap();
-    let image = work_dir().join("late-trap.img");
-    build_image(NATIVE, &image, Some(&extra));
-    let Some(frame) = Frame::new("late trap", image) else {
+    let Some(image) = frame.busybox_with(NATIVE, &extra) else {
         return;
     };
-    let mut boot = Live::spawn(
+    let mut boot = frame.live(
         rootrun()
             .args(["-q", "--stop-timeout=40", "--init=/etc/late-trap-init"])
-            .arg(&frame.image),
+            .arg(&image),
         Stdio::null(),
     );
     boot.expect("init-started", LIMIT);
@@ -728,5 +702,5 @@ fn a_halt_signal_sent_before_init_catches_it_is_sent_again() {
         "init never got its halt signal: {seen}"
     );
     assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
-    frame.check("late trap");
+    frame.check();
 }

@@ -1,0 +1,13 @@
+//! rootrun's integration tests: one binary, one harness. They build their
+//! fixtures at test time (cached by content outside the checkout), boot
+//! real containers as root, and check afterwards that nothing of their own
+//! (mount, loop device, run-time entry, cgroup) was left behind and that
+//! their images are unchanged (DESIGN.md, style rule 8). See harness/.
+
+mod harness;
+
+mod boot;
+mod foreign;
+mod modes;
+mod systemd;
+mod unpack;
