@@ -7,7 +7,10 @@
 mod harness;
 
 mod boot;
+mod cli;
 mod foreign;
+mod hosts;
 mod modes;
+mod session;
 mod systemd;
 mod unpack;

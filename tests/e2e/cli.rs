@@ -1,32 +1,44 @@
 //! What a new user hit on the command line (issue 7): output errors, quiet
 //! command mode, --arch and metadata.yaml warnings, the `--` hint, messages,
-//! the dry run failing where the run fails, inspect's JSON, and the plan
-//! the dry run prints being what the run does.
-
-mod common;
+//! the dry run failing where the run fails, inspect's JSON, text from the
+//! image escaped, and the steps the dry run prints being what the run does.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::{mksquashfs, rootrun, text, Frame};
 
 const NATIVE: &str = "amd64";
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A BusyBox image with extra files over the tree, built once per name.
-fn image_with(name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let extra = work_dir().join(format!("{name}-extra"));
-    let _ = fs::remove_dir_all(&extra);
+/// A BusyBox image with extra files over the tree.
+fn image_with(frame: &Frame, name: &str, files: &[(&str, &str)]) -> Option<PathBuf> {
+    let extra = frame.dir(&format!("{name}-extra"));
     for (path, content) in files {
         let path = extra.join(path);
         fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir extra");
         fs::write(&path, content).expect("write extra file");
     }
-    let image = work_dir().join(format!("{name}.img"));
-    build_image(NATIVE, &image, Some(&extra));
-    image
+    frame.busybox_with(NATIVE, &extra)
+}
+
+/// The BusyBox image unpacked, changed by `change`, packed again.
+fn image_changed(frame: &Frame, name: &str, change: impl FnOnce(&Path)) -> Option<PathBuf> {
+    let source = frame.busybox(NATIVE)?;
+    let tree = frame.path(&format!("{name}-tree"));
+    let status = Command::new("unsquashfs")
+        .args(["-q", "-no-progress", "-d"])
+        .arg(&tree)
+        .arg(&source)
+        .status()
+        .expect("unsquashfs");
+    assert!(status.success());
+    change(&tree);
+    let image = frame.path(&format!("{name}.img"));
+    mksquashfs(&tree, &image);
+    Some(image)
 }
 
 /// stdout is a pipe whose reader has gone: `rootrun ... | true`.
@@ -42,7 +54,9 @@ fn with_closed_stdout(cmd: &mut Command) -> std::process::Output {
 
 #[test]
 fn a_closed_stdout_pipe_ends_quietly_and_a_full_one_is_one_line() {
-    let image = busybox_image(NATIVE);
+    let Some((frame, image)) = Frame::setup("closed stdout").any_user().busybox(NATIVE) else {
+        return;
+    };
     for args in [
         &["--dry-run"][..],
         &["inspect"][..],
@@ -71,11 +85,14 @@ fn a_closed_stdout_pipe_ends_quietly_and_a_full_one_is_one_line() {
         "rootrun: write to stdout: No space left on device (os error 28)"
     );
     assert_eq!(out.status.code(), Some(125));
+    frame.check();
 }
 
 #[test]
 fn a_command_after_the_image_without_dashes_gets_a_hint() {
-    let image = busybox_image(NATIVE);
+    let Some((frame, image)) = Frame::setup("-- hint").any_user().busybox(NATIVE) else {
+        return;
+    };
     let out = rootrun()
         .arg(&image)
         .args(["uname", "-m"])
@@ -95,6 +112,7 @@ fn a_command_after_the_image_without_dashes_gets_a_hint() {
         "{}",
         text(&out.stderr)
     );
+    frame.check();
 }
 
 #[test]
@@ -139,10 +157,16 @@ fn messages_name_what_is_wrong_in_whole_sentences() {
 
 #[test]
 fn inspect_warns_about_an_arch_the_elf_contradicts_and_broken_metadata() {
-    let image = image_with(
+    let Some(frame) = Frame::setup("inspect warnings").any_user().start() else {
+        return;
+    };
+    let Some(image) = image_with(
+        &frame,
         "broken-metadata",
         &[("metadata.yaml", "architecture: [x86_64\n")],
-    );
+    ) else {
+        return;
+    };
     let out = rootrun()
         .args(["inspect", "--arch", "sparc64"])
         .arg(&image)
@@ -173,11 +197,18 @@ fn inspect_warns_about_an_arch_the_elf_contradicts_and_broken_metadata() {
         assert!(!handler.contains_key("order_key"), "{handler:?}");
         assert!(handler["kind"]["magic"]["magic"].is_string(), "{handler:?}");
     }
+    frame.check();
 }
 
 #[test]
 fn inspect_json_shows_binfmt_patterns_as_hex_text() {
-    let image = busybox_image("arm64");
+    let Some((frame, image)) = Frame::setup("inspect JSON")
+        .any_user()
+        .emulation()
+        .busybox("arm64")
+    else {
+        return;
+    };
     let out = rootrun()
         .args(["inspect", "--json"])
         .arg(&image)
@@ -195,54 +226,41 @@ fn inspect_json_shows_binfmt_patterns_as_hex_text() {
         .unwrap_or_default();
     assert!(magic.starts_with("7f454c46"), "{handler}");
     assert!(handler["kind"]["magic"]["mask"].is_string(), "{handler}");
-}
-
-struct Root {
-    _lock: std::sync::MutexGuard<'static, ()>,
-    before: HostState,
-}
-
-fn root_frame(test: &str) -> Option<Root> {
-    if !require_root(test) {
-        return None;
-    }
-    let lock = host_lock();
-    Some(Root {
-        _lock: lock,
-        before: HostState::capture(),
-    })
+    frame.check();
 }
 
 #[test]
 fn a_broken_metadata_yaml_does_not_stop_a_boot() {
-    let image = image_with(
-        "broken-metadata-boot",
-        &[("metadata.yaml", "architecture: [x86_64\n")],
-    );
-    let Some(frame) = root_frame("broken metadata boot") else {
+    let Some(frame) = Frame::new("broken metadata boot") else {
         return;
     };
-    let out = run_with_input(rootrun().arg(&image).args(["--", "true"]), b"", LIMIT);
+    let Some(image) = image_with(
+        &frame,
+        "broken-metadata-boot",
+        &[("metadata.yaml", "architecture: [x86_64\n")],
+    ) else {
+        return;
+    };
+    let out = frame.run(rootrun().arg(&image).args(["--", "true"]), b"", LIMIT);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("warning: metadata.yaml ignored"),
         "{}",
         text(&out.stderr)
     );
-    frame.before.assert_restored("broken metadata boot");
+    frame.check();
 }
 
 #[test]
 fn command_mode_is_quiet_unless_verbose_and_pipe_mode_does_not_offer_the_escape_key() {
-    let image = busybox_image(NATIVE);
-    let Some(frame) = root_frame("quiet command mode") else {
+    let Some((frame, image)) = Frame::with_busybox("quiet command mode", NATIVE) else {
         return;
     };
-    let out = run_with_input(rootrun().arg(&image).args(["--", "true"]), b"", LIMIT);
+    let out = frame.run(rootrun().arg(&image).args(["--", "true"]), b"", LIMIT);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stderr), "", "command mode printed on stderr");
 
-    let out = run_with_input(
+    let out = frame.run(
         rootrun().arg("-v").arg(&image).args(["--", "true"]),
         b"",
         LIMIT,
@@ -253,7 +271,7 @@ fn command_mode_is_quiet_unless_verbose_and_pipe_mode_does_not_offer_the_escape_
         text(&out.stderr)
     );
 
-    let out = run_with_input(rootrun().arg(&image), b"poweroff -f\n", LIMIT);
+    let out = frame.run(rootrun().arg(&image), b"poweroff -f\n", LIMIT);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("rootrun: booting"), "{stderr}");
@@ -262,12 +280,14 @@ fn command_mode_is_quiet_unless_verbose_and_pipe_mode_does_not_offer_the_escape_
         "pipe mode offers the escape key: {stderr}"
     );
     assert!(stderr.contains("poweroff inside, or SIGTERM"), "{stderr}");
-    frame.before.assert_restored("quiet command mode");
+    frame.check();
 }
 
 #[test]
 fn the_dry_run_fails_where_the_run_fails() {
-    let image = busybox_image(NATIVE);
+    let Some((frame, image)) = Frame::setup("dry run fails").any_user().busybox(NATIVE) else {
+        return;
+    };
     let out = rootrun()
         .args(["--dry-run", "--init", "/sbin/nope"])
         .arg(&image)
@@ -293,6 +313,7 @@ fn the_dry_run_fails_where_the_run_fails() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    frame.check();
 }
 
 /// The numbered step lines of a dry run ("#  3. text"), with the container
@@ -330,7 +351,7 @@ fn normalize_name(line: &str) -> String {
     out
 }
 
-fn assert_run_matches_dry_run(image: &Path, args: &[&str], input: &[u8]) {
+fn assert_run_matches_dry_run(frame: &Frame, image: &Path, args: &[&str], input: &[u8]) {
     let dry = rootrun()
         .arg("--dry-run")
         .args(args)
@@ -354,7 +375,7 @@ fn assert_run_matches_dry_run(image: &Path, args: &[&str], input: &[u8]) {
         Some(planned.len()),
         "JSON and text list different steps: {json}"
     );
-    let run = run_with_input(rootrun().arg("-v").args(args).arg(image), input, LIMIT);
+    let run = frame.run(rootrun().arg("-v").args(args).arg(image), input, LIMIT);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let done = done_steps(&text(&run.stderr));
     assert!(planned.len() > 10, "{planned:?}");
@@ -363,50 +384,37 @@ fn assert_run_matches_dry_run(image: &Path, args: &[&str], input: &[u8]) {
 
 #[test]
 fn a_run_executes_exactly_the_steps_its_dry_run_printed() {
-    let native = busybox_image(NATIVE);
-    let foreign = busybox_image("arm64");
-    let Some(frame) = root_frame("run matches dry run") else {
+    let Some(frame) = Frame::setup("run matches dry run").emulation().start() else {
         return;
     };
-    assert_run_matches_dry_run(&native, &[], b"poweroff -f\n");
-    assert_run_matches_dry_run(&native, &["--unpack"], b"poweroff -f\n");
-    assert_run_matches_dry_run(&foreign, &[], b"poweroff -f\n");
-    frame.before.assert_restored("run matches dry run");
-}
-
-/// The BusyBox image unpacked, changed by `change`, packed again.
-fn image_changed(name: &str, change: impl FnOnce(&Path)) -> PathBuf {
-    let tree = work_dir().join(format!("{name}-tree"));
-    let _ = fs::remove_dir_all(&tree);
-    let status = Command::new("unsquashfs")
-        .args(["-q", "-no-progress", "-d"])
-        .arg(&tree)
-        .arg(busybox_image(NATIVE))
-        .status()
-        .expect("unsquashfs");
-    assert!(status.success());
-    change(&tree);
-    let image = work_dir().join(format!("{name}.img"));
-    mksquashfs(&tree, &image);
-    image
+    let (Some(native), Some(foreign)) = (frame.busybox(NATIVE), frame.busybox("arm64")) else {
+        return;
+    };
+    assert_run_matches_dry_run(&frame, &native, &[], b"poweroff -f\n");
+    assert_run_matches_dry_run(&frame, &native, &["--unpack"], b"poweroff -f\n");
+    assert_run_matches_dry_run(&frame, &foreign, &[], b"poweroff -f\n");
+    frame.check();
 }
 
 #[test]
 fn a_broken_init_does_not_stop_a_command_and_is_127_or_named_for_a_boot() {
-    let looped = image_changed("cmd-init-loop", |tree| {
+    let Some(frame) = Frame::new("broken init, command") else {
+        return;
+    };
+    let looped = image_changed(&frame, "cmd-init-loop", |tree| {
         fs::remove_file(tree.join("sbin/init")).unwrap();
         std::os::unix::fs::symlink("/sbin/init2", tree.join("sbin/init")).unwrap();
         std::os::unix::fs::symlink("init", tree.join("sbin/init2")).unwrap();
     });
-    let sbin_file = image_changed("cmd-sbin-file", |tree| {
+    let sbin_file = image_changed(&frame, "cmd-sbin-file", |tree| {
         fs::remove_dir_all(tree.join("sbin")).unwrap();
         fs::write(tree.join("sbin"), "not a directory\n").unwrap();
     });
-    let Some(frame) = root_frame("broken init, command") else {
+    let (Some(looped), Some(sbin_file)) = (looped, sbin_file) else {
         return;
     };
     for image in [&looped, &sbin_file] {
-        let out = run_with_input(
+        let out = frame.run(
             rootrun().arg(image).args(["--", "/bin/busybox", "true"]),
             b"",
             LIMIT,
@@ -420,9 +428,9 @@ fn a_broken_init_does_not_stop_a_command_and_is_127_or_named_for_a_boot() {
         );
     }
     // Booting it: /sbin a file makes init as missing as no init (127).
-    let out = run_with_input(rootrun().arg(&sbin_file), b"", LIMIT);
+    let out = frame.run(rootrun().arg(&sbin_file), b"", LIMIT);
     assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
-    frame.before.assert_restored("broken init, command");
+    frame.check();
 }
 
 #[test]
@@ -437,13 +445,19 @@ fn a_file_name_that_is_not_utf8_is_a_usage_error_not_a_panic() {
 
 #[test]
 fn text_from_the_image_reaches_the_terminal_escaped() {
-    let image = image_with(
+    let Some(frame) = Frame::setup("escaped text").any_user().start() else {
+        return;
+    };
+    let Some(image) = image_with(
+        &frame,
         "escapes",
         &[(
             "metadata.yaml",
             "architecture: x86_64\nproperties:\n  os: \"\\e]0;OWNED\\a\\e[2J\"\n",
         )],
-    );
+    ) else {
+        return;
+    };
     let out = rootrun().arg("inspect").arg(&image).output().unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -452,4 +466,5 @@ fn text_from_the_image_reaches_the_terminal_escaped() {
         !stdout.contains('\x1b') && !stdout.contains('\x07'),
         "{stdout:?}"
     );
+    frame.check();
 }

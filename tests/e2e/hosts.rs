@@ -1,24 +1,26 @@
 //! Hosts other than a plain Debian 12 VM (issue 8): rootrun inside a chroot
 //! whose `/` is not a mount point.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::{text, Frame};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
 /// Runs rootrun with `args` in a chroot (tests/fixtures/run-in-chroot.sh);
 /// returns its output, its exit status and the mounts it leaked into the
 /// shared namespace around the chroot.
-fn in_chroot(image: &Path, args: &[&str], input: &[u8]) -> (String, Option<i32>, String) {
-    let base = work_dir().join(format!("chroot-{}", std::process::id()));
-    std::fs::create_dir_all(&base).expect("create chroot base");
+fn in_chroot(
+    frame: &Frame,
+    image: &Path,
+    args: &[&str],
+    input: &[u8],
+) -> (String, Option<i32>, String) {
+    let base = frame.dir("chroot");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-in-chroot.sh");
-    let out = run_with_input(
+    let out = frame.run(
         Command::new("unshare")
             .arg("--mount")
             .arg(script)
@@ -38,6 +40,10 @@ fn in_chroot(image: &Path, args: &[&str], input: &[u8]) -> (String, Option<i32>,
             .find_map(|l| l.strip_prefix(key))
             .map(str::to_owned)
     };
+    if let Some(pid) = field("rootrun-pid=").and_then(|p| p.trim().parse().ok()) {
+        // Its containers are named for it: the frame's to check.
+        frame.adopt(pid);
+    }
     let code = field("rootrun-exit=").and_then(|c| c.trim().parse().ok());
     let leaked =
         field("leaked=").unwrap_or_else(|| format!("(script failed: {})", text(&out.stderr)));
@@ -50,16 +56,24 @@ fn in_chroot(image: &Path, args: &[&str], input: &[u8]) -> (String, Option<i32>,
 
 #[test]
 fn rootrun_runs_in_a_chroot_whose_root_is_not_a_mount_point() {
-    if !require_root("chroot") {
+    let Some(frame) = Frame::setup("chroot")
+        .tools(&["unshare", "chroot"])
+        .emulation()
+        .start()
+    else {
         return;
-    }
-    let native = busybox_image("amd64");
-    let foreign = busybox_image("arm64");
-    let _lock = host_lock();
-    let before = HostState::capture();
+    };
+    let (Some(native), Some(foreign)) = (frame.busybox("amd64"), frame.busybox("arm64")) else {
+        return;
+    };
 
     // Before the fix: "make mounts private under /: EINVAL".
-    let (out, code, leaked) = in_chroot(&native, &["--", "/bin/sh", "-c", "uname -m; exit 3"], b"");
+    let (out, code, leaked) = in_chroot(
+        &frame,
+        &native,
+        &["--", "/bin/sh", "-c", "uname -m; exit 3"],
+        b"",
+    );
     assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("x86_64"), "{out}");
     assert_eq!(
@@ -67,7 +81,7 @@ fn rootrun_runs_in_a_chroot_whose_root_is_not_a_mount_point() {
         "mounts leaked out of rootrun's namespace: {out}"
     );
 
-    let (out, code, leaked) = in_chroot(&foreign, &[], b"uname -m; poweroff -f\n");
+    let (out, code, leaked) = in_chroot(&frame, &foreign, &[], b"uname -m; poweroff -f\n");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("aarch64"), "{out}");
     assert!(out.contains("ROOTRUN-BOOT-OK"), "{out}");
@@ -75,18 +89,21 @@ fn rootrun_runs_in_a_chroot_whose_root_is_not_a_mount_point() {
         leaked, "",
         "mounts leaked out of rootrun's namespace: {out}"
     );
-    before.assert_restored("chroot");
+    frame.check();
 }
 
 #[test]
 fn rootrun_works_with_only_the_unified_cgroup_hierarchy() {
-    if !require_root("unified cgroups") {
+    let Some(frame) = Frame::setup("unified cgroups")
+        .tools(&["unshare"])
+        .emulation()
+        .start()
+    else {
         return;
-    }
-    let native = busybox_image("amd64");
-    let foreign = busybox_image("arm64");
-    let _lock = host_lock();
-    let before = HostState::capture();
+    };
+    let (Some(native), Some(foreign)) = (frame.busybox("amd64"), frame.busybox("arm64")) else {
+        return;
+    };
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-unified-cgroups.sh");
     let unified = || {
@@ -99,7 +116,7 @@ fn rootrun_works_with_only_the_unified_cgroup_hierarchy() {
     // The devices policy holds through cgroup2's BPF device programs: a
     // node the guest makes for a host disk cannot be read.
     let probe = "mknod /tmp/disk b 8 0; head -c1 /tmp/disk; echo read=$?; exit 4";
-    let out = run_with_input(
+    let out = frame.run(
         unified().arg(&native).args(["--", "/bin/sh", "-c", probe]),
         b"",
         LIMIT,
@@ -116,9 +133,9 @@ fn rootrun_works_with_only_the_unified_cgroup_hierarchy() {
         text(&out.stderr)
     );
 
-    let out = run_with_input(unified().arg(&foreign), b"uname -m; poweroff -f\n", LIMIT);
+    let out = frame.run(unified().arg(&foreign), b"uname -m; poweroff -f\n", LIMIT);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.lines().any(|l| l == "aarch64"), "{stdout}");
-    before.assert_restored("unified cgroups");
+    frame.check();
 }

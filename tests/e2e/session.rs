@@ -1,55 +1,17 @@
 //! Defects of the console session a new user hit, booting native BusyBox
 //! images for real: a boot run by timeout(1) on a terminal (a background
 //! job there) must end on timeout's SIGTERM instead of hanging stopped, and
-//! pipe-mode output must carry no terminal queries. Like tests/boot.rs,
-//! every test checks that nothing was left behind and the image is
-//! unchanged.
-
-mod common;
+//! pipe-mode output must carry no terminal queries.
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::{rootrun, text, Frame};
 
 const NATIVE: &str = "amd64";
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// A privileged test's frame: the host lock, the state and image hash before.
-struct Frame {
-    _lock: std::sync::MutexGuard<'static, ()>,
-    before: HostState,
-    image: PathBuf,
-    hash: String,
-}
-
-impl Frame {
-    fn new(test: &str, image: PathBuf) -> Option<Frame> {
-        if !require_root(test) {
-            return None;
-        }
-        let lock = host_lock();
-        let hash = sha256(&image);
-        Some(Frame {
-            _lock: lock,
-            before: HostState::capture(),
-            image,
-            hash,
-        })
-    }
-
-    fn check(self, what: &str) {
-        self.before.assert_restored(what);
-        assert_eq!(
-            sha256(&self.image),
-            self.hash,
-            "{what}: the image file changed"
-        );
-    }
-}
 
 /// `(PID, state)` of every process below `ancestor` that runs this build's
 /// rootrun (rootrun itself, its liblxc monitor, its prefetch child), from
@@ -94,6 +56,18 @@ fn rootruns_below(ancestor: i32) -> Vec<(i32, char)> {
         .collect()
 }
 
+/// Whether process `pid` (a child of this test) has exited: a zombie, or
+/// gone.
+fn ended(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| rest.starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
 fn runs_rootrun(pid: i32) -> bool {
     let argv0 = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let argv0 = argv0.split(|&b| b == 0).next().unwrap_or_default();
@@ -102,7 +76,10 @@ fn runs_rootrun(pid: i32) -> bool {
 
 #[test]
 fn a_boot_run_by_timeout_on_a_terminal_is_never_stopped_and_ends_on_its_sigterm() {
-    let Some(frame) = Frame::new("background terminal", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::setup("background terminal")
+        .tools(&["script", "timeout"])
+        .busybox(NATIVE)
+    else {
         return;
     };
     // script(1) gives the shell a terminal of its own, whose foreground
@@ -114,23 +91,26 @@ fn a_boot_run_by_timeout_on_a_terminal_is_never_stopped_and_ends_on_its_sigterm(
     let shell = format!(
         "timeout -k 30 -s TERM 8 {} {}; echo timeout-status=$?",
         env!("CARGO_BIN_EXE_rootrun"),
-        frame.image.display()
+        image.display()
     );
     let started = Instant::now();
-    let mut run = Live::spawn(
+    let mut run = frame.live(
         Command::new("script").args(["-qc", &shell, "/dev/null"]),
         Stdio::piped(),
     );
-    let script = run.child.id() as i32;
+    let script = run.id() as i32;
     let (mut rootruns, mut stopped) = (BTreeSet::new(), BTreeSet::new());
     while !run.wait_for("timeout-status=", Duration::from_millis(200)) {
         for (pid, state) in rootruns_below(script) {
-            rootruns.insert(pid);
+            if rootruns.insert(pid) {
+                // Its container is named for it: the frame's to check.
+                frame.adopt(pid as u32);
+            }
             if state == 'T' {
                 stopped.insert(pid);
             }
         }
-        let script_ended = run.child.try_wait().ok().flatten().is_some();
+        let script_ended = ended(script);
         if script_ended || started.elapsed() > LIMIT {
             break;
         }
@@ -161,18 +141,18 @@ fn a_boot_run_by_timeout_on_a_terminal_is_never_stopped_and_ends_on_its_sigterm(
     );
     let left: Vec<&i32> = rootruns.iter().filter(|&&pid| runs_rootrun(pid)).collect();
     assert!(left.is_empty(), "rootrun processes left: {left:?}");
-    frame.check("background terminal");
+    frame.check();
 }
 
 #[test]
 fn pipe_mode_output_carries_no_terminal_queries() {
-    let Some(frame) = Frame::new("terminal queries", busybox_image(NATIVE)) else {
+    let Some((frame, image)) = Frame::with_busybox("terminal queries", NATIVE) else {
         return;
     };
     // BusyBox's line editor asks for the cursor position (ESC[6n) before
     // each prompt, on a pipe too.
-    let out = run_with_input(
-        rootrun().arg("-q").arg(&frame.image),
+    let out = frame.run(
+        rootrun().arg("-q").arg(&image),
         b"echo hi; poweroff -f\n",
         LIMIT,
     );
@@ -181,5 +161,5 @@ fn pipe_mode_output_carries_no_terminal_queries() {
     assert!(stdout.lines().any(|l| l == "hi"), "{stdout:?}");
     assert!(stdout.contains("/ # "), "no prompt: {stdout:?}");
     assert!(!stdout.contains("\x1b[6n"), "a query on stdout: {stdout:?}");
-    frame.check("terminal queries");
+    frame.check();
 }
