@@ -20,7 +20,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -247,6 +247,7 @@ impl Drop for Qemu10 {
 /// devices and cgroups come and go): this namespace's mounts and rootrun's
 /// directories as before, no loop device on a file under the tree or the
 /// test work directory, no new rootrun cgroup of a process that is gone.
+/// Prints how long the case took.
 fn checked<T>(what: &str, register: bool, case: impl FnOnce() -> T) -> T {
     let tree = debian13_tree();
     let _host = host_lock();
@@ -255,7 +256,12 @@ fn checked<T>(what: &str, register: bool, case: impl FnOnce() -> T) -> T {
     let binfmt_before = binfmt_entries();
     let handler = register.then(Qemu10::register);
     let name = handler.as_ref().map(|h| h.name.clone());
+    let started = Instant::now();
     let result = case();
+    eprintln!(
+        "host-matrix: {what}: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     drop(handler);
     if let Some(name) = name {
         assert!(
@@ -360,6 +366,21 @@ fn loop_devices_on(dirs: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
+/// Runs rootrun in the tree with `args` (a command that prints `marker`
+/// and then reads a line), calls `meanwhile` with rootrun's PID once
+/// `marker` is out, then lets the command finish. Returns the exit output,
+/// everything the command printed and what `meanwhile` returned.
+fn paused<T>(args: &[&str], marker: &str, meanwhile: impl FnOnce(u32) -> T) -> (Output, String, T) {
+    let mut run = Live::spawn(&mut in_debian13(args), Stdio::piped());
+    run.expect(marker, LIMIT);
+    let found = meanwhile(run.child.id());
+    let mut stdin = run.child.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").expect("write to the command");
+    drop(stdin);
+    let (out, seen) = run.finish(LIMIT);
+    (out, seen, found)
+}
+
 /// (device, inode) of a file.
 fn file_id(path: &Path) -> (u64, u64) {
     let meta = fs::metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
@@ -417,27 +438,21 @@ fn debian13_native_command_passes_its_exit_status_through_with_liblxc_6() {
     let liblxc = fs::canonicalize(tree.join("usr/lib/x86_64-linux-gnu/liblxc.so.1"))
         .expect("the tree's liblxc.so.1");
     checked("Debian 13: native command", false, || {
-        let started = Instant::now();
         let image = inside(&image);
         // The command waits for a line on stdin, so that rootrun's mappings
         // can be read while liblxc is loaded.
-        let mut run = Live::spawn(
-            &mut in_debian13(&[
+        let (out, seen, loaded) = paused(
+            &[
                 "-q",
                 &image,
                 "--",
                 "/bin/sh",
                 "-c",
                 "uname -m; echo waiting; read line; exit 7",
-            ]),
-            Stdio::piped(),
+            ],
+            "waiting",
+            |pid| mapped(pid, "liblxc.so"),
         );
-        run.expect("waiting", LIMIT);
-        let loaded = mapped(run.child.id(), "liblxc.so");
-        let mut stdin = run.child.stdin.take().expect("stdin");
-        stdin.write_all(b"go\n").expect("write to the command");
-        drop(stdin);
-        let (out, seen) = run.finish(LIMIT);
         assert_eq!(out.status.code(), Some(7), "{seen}{}", text(&out.stderr));
         assert!(seen.lines().any(|l| l == "x86_64"), "{seen}");
         assert_eq!(
@@ -445,10 +460,6 @@ fn debian13_native_command_passes_its_exit_status_through_with_liblxc_6() {
             [file_id(&liblxc)],
             "rootrun did not load the tree's liblxc 6.0 ({})",
             liblxc.display()
-        );
-        eprintln!(
-            "host-matrix: native command with liblxc 6.0 in {:.2} s",
-            started.elapsed().as_secs_f64()
         );
     });
 }
@@ -471,7 +482,6 @@ fn debian13_arm64_command_runs_under_qemu_10() {
         text(&version.stdout)
     );
     checked("Debian 13: arm64 command", true, || {
-        let started = Instant::now();
         let image = inside(&image);
         let plan = run_with_input(
             &mut in_debian13(&["--dry-run", &image, "--", "uname", "-m"]),
@@ -494,16 +504,11 @@ fn debian13_arm64_command_runs_under_qemu_10() {
             "uname -m; busybox tr '\\0' '\\n' < /proc/$$/cmdline | head -n 1; \
              echo {token}; read line; exit 3"
         );
-        let mut run = Live::spawn(
-            &mut in_debian13(&["-q", &image, "--", "/bin/sh", "-c", &script]),
-            Stdio::piped(),
+        let (out, seen, emulated) = paused(
+            &["-q", &image, "--", "/bin/sh", "-c", &script],
+            &format!("{token}\n"),
+            |_| processes_with(&token),
         );
-        run.expect(&format!("{token}\n"), LIMIT);
-        let emulated = processes_with(&token);
-        let mut stdin = run.child.stdin.take().expect("stdin");
-        stdin.write_all(b"go\n").expect("write to the command");
-        drop(stdin);
-        let (out, seen) = run.finish(LIMIT);
         assert_eq!(out.status.code(), Some(3), "{seen}{}", text(&out.stderr));
         let lines: Vec<&str> = seen.lines().collect();
         assert_eq!(
@@ -516,10 +521,6 @@ fn debian13_arm64_command_runs_under_qemu_10() {
             "no process of the guest runs the tree's QEMU 10 ({}): {emulated:?}",
             qemu.display()
         );
-        eprintln!(
-            "host-matrix: arm64 dry run and command under QEMU 10 in {:.2} s",
-            started.elapsed().as_secs_f64()
-        );
     });
 }
 
@@ -530,7 +531,6 @@ fn debian13_arm64_busybox_boots_and_powers_off_under_qemu_10() {
     }
     let image = busybox_image("arm64");
     checked("Debian 13: arm64 boot", true, || {
-        let started = Instant::now();
         let out = run_with_input(
             &mut in_debian13(&[&inside(&image)]),
             b"uname -m; poweroff -f\n",
@@ -544,10 +544,6 @@ fn debian13_arm64_busybox_boots_and_powers_off_under_qemu_10() {
         assert!(
             stderr.contains("aarch64 under /usr/bin/qemu-aarch64, preloaded (F flag)"),
             "the banner names another handler: {stderr}"
-        );
-        eprintln!(
-            "host-matrix: arm64 boot to poweroff under QEMU 10 in {:.2} s",
-            started.elapsed().as_secs_f64()
         );
     });
 }
