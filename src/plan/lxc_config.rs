@@ -58,6 +58,10 @@ impl LaunchPlan {
                 "lxc.rootfs.path",
                 format!("dir:{}", layout.rootfs.display()),
             ),
+            (
+                "lxc.rootfs.mount",
+                layout.rootfs_mount.display().to_string(),
+            ),
             ("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed".into()),
             ("lxc.autodev", "1".into()),
             // No gettys on /dev/ttyN: the console is the only terminal.

@@ -45,6 +45,11 @@ pub struct Layout {
     pub work: PathBuf,
     /// The overlay: the container's root.
     pub rootfs: PathBuf,
+    /// Where liblxc mounts the root before pivot_root (`lxc.rootfs.mount`).
+    /// Its default, /usr/lib/<triplet>/lxc/rootfs, comes with Debian's
+    /// liblxc-common, on which the library package (liblxc1, liblxc1t64)
+    /// does not depend: without it every start fails.
+    pub rootfs_mount: PathBuf,
     /// liblxc's lxcpath; the container's config is `lxcpath/NAME/config`.
     pub lxcpath: PathBuf,
     pub log: PathBuf,
@@ -60,6 +65,7 @@ impl Layout {
             upper: base.join("upper"),
             work: base.join("work"),
             rootfs: base.join("rootfs"),
+            rootfs_mount: base.join("rootfs-mount"),
             lxcpath: base.join("lxc"),
             log: base.join("lxc.log"),
             seccomp: base.join("seccomp"),
@@ -224,6 +230,7 @@ fn steps(
             layout.upper.clone(),
             layout.work.clone(),
             layout.rootfs.clone(),
+            layout.rootfs_mount.clone(),
             layout.lxcpath.join(name),
         ],
     });

@@ -80,6 +80,11 @@ fn boot_mode_runs_init_on_the_pty_console() {
         value(&items, "lxc.rootfs.path"),
         ["dir:/run/rootrun/rootfs"]
     );
+    // Not liblxc's default, which only liblxc-common provides.
+    assert_eq!(
+        value(&items, "lxc.rootfs.mount"),
+        ["/run/rootrun/rootfs-mount"]
+    );
     assert_eq!(plan.entry_program(), "/sbin/init");
 }
 
