@@ -9,6 +9,7 @@ mod harness;
 mod boot;
 mod cli;
 mod foreign;
+mod host_matrix;
 mod hosts;
 mod modes;
 mod session;

@@ -20,7 +20,7 @@ mod skip;
 #[cfg(test)]
 mod tests;
 
-pub use fixtures::sha256;
+pub use fixtures::{cache_dir, sha256};
 pub use frame::Frame;
 pub use process::{
     mksquashfs, rootrun, rootrun_as_nobody, run_with_input, sh_command, text, wait_with_limit,

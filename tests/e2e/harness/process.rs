@@ -176,6 +176,23 @@ impl Live {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// Whether the child has exited (its status is kept for `finish`).
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|child| child.try_wait().ok().flatten().is_some())
+    }
+
+    /// Writes `bytes` to a piped stdin, then closes it.
+    pub fn write_and_close_stdin(&mut self, bytes: &[u8]) {
+        let mut stdin = self
+            .child
+            .as_mut()
+            .and_then(|child| child.stdin.take())
+            .expect("a piped stdin");
+        stdin.write_all(bytes).expect("write to the child's stdin");
+    }
+
     /// Reads until `needle` shows up; false after `limit`.
     pub fn wait_for(&mut self, needle: &str, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;

@@ -13,20 +13,16 @@
 //! matching entry wins), so the tests hold the suite's lock file
 //! exclusively meanwhile, and remove the entry on every path.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 
-use common::*;
+use crate::harness::{cache_dir, run_with_input, sha256, text, Frame};
 
 const LIMIT: Duration = Duration::from_secs(90);
 const BOOT_LIMIT: Duration = Duration::from_secs(240);
@@ -34,11 +30,9 @@ const BOOT_LIMIT: Duration = Duration::from_secs(240);
 const STOP_LIMIT: Duration = Duration::from_secs(2);
 
 const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
-/// Shared by the suites on this machine: shared for tests that rely on the
-/// host's binfmt_misc handlers, exclusive for tests that change them.
-const LOCK_FILE: &str = "/run/lock/rootrun-tests.lock";
-/// Where in-debian13.sh binds rootrun's directory and `work_dir()` inside
-/// the tree.
+/// Where in-debian13.sh binds rootrun's directory and the data directory
+/// (the test's work directory, or the cached systemd root's) inside the
+/// tree.
 const BIN_INSIDE: &str = "/mnt/bin/rootrun";
 const DATA_INSIDE: &str = "/mnt/data";
 
@@ -48,34 +42,22 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// True when `test` may go on: as root with the tools it needs. A missing
-/// tool fails the test under CI=true and is reported otherwise.
-fn ready(test: &str) -> bool {
-    if !require_root(test) {
-        return false;
-    }
-    let missing: Vec<&str> = ["debootstrap", "unshare", "chroot", "flock", "realpath"]
-        .into_iter()
-        .filter(|tool| !on_path(tool))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let reason = format!(
-        "{test} needs {} (apt-get install debootstrap util-linux coreutils; \
-         tests/setup-host.sh installs them)",
-        missing.join(", ")
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{reason}");
-    }
-    eprintln!("NOTE: {reason}; not run");
-    false
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+/// The frame of a host-matrix case: root, the tools, Debian's handlers; a
+/// case that registers the tree's QEMU changes binfmt_misc and so runs
+/// alone (across processes too). The Debian 13 tree is the frame's: loop
+/// devices and mounts under it are the test's.
+fn frame(test: &str, registers: bool) -> Option<(Frame, PathBuf)> {
+    let setup = Frame::setup(test)
+        .tools(&["debootstrap", "unshare", "chroot", "realpath"])
+        .emulation();
+    let frame = if registers {
+        setup.exclusive().start()?
+    } else {
+        setup.start()?
+    };
+    let tree = debian13_tree();
+    frame.own(&tree);
+    Some((frame, tree))
 }
 
 /// The cached Debian 13 tree: `$ROOTRUN_TEST_CACHE` (default
@@ -85,9 +67,7 @@ fn on_path(tool: &str) -> bool {
 /// complete), so a cache emptied while the suite runs is filled again.
 fn debian13_tree() -> PathBuf {
     let script = fixture("build-debian13-tree.sh");
-    let base = std::env::var_os("ROOTRUN_TEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/rootrun-tests"));
+    let base = cache_dir().unwrap_or_else(|e| panic!("{e}"));
     let tree = base.join(format!("debian13-{}", &sha256(&script)[..16]));
     let cached = tree.join(".rootrun-tree-complete").exists();
     let started = Instant::now();
@@ -111,44 +91,31 @@ fn debian13_tree() -> PathBuf {
     tree
 }
 
-/// rootrun with `args`, chrooted into the Debian 13 tree; paths in `args`
-/// are the ones inside (`DATA_INSIDE` is `work_dir()`). Not started yet;
+/// rootrun with `args`, chrooted into the Debian 13 tree with `data` bound
+/// at `DATA_INSIDE`; paths in `args` are the ones inside. Not started yet;
 /// its PID will be rootrun's (the wrapper execs all the way).
-fn in_debian13(args: &[&str]) -> Command {
-    let mut cmd = chrooted();
+fn in_debian13(data: &Path, args: &[&str]) -> Command {
+    let mut cmd = chrooted(data);
     cmd.arg(BIN_INSIDE).args(args);
     cmd
 }
 
 /// in-debian13.sh with its directories; the command comes next.
-fn chrooted() -> Command {
+fn chrooted(data: &Path) -> Command {
     let bin = Path::new(env!("CARGO_BIN_EXE_rootrun"))
         .parent()
         .expect("rootrun's directory");
     let mut cmd = Command::new(fixture("in-debian13.sh"));
-    cmd.arg(debian13_tree()).arg(bin).arg(work_dir());
+    cmd.arg(debian13_tree()).arg(bin).arg(data);
     cmd
 }
 
-/// A fixture in `work_dir()`, as seen inside the tree.
-fn inside(path: &Path) -> String {
+/// `path` under `data`, as seen inside the tree.
+fn inside(data: &Path, path: &Path) -> String {
     let name = path
-        .strip_prefix(work_dir())
-        .expect("fixture in the test work directory");
+        .strip_prefix(data)
+        .expect("a fixture in the data directory");
     format!("{DATA_INSIDE}/{}", name.display())
-}
-
-/// An flock on the suite's lock file, held until dropped.
-fn suite_lock(arg: FlockArg) -> Flock<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o666)
-        .open(LOCK_FILE)
-        .unwrap_or_else(|e| panic!("open {LOCK_FILE}: {e}"));
-    Flock::lock(file, arg).unwrap_or_else(|(_, e)| panic!("flock {LOCK_FILE}: {e}"))
 }
 
 /// Every binfmt_misc entry with its state, to compare before and after.
@@ -172,16 +139,18 @@ fn binfmt_entries() -> BTreeMap<String, String> {
 /// processes that are gone (WORD: letters only, hence not "q10").
 struct Qemu10 {
     name: String,
-    _lock: Flock<File>,
 }
 
 impl Qemu10 {
-    fn register() -> Qemu10 {
+    /// Needs a frame that runs alone (`frame(.., true)`).
+    fn register(frame: &Frame) -> Qemu10 {
+        assert!(
+            frame.is_exclusive(),
+            "registering a handler needs an exclusive frame"
+        );
         let tree = debian13_tree();
-        let lock = suite_lock(FlockArg::LockExclusive);
         let handler = Qemu10 {
             name: format!("rootrun-test-trixie-{}", std::process::id()),
-            _lock: lock,
         };
         // Debian 13's own pattern for aarch64 (qemu-user ships it; the
         // qemu-user-binfmt package only links it into /usr/lib/binfmt.d).
@@ -201,7 +170,7 @@ impl Qemu10 {
         );
         // From inside the chroot, so that rootrun's `qemu --version` probe
         // finds QEMU 10 at the registered path there.
-        let out = chrooted()
+        let out = chrooted(frame.scratch())
             .args([
                 "/bin/sh",
                 "-c",
@@ -240,24 +209,16 @@ impl Drop for Qemu10 {
     }
 }
 
-/// Runs `case` with the host's state snapshotted before and checked after:
-/// binfmt_misc exactly as before (the case's own entry gone), and what
-/// `HostState` checks, narrowed to what the case can have made (other
-/// suites on this machine boot containers at the same time, and their loop
-/// devices and cgroups come and go): this namespace's mounts and rootrun's
-/// directories as before, no loop device on a file under the tree or the
-/// test work directory, no new rootrun cgroup of a process that is gone.
-/// Prints how long the case took.
-fn checked<T>(what: &str, register: bool, case: impl FnOnce() -> T) -> T {
-    let tree = debian13_tree();
-    let _host = host_lock();
-    let shared = (!register).then(|| suite_lock(FlockArg::LockShared));
-    let before = Snapshot::capture();
+/// Runs `case` (with the tree's QEMU 10 registered when the frame is
+/// exclusive), then checks binfmt_misc exactly as before (the case's own
+/// entry gone) and, through the frame, that nothing of the case's own
+/// (mounts, loop devices, containers) remains. Prints how long it took.
+fn checked<T>(frame: Frame, what: &str, case: impl FnOnce(&Frame) -> T) -> T {
     let binfmt_before = binfmt_entries();
-    let handler = register.then(Qemu10::register);
+    let handler = frame.is_exclusive().then(|| Qemu10::register(&frame));
     let name = handler.as_ref().map(|h| h.name.clone());
     let started = Instant::now();
-    let result = case();
+    let result = case(&frame);
     eprintln!(
         "host-matrix: {what}: {:.2} s",
         started.elapsed().as_secs_f64()
@@ -274,109 +235,24 @@ fn checked<T>(what: &str, register: bool, case: impl FnOnce() -> T) -> T {
         binfmt_before,
         "{what}: binfmt_misc changed"
     );
-    before.assert_restored(what, &[tree, work_dir()]);
-    drop(shared);
+    frame.check();
     result
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    mounts: Vec<String>,
-    run_dirs: Vec<Vec<String>>,
-    cgroups: Vec<String>,
-}
-
-impl Snapshot {
-    fn capture() -> Snapshot {
-        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            // Without the IDs, which change on a remount.
-            .map(|line| line.split(' ').skip(4).collect::<Vec<_>>().join(" "))
-            .collect();
-        mounts.sort();
-        let run_dirs = ["/run/rootrun", "/run/lxc"]
-            .iter()
-            .map(|dir| {
-                let mut names: Vec<String> = fs::read_dir(dir)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                names.sort();
-                names
-            })
-            .collect();
-        Snapshot {
-            mounts,
-            run_dirs,
-            cgroups: rootrun_cgroups(),
-        }
-    }
-
-    /// Waits (teardown is asynchronous) up to 10 s for the state to be
-    /// restored, then asserts it.
-    fn assert_restored(&self, what: &str, sources: &[PathBuf]) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut now = Snapshot::capture();
-            now.cgroups
-                .retain(|cgroup| !self.cgroups.contains(cgroup) && !cgroup_owner_alive(cgroup));
-            let loops = loop_devices_on(sources);
-            let before = Snapshot {
-                cgroups: Vec::new(),
-                mounts: self.mounts.clone(),
-                run_dirs: self.run_dirs.clone(),
-            };
-            if now == before && loops.is_empty() {
-                return;
-            }
-            if Instant::now() > deadline {
-                assert!(loops.is_empty(), "{what}: loop devices left: {loops:?}");
-                assert_eq!(now, before, "{what}: host state not restored");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// Whether the process in a cgroup name `...rootrun-PID` still runs.
-fn cgroup_owner_alive(cgroup: &str) -> bool {
-    cgroup
-        .rsplit_once("rootrun-")
-        .and_then(|(_, pid)| pid.parse::<u32>().ok())
-        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-}
-
-/// Loop devices whose backing file is under one of `dirs` (as the host
-/// names it: a file bound into the tree shows under the tree).
-fn loop_devices_on(dirs: &[PathBuf]) -> Vec<String> {
-    fs::read_dir("/sys/block")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let file = fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
-            let file = file.trim();
-            dirs.iter()
-                .any(|dir| Path::new(file).starts_with(dir))
-                .then(|| format!("{}: {file}", e.file_name().to_string_lossy()))
-        })
-        .collect()
 }
 
 /// Runs rootrun in the tree with `args` (a command that prints `marker`
 /// and then reads a line), calls `meanwhile` with rootrun's PID once
 /// `marker` is out, then lets the command finish. Returns the exit output,
 /// everything the command printed and what `meanwhile` returned.
-fn paused<T>(args: &[&str], marker: &str, meanwhile: impl FnOnce(u32) -> T) -> (Output, String, T) {
-    let mut run = Live::spawn(&mut in_debian13(args), Stdio::piped());
+fn paused<T>(
+    frame: &Frame,
+    args: &[&str],
+    marker: &str,
+    meanwhile: impl FnOnce(u32) -> T,
+) -> (Output, String, T) {
+    let mut run = frame.live(&mut in_debian13(frame.scratch(), args), Stdio::piped());
     run.expect(marker, LIMIT);
-    let found = meanwhile(run.child.id());
-    let mut stdin = run.child.stdin.take().expect("stdin");
-    stdin.write_all(b"go\n").expect("write to the command");
-    drop(stdin);
+    let found = meanwhile(run.id());
+    run.write_and_close_stdin(b"go\n");
     let (out, seen) = run.finish(LIMIT);
     (out, seen, found)
 }
@@ -428,20 +304,22 @@ fn processes_with(token: &str) -> Vec<(u32, (u64, u64))> {
 
 #[test]
 fn debian13_native_command_passes_its_exit_status_through_with_liblxc_6() {
-    if !ready("host matrix: native command") {
+    let Some((frame, tree)) = frame("host matrix: native command", false) else {
         return;
-    }
-    let image = busybox_image("amd64");
-    let tree = debian13_tree();
+    };
+    let Some(image) = frame.busybox("amd64") else {
+        return;
+    };
     let marker = fs::read_to_string(tree.join(".rootrun-tree-complete")).expect("tree marker");
     assert!(marker.contains("liblxc1t64=1:6.0."), "{marker}");
     let liblxc = fs::canonicalize(tree.join("usr/lib/x86_64-linux-gnu/liblxc.so.1"))
         .expect("the tree's liblxc.so.1");
-    checked("Debian 13: native command", false, || {
-        let image = inside(&image);
+    checked(frame, "Debian 13: native command", |frame| {
+        let image = inside(frame.scratch(), &image);
         // The command waits for a line on stdin, so that rootrun's mappings
         // can be read while liblxc is loaded.
         let (out, seen, loaded) = paused(
+            frame,
             &[
                 "-q",
                 &image,
@@ -466,11 +344,12 @@ fn debian13_native_command_passes_its_exit_status_through_with_liblxc_6() {
 
 #[test]
 fn debian13_arm64_command_runs_under_qemu_10() {
-    if !ready("host matrix: arm64 command") {
+    let Some((frame, tree)) = frame("host matrix: arm64 command", true) else {
         return;
-    }
-    let image = busybox_image("arm64");
-    let tree = debian13_tree();
+    };
+    let Some(image) = frame.busybox("arm64") else {
+        return;
+    };
     let qemu = tree.join("usr/bin/qemu-aarch64");
     let version = Command::new(&qemu)
         .arg("--version")
@@ -481,10 +360,10 @@ fn debian13_arm64_command_runs_under_qemu_10() {
         "{}",
         text(&version.stdout)
     );
-    checked("Debian 13: arm64 command", true, || {
-        let image = inside(&image);
+    checked(frame, "Debian 13: arm64 command", |frame| {
+        let image = inside(frame.scratch(), &image);
         let plan = run_with_input(
-            &mut in_debian13(&["--dry-run", &image, "--", "uname", "-m"]),
+            &mut in_debian13(frame.scratch(), &["--dry-run", &image, "--", "uname", "-m"]),
             b"",
             LIMIT,
         );
@@ -505,6 +384,7 @@ fn debian13_arm64_command_runs_under_qemu_10() {
              echo {token}; read line; exit 3"
         );
         let (out, seen, emulated) = paused(
+            frame,
             &["-q", &image, "--", "/bin/sh", "-c", &script],
             &format!("{token}\n"),
             |_| processes_with(&token),
@@ -526,13 +406,16 @@ fn debian13_arm64_command_runs_under_qemu_10() {
 
 #[test]
 fn debian13_arm64_busybox_boots_and_powers_off_under_qemu_10() {
-    if !ready("host matrix: arm64 boot") {
+    let Some((frame, _)) = frame("host matrix: arm64 boot", true) else {
         return;
-    }
-    let image = busybox_image("arm64");
-    checked("Debian 13: arm64 boot", true, || {
-        let out = run_with_input(
-            &mut in_debian13(&[&inside(&image)]),
+    };
+    let Some(image) = frame.busybox("arm64") else {
+        return;
+    };
+    checked(frame, "Debian 13: arm64 boot", |frame| {
+        let data = frame.scratch();
+        let out = frame.run(
+            &mut in_debian13(data, &[&inside(data, &image)]),
             b"uname -m; poweroff -f\n",
             LIMIT,
         );
@@ -548,48 +431,22 @@ fn debian13_arm64_busybox_boots_and_powers_off_under_qemu_10() {
     });
 }
 
-/// The Debian 12 arm64 systemd root of tests/systemd.rs, at the same path
-/// (built once for both). Built in a private mount namespace: debootstrap's
-/// second stage mounts /proc and /sys in the tree and leaves them there
-/// when it fails, where the script's next `rm -rf` would walk into them;
-/// and under a shared hold of the suite's lock, since the second stage runs
-/// under the host's aarch64 handler, which exclusive holders change.
-fn systemd_rootfs() -> PathBuf {
-    let tree = work_dir().join("systemd-arm64");
-    let started = Instant::now();
-    let lock = suite_lock(FlockArg::LockShared);
-    let built = Command::new("unshare")
-        .args(["--mount", "--propagation", "private"])
-        .arg(fixture("build-systemd-rootfs.sh"))
-        .arg(&tree)
-        .arg("arm64")
-        .output()
-        .expect("run build-systemd-rootfs.sh");
-    drop(lock);
-    assert!(
-        built.status.success(),
-        "building the systemd arm64 rootfs failed (debootstrap from deb.debian.org; see tests/setup-host.sh): {}",
-        text(&built.stderr)
-    );
-    eprintln!(
-        "host-matrix: systemd arm64 rootfs ready in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    tree
-}
-
 #[test]
 fn debian13_emulated_systemd_powers_off_on_sigterm_within_2_s_under_qemu_10() {
-    if !ready("host matrix: systemd") {
+    let Some((frame, _)) = frame("host matrix: systemd", true) else {
         return;
-    }
-    let rootfs = systemd_rootfs();
-    checked("Debian 13: systemd under QEMU 10", true, || {
-        let rootfs = inside(&rootfs);
+    };
+    let Some(rootfs) = frame.systemd_rootfs("arm64") else {
+        return;
+    };
+    checked(frame, "Debian 13: systemd under QEMU 10", |frame| {
+        // The cached root's directory is the data bound into the tree.
+        let data = rootfs.parent().expect("the cache directory");
+        let rootfs = inside(data, &rootfs);
         // rootrun asked QEMU 10 how it maps real-time signals: systemd's
         // poweroff signal SIGRTMIN+4 is sent 4 higher.
         let plan = run_with_input(
-            &mut in_debian13(&["--dry-run", "--rootfs", &rootfs]),
+            &mut in_debian13(data, &["--dry-run", "--rootfs", &rootfs]),
             b"",
             LIMIT,
         );
@@ -602,8 +459,8 @@ fn debian13_emulated_systemd_powers_off_on_sigterm_within_2_s_under_qemu_10() {
         let booted = Instant::now();
         // A stop timeout long enough that a wrong halt signal shows up as a
         // missing poweroff, not as a kill that happens to end the run.
-        let mut boot = Live::spawn(
-            &mut in_debian13(&["--stop-timeout=90", "--rootfs", &rootfs]),
+        let mut boot = frame.live(
+            &mut in_debian13(data, &["--stop-timeout=90", "--rootfs", &rootfs]),
             Stdio::piped(),
         );
         if !boot.wait_for("Reached target multi-user.target", BOOT_LIMIT) {
@@ -615,14 +472,14 @@ fn debian13_emulated_systemd_powers_off_on_sigterm_within_2_s_under_qemu_10() {
         let stopping = Instant::now();
         boot.signal(Signal::SIGTERM);
         let stopped = loop {
-            match boot.child.try_wait().expect("wait for rootrun") {
-                Some(_) => break stopping.elapsed(),
-                None if stopping.elapsed() > Duration::from_secs(120) => {
+            match boot.exited() {
+                true => break stopping.elapsed(),
+                false if stopping.elapsed() > Duration::from_secs(120) => {
                     boot.signal(Signal::SIGKILL);
                     let (_, seen) = boot.finish(LIMIT);
                     panic!("rootrun did not stop within 120 s of SIGTERM; console:\n{seen}");
                 }
-                None => std::thread::sleep(Duration::from_millis(10)),
+                false => std::thread::sleep(Duration::from_millis(10)),
             }
         };
         let (out, seen) = boot.finish(LIMIT);
