@@ -105,6 +105,11 @@ fn chrooted(data: &Path) -> Command {
     let bin = Path::new(env!("CARGO_BIN_EXE_rootrun"))
         .parent()
         .expect("rootrun's directory");
+    chrooted_with(bin, data)
+}
+
+/// in-debian13.sh with `bin` (a directory holding a `rootrun`) at /mnt/bin.
+fn chrooted_with(bin: &Path, data: &Path) -> Command {
     let mut cmd = Command::new(fixture("in-debian13.sh"));
     cmd.arg(debian13_tree()).arg(bin).arg(data);
     cmd
@@ -510,4 +515,119 @@ fn debian13_emulated_systemd_powers_off_on_sigterm_within_2_s_under_qemu_10() {
             "systemd took {stopped:?} to power off after SIGTERM (limit {STOP_LIMIT:?})"
         );
     });
+}
+
+/// liblxc's headers of Debian 12 (5.0) and Debian 13 (6.0), unpacked from
+/// their lxc-dev packages (tests/fixtures/lxc-headers.sh), cached by the
+/// script's content.
+fn lxc_headers() -> PathBuf {
+    let script = fixture("lxc-headers.sh");
+    let base = cache_dir().unwrap_or_else(|e| panic!("{e}"));
+    let out = base.join(format!("lxc-headers-{}", &sha256(&script)[..16]));
+    let made = Command::new(&script)
+        .arg(&out)
+        .arg(debian13_tree())
+        .output()
+        .expect("run tests/fixtures/lxc-headers.sh");
+    assert!(
+        made.status.success(),
+        "unpacking liblxc's headers failed: {}",
+        text(&made.stderr)
+    );
+    out
+}
+
+/// `cargo ARGS` on this crate with the bindings generated from `headers`,
+/// in a target directory of its own (kept in the fixture cache: its
+/// dependencies build once).
+fn cargo_with_headers(headers: &Path, args: &[&str]) -> Output {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target = cache_dir()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join("bindings-target");
+    let out = Command::new(cargo)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("ROOTRUN_LXC_HEADERS", headers)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("ROOTRUN_VENDORED_BINDINGS")
+        .output()
+        .expect("run cargo");
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "cargo {args:?} with the headers in {} failed: {}{stderr}",
+        headers.display(),
+        text(&out.stdout)
+    );
+    // bindgen ran on those headers: no fallback to vendor/.
+    assert!(
+        !stderr.contains("using vendored liblxc bindings"),
+        "the build fell back to the vendored bindings (libclang missing?): {stderr}"
+    );
+    out
+}
+
+#[test]
+fn liblxc_5_and_6_headers_build_a_rootrun_that_passes_its_tests_and_runs_where_it_should() {
+    let Some((frame, _)) = frame("host matrix: bindings from 5.0 and 6.0 headers", false) else {
+        return;
+    };
+    let Some(image) = frame.busybox("amd64") else {
+        return;
+    };
+    let headers = lxc_headers();
+    for (version, want) in [("debian12", "5.0."), ("debian13", "6.0.")] {
+        let include = headers.join(version).join("usr/include");
+        let out = cargo_with_headers(&include, &["test", "--lib"]);
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.contains("test result: ok."),
+            "{version}: unit tests did not run: {stdout}"
+        );
+        let version_h = fs::read_to_string(include.join("lxc/version.h")).unwrap_or_default();
+        assert!(
+            version_h.contains(&format!("#define LXC_VERSION \"{want}")),
+            "{version_h}"
+        );
+    }
+    // A rootrun whose bindings come from liblxc 6.0's headers runs with the
+    // Debian 13 tree's liblxc 6.0, and refuses this host's 5.0.2, which its
+    // `struct lxc_container` would outgrow.
+    let include = headers.join("debian13/usr/include");
+    cargo_with_headers(&include, &["build", "--bin", "rootrun"]);
+    let bin = cache_dir()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join("bindings-target/debug");
+    checked(
+        frame,
+        "Debian 13: rootrun built on liblxc 6.0 headers",
+        |frame| {
+            let data = frame.scratch();
+            let mut cmd = chrooted_with(&bin, data);
+            cmd.arg(BIN_INSIDE).args([
+                "-q",
+                &inside(data, &image),
+                "--",
+                "/bin/sh",
+                "-c",
+                "exit 7",
+            ]);
+            let out = frame.run(&mut cmd, b"", LIMIT);
+            assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+            let out = frame.run(
+                Command::new(bin.join("rootrun"))
+                    .arg(&image)
+                    .args(["--", "true"]),
+                b"",
+                LIMIT,
+            );
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(125), "{stderr}");
+            assert!(
+                stderr.contains("liblxc 5.0.2 is older than 6.0."),
+                "{stderr}"
+            );
+        },
+    );
 }
