@@ -217,6 +217,48 @@ fn read_head(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
     Ok(head)
 }
 
+/// binfmt_misc from a listing of its files (`(name, contents)` in the
+/// kernel's order, newest entry first), e.g. read where rootrun had to
+/// mount it first (`sys::binfmt_probe`).
+pub fn binfmt_from_listing(listing: &[(String, String)]) -> Result<Binfmt, super::ArchError> {
+    let bad = |problem: String| super::ArchError::BadEntry {
+        path: Path::new(BINFMT_DIR).join("status"),
+        problem,
+    };
+    let mut enabled = None;
+    let mut entries = Vec::new();
+    let count = listing.len() as u64;
+    for (index, (name, text)) in listing.iter().enumerate() {
+        match name.as_str() {
+            "register" => {}
+            "status" => {
+                enabled = Some(match text.trim_end() {
+                    "enabled" => true,
+                    "disabled" => false,
+                    other => return Err(bad(format!("unexpected status {other:?}"))),
+                })
+            }
+            _ => {
+                let order_key = super::OrderKey {
+                    rank: count - index as u64,
+                };
+                let entry = super::parse_entry(name, text, order_key).map_err(|problem| {
+                    super::ArchError::BadEntry {
+                        path: Path::new(BINFMT_DIR).join(name),
+                        problem,
+                    }
+                })?;
+                entries.push(entry);
+            }
+        }
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.order_key));
+    Ok(Binfmt::Mounted {
+        enabled: enabled.ok_or_else(|| bad("no status file".into()))?,
+        entries,
+    })
+}
+
 /// Reads the host's binfmt_misc state (not mounted is a state, not an error).
 pub fn read_binfmt(dir: &Path) -> Result<Binfmt, super::ArchError> {
     if !dir.join("register").exists() {

@@ -3,7 +3,7 @@
 //! reading the image (and binfmt_misc, when it is mounted).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -40,8 +40,11 @@ pub fn run(args: &InspectArgs) -> Result<u8, Error> {
     let image = Image::open(&args.image)?;
     let facts = image::examine(&image, &args.init, args.arch, image::InitUse::LookOnly)
         .map_err(|e| Error::Detect(Box::new(e)))?;
-    let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
-    let host = host_view(&facts, &binfmt);
+    let (binfmt, mounted) = super::host_binfmt(&facts)?;
+    let host = HostView {
+        binfmt_mounted: mounted,
+        ..host_view(&facts, &binfmt)
+    };
     let report = Report {
         image: args.image.clone(),
         names: facts.arch.map(Arch::names),

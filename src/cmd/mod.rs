@@ -5,9 +5,14 @@ mod inspect;
 mod run;
 mod unpack;
 
+use std::path::Path;
+
+use crate::arch::{self, Arch, Binfmt, BINFMT_DIR};
 use crate::cli::{Cli, Command};
 use crate::config::RunConfig;
 use crate::error::Error;
+use crate::image::ImageFacts;
+use crate::sys::binfmt_probe;
 
 /// Runs the command; returns rootrun's exit code.
 pub fn dispatch(cli: Cli) -> Result<u8, Error> {
@@ -16,5 +21,24 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
         Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Unpack(args)) => unpack::run(&args),
         None => run::run(&RunConfig::from_args(&cli.run)?),
+    }
+}
+
+/// The binfmt_misc the kernel will consult for the image, and whether it is
+/// mounted in rootrun's view (else a run mounts it as a step of its plan).
+/// Not mounted here, it may still hold entries (it lives while mounted
+/// anywhere): for a foreign image it is then read through a mount in a
+/// throwaway namespace (root only; otherwise taken as not mounted).
+pub(crate) fn host_binfmt(facts: &ImageFacts) -> Result<(Binfmt, bool), Error> {
+    let dir = Path::new(BINFMT_DIR);
+    let binfmt = arch::read_binfmt(dir)?;
+    let foreign = facts.arch.is_some_and(|a| !a.runs_natively(Arch::host()));
+    if !matches!(binfmt, Binfmt::NotMounted) || !foreign {
+        let mounted = matches!(binfmt, Binfmt::Mounted { .. });
+        return Ok((binfmt, mounted));
+    }
+    match binfmt_probe::list_unmounted(dir) {
+        Some(listing) => Ok((arch::binfmt_from_listing(&listing)?, false)),
+        None => Ok((Binfmt::NotMounted, false)),
     }
 }

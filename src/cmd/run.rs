@@ -4,7 +4,7 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use crate::arch::{self, Arch, Binfmt, Emulation, BINFMT_DIR};
+use crate::arch::{self, Arch, Binfmt, Emulation};
 use crate::config::{DryRun, Lower, RunConfig, Verbosity};
 use crate::error::Error;
 use crate::image::{self, entry, Image, ImageFacts, InitUse};
@@ -26,8 +26,8 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
     }
     // binfmt_misc is only read here; a run that must mount or register does
     // so as steps of the plan.
-    let binfmt = arch::read_binfmt(Path::new(BINFMT_DIR))?;
-    let host = host_plan(&facts, binfmt, config)?;
+    let (binfmt, binfmt_mounted) = super::host_binfmt(&facts)?;
+    let host = host_plan(&facts, binfmt, binfmt_mounted, config)?;
     let plan = plan::plan(config, &facts, host, std::process::id());
 
     if let Some(format) = config.dry_run {
@@ -84,9 +84,13 @@ fn open(path: &Path, lower: Lower) -> Result<Image, Error> {
 
 /// How the host will run the image: the handler the kernel picks, or the
 /// one `--register-binfmt` would add when none does.
-fn host_plan(facts: &ImageFacts, binfmt: Binfmt, config: &RunConfig) -> Result<HostPlan, Error> {
+fn host_plan(
+    facts: &ImageFacts,
+    binfmt: Binfmt,
+    binfmt_mounted: bool,
+    config: &RunConfig,
+) -> Result<HostPlan, Error> {
     let register = config.register_binfmt;
-    let binfmt_mounted = matches!(binfmt, Binfmt::Mounted { .. });
     let decided = facts.emulation(&binfmt);
     let (emulation, registration) = match (decided, facts.arch) {
         (Ok(emulation), _) => (emulation, None),

@@ -2,6 +2,7 @@
 //! devices, mounts, capability checks and lookups inside a container root.
 //! `unsafe` lives here and in `src/lxc/` only.
 
+pub mod binfmt_probe;
 pub mod cgroup;
 pub mod fsops;
 pub mod interrupt;
