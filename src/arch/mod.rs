@@ -36,9 +36,8 @@ pub use binfmt_register::{
 pub use elf::{identify, ElfFacts, Linkage};
 pub use elf_flags::FloatAbi;
 pub use emulation::{
-    binfmt_from_listing,
-    decide, inspect_interpreter, read_binfmt, Binfmt, Emulation, EmulationError, InterpreterFacts,
-    BINFMT_DIR,
+    binfmt_from_listing, decide, inspect_interpreter, read_binfmt, Binfmt, Emulation,
+    EmulationError, InterpreterFacts, BINFMT_DIR,
 };
 pub use error::ArchError;
 pub use names::ArchNames;

@@ -65,7 +65,13 @@ fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), SysError> {
         match nix::unistd::write(fd, bytes) {
             Ok(n) => bytes = &bytes[n..],
             Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(SysError::new("write the binfmt_misc listing to", "a pipe", e)),
+            Err(e) => {
+                return Err(SysError::new(
+                    "write the binfmt_misc listing to",
+                    "a pipe",
+                    e,
+                ))
+            }
         }
     }
     Ok(())

@@ -15,6 +15,8 @@ use nix::errno::Errno;
 
 use super::SysError;
 
+// Neither libc nor nix 0.32 define loop(4)'s ioctls and structures: from
+// <linux/loop.h>.
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LO_FLAGS_READ_ONLY: u32 = 1;

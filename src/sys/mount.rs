@@ -6,6 +6,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+// open_tree(2), mount_setattr(2) and move_mount(2) have no wrappers in nix
+// 0.32: the calls go through libc::syscall with libc's definitions.
+use libc::{
+    mount_attr, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MOVE_MOUNT_F_EMPTY_PATH,
+    MOVE_MOUNT_T_EMPTY_PATH, OPEN_TREE_CLONE,
+};
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
@@ -100,22 +106,6 @@ pub fn binfmt_misc(target: &Path) -> Result<Mount, SysError> {
     )
 }
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-
-/// `struct mount_attr` from <linux/mount.h>.
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 /// Bind-mounts the host file or directory `source` read-only (and nosuid,
 /// nodev) onto what `target` (an `O_PATH` fd) refers to. The new mount API makes
 /// this one detached, already read-only mount that is then attached by fd,
@@ -142,7 +132,7 @@ pub fn bind_read_only(
     let tree = i32::try_from(tree).map_err(|_| SysError::new("open_tree", source, Errno::EBADF))?;
     // SAFETY: a successful open_tree returned a fresh fd nobody else owns.
     let tree = unsafe { OwnedFd::from_raw_fd(tree) };
-    let attr = MountAttr {
+    let attr = mount_attr {
         attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
         attr_clr: 0,
         propagation: 0,
@@ -156,8 +146,8 @@ pub fn bind_read_only(
             tree.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
+            &attr as *const mount_attr,
+            std::mem::size_of::<mount_attr>(),
         )
     };
     Errno::result(ret).map_err(|e| SysError::new("make read-only (mount_setattr)", source, e))?;
