@@ -19,6 +19,9 @@ pub struct Report {
     #[serde(flatten)]
     pub facts: ImageFacts,
     pub names: Option<ArchNames>,
+    /// How a boot would ask this init to halt (before any emulator's
+    /// real-time signal shift, which `run` measures).
+    pub halt: String,
     /// Disagreements between --arch, metadata.yaml and the ELF evidence.
     pub warnings: Vec<String>,
     pub host: HostView,
@@ -48,6 +51,10 @@ pub fn run(args: &InspectArgs) -> Result<u8, Error> {
     let report = Report {
         image: args.image.clone(),
         names: facts.arch.map(Arch::names),
+        halt: facts
+            .init_flavor
+            .halt_method()
+            .describe(facts.init_flavor.halt_signal()),
         warnings: facts.warnings(),
         facts,
         host,
@@ -114,6 +121,7 @@ fn render(report: &Report) -> String {
         None => format!("{} (missing)", facts.init),
     };
     row("init", init);
+    row("halt", report.halt.clone());
     match (facts.arch, &report.names) {
         (Some(arch), Some(n)) => row(
             "architecture",

@@ -94,7 +94,8 @@ pub fn examine(
     let init_flavor = init_resolved
         .as_ref()
         .map(|r| InitFlavor::from_resolved_path(&r.path))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .refined(has_runit_stages(image));
 
     let mut probes = Vec::new();
     let mut evidence = None;
@@ -168,6 +169,13 @@ pub fn examine(
         squashfs: image.squashfs_facts(),
         head,
     })
+}
+
+/// Whether the image has runit's stage scripts (runit(8)).
+fn has_runit_stages(image: &Image) -> bool {
+    ["/etc/runit/1", "/etc/runit/2", "/etc/runit/3"]
+        .iter()
+        .all(|stage| image.resolve(stage).is_ok())
 }
 
 /// The ELF facts of `file`, or (whether it exists, why it does not count).

@@ -1,5 +1,6 @@
 //! Which init system an image boots, told from the file `/sbin/init`
-//! resolves to: that decides how rootrun asks it to halt.
+//! resolves to (and, for runit, from its files): that decides how rootrun
+//! asks it to halt.
 
 use serde::Serialize;
 
@@ -10,8 +11,11 @@ pub enum InitFlavor {
     Systemd,
     /// OpenWrt's procd.
     Procd,
+    /// openrc-init, OpenRC's own PID 1 (not OpenRC under sysvinit).
     OpenRc,
     SysVinit,
+    /// runit (`runit-init`, Void Linux and Debian's runit-init).
+    Runit,
     #[default]
     Other,
 }
@@ -24,6 +28,7 @@ impl std::fmt::Display for InitFlavor {
             InitFlavor::Procd => "procd",
             InitFlavor::OpenRc => "openrc",
             InitFlavor::SysVinit => "sysvinit",
+            InitFlavor::Runit => "runit",
             InitFlavor::Other => "other",
         })
     }
@@ -38,21 +43,77 @@ impl InitFlavor {
             "systemd" => InitFlavor::Systemd,
             "procd" => InitFlavor::Procd,
             "openrc-init" => InitFlavor::OpenRc,
-            // sysvinit installs itself as /sbin/init, a real file.
-            "init" if path == "/sbin/init" => InitFlavor::SysVinit,
+            // Debian's runit-init package makes /sbin/init a link to it.
+            "runit-init" | "runit" => InitFlavor::Runit,
+            // sysvinit installs itself as /sbin/init, a real file (under
+            // /usr/sbin once /sbin is a link to usr/sbin, as in Debian 12).
+            "init" if matches!(path, "/sbin/init" | "/usr/sbin/init") => InitFlavor::SysVinit,
             _ => InitFlavor::Other,
         }
     }
 
-    /// The signal that makes this init power off cleanly:
+    /// The flavour of an init whose file name told nothing: runit's stage
+    /// scripts (runit(8): /etc/runit/1, 2 and 3) make it runit whatever
+    /// /sbin/init is called.
+    pub fn refined(self, has_runit_stages: bool) -> Self {
+        match self {
+            InitFlavor::Other if has_runit_stages => InitFlavor::Runit,
+            other => other,
+        }
+    }
+
+    /// The signal that makes this init power off cleanly, and the one
+    /// rootrun falls back to when its request cannot be made:
     /// BusyBox init and procd power off on SIGUSR2; systemd on SIGRTMIN+4
-    /// (systemd(1), "Signals"); sysvinit, OpenRC and unknown inits get
+    /// (systemd(1), "Signals"); runit (Debian's, runit(8)) and openrc-init
+    /// run their shutdown on SIGPWR; sysvinit and unknown inits get
     /// SIGPWR, liblxc's default.
     pub fn halt_signal(self) -> &'static str {
         match self {
             InitFlavor::BusyBox | InitFlavor::Procd => "SIGUSR2",
             InitFlavor::Systemd => "SIGRTMIN+4",
-            InitFlavor::OpenRc | InitFlavor::SysVinit | InitFlavor::Other => "SIGPWR",
+            InitFlavor::OpenRc | InitFlavor::SysVinit | InitFlavor::Runit | InitFlavor::Other => {
+                "SIGPWR"
+            }
+        }
+    }
+
+    /// How rootrun asks this init to halt. sysvinit reacts to SIGPWR with
+    /// inittab's `powerfail` action, which runs a script Debian no longer
+    /// ships (/etc/init.d/powerfail): nothing halts. `telinit 0` instead
+    /// writes a runlevel request to init's FIFO, which every sysvinit
+    /// reads (initctl(5)).
+    pub fn halt_method(self) -> HaltMethod {
+        match self {
+            InitFlavor::SysVinit => HaltMethod::Runlevel0,
+            other => HaltMethod::Signal(other.halt_signal()),
+        }
+    }
+}
+
+/// How a booted init is asked to halt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HaltMethod {
+    /// A signal to init (a name as `lxc.signal.halt` takes it).
+    Signal(&'static str),
+    /// A runlevel 0 request on /run/initctl (sysvinit), as `telinit 0`.
+    Runlevel0,
+}
+
+/// The FIFO sysvinit reads requests from (initctl(5)); /dev/initctl is a
+/// link to it on current systems.
+pub const INITCTL: &str = "/run/initctl";
+
+impl HaltMethod {
+    /// For `inspect` and `--dry-run`: "signal SIGUSR2", "runlevel 0 request
+    /// on /run/initctl".
+    pub fn describe(self, fallback: &str) -> String {
+        match self {
+            HaltMethod::Signal(signal) => format!("signal {signal}"),
+            HaltMethod::Runlevel0 => {
+                format!("runlevel 0 request on {INITCTL} ({fallback} if it cannot be opened)")
+            }
         }
     }
 }
@@ -83,6 +144,48 @@ mod tests {
             InitFlavor::from_resolved_path("/usr/bin/tini"),
             InitFlavor::Other
         );
+        assert_eq!(
+            InitFlavor::from_resolved_path("/sbin/runit-init"),
+            InitFlavor::Runit
+        );
+        assert_eq!(
+            InitFlavor::from_resolved_path("/sbin/openrc-init"),
+            InitFlavor::OpenRc
+        );
+        assert_eq!(
+            InitFlavor::from_resolved_path("/usr/sbin/init"),
+            InitFlavor::SysVinit
+        );
+        // An init called `init` elsewhere is not sysvinit's.
+        assert_eq!(
+            InitFlavor::from_resolved_path("/opt/init"),
+            InitFlavor::Other
+        );
         assert_eq!(InitFlavor::BusyBox.halt_signal(), "SIGUSR2");
+    }
+
+    #[test]
+    fn runit_is_told_from_its_stage_scripts() {
+        assert_eq!(InitFlavor::Other.refined(true), InitFlavor::Runit);
+        assert_eq!(InitFlavor::Other.refined(false), InitFlavor::Other);
+        // A file name that told already wins.
+        assert_eq!(InitFlavor::SysVinit.refined(true), InitFlavor::SysVinit);
+    }
+
+    #[test]
+    fn sysvinit_halts_by_request_the_others_by_signal() {
+        assert_eq!(InitFlavor::SysVinit.halt_method(), HaltMethod::Runlevel0);
+        assert_eq!(
+            InitFlavor::Runit.halt_method(),
+            HaltMethod::Signal("SIGPWR")
+        );
+        assert_eq!(
+            InitFlavor::Systemd.halt_method(),
+            HaltMethod::Signal("SIGRTMIN+4")
+        );
+        assert_eq!(
+            HaltMethod::Runlevel0.describe("SIGPWR"),
+            "runlevel 0 request on /run/initctl (SIGPWR if it cannot be opened)"
+        );
     }
 }
