@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::arch::{Arch, Emulation};
 use crate::config::RunConfig;
-use crate::image::{ImageFacts, InitFlavor};
+use crate::image::{HaltMethod, ImageFacts, InitFlavor};
 use crate::sys::lsm::Lsm;
 
 pub use crate::config::Lower;
@@ -118,7 +118,13 @@ pub struct LaunchPlan {
     pub hostname: String,
     pub layout: Layout,
     pub mode: Mode,
+    /// The signal that halts init: the only way, or (`halt` says) the
+    /// fallback when a request cannot be made. Also `lxc.signal.halt`.
     pub halt_signal: &'static str,
+    /// How a stop asks init to halt first.
+    pub halt: HaltMethod,
+    /// The guest reads requests as its CPU's ints (the runlevel request).
+    pub guest_big_endian: bool,
     #[serde(serialize_with = "seconds")]
     pub stop_timeout: Duration,
     #[serde(skip)]
@@ -152,6 +158,15 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
             .unwrap_or_else(|| halt_signal(facts.init_flavor, host.rt_shift)),
         Mode::Command { .. } => "SIGTERM",
     };
+    // --halt-signal means that signal, and nothing else.
+    let halt = match mode {
+        Mode::Boot { .. } if config.halt_signal.is_none() => facts.init_flavor.halt_method(),
+        _ => HaltMethod::Signal(halt_signal),
+    };
+    let guest_big_endian = facts
+        .evidence
+        .as_ref()
+        .is_some_and(|evidence| evidence.elf.big_endian);
     let name = format!("{CONTAINER_PREFIX}{pid}");
     let layout = Layout::under(Path::new(STATE_DIR));
     let steps = steps(config, facts, &layout, &name, &mode, &host);
@@ -166,6 +181,8 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         layout,
         mode,
         halt_signal,
+        halt,
+        guest_big_endian,
         stop_timeout: config.stop_timeout,
         escape: config.escape,
         arch: facts.arch,
@@ -300,6 +317,17 @@ impl LaunchPlan {
     /// The program exec'd first in the container (checked before start).
     pub fn entry_program(&self) -> &str {
         entry_program(&self.mode)
+    }
+}
+
+impl LaunchPlan {
+    /// How a stop goes, for `--dry-run` and notes: "with SIGUSR2", "by
+    /// runlevel 0 request on /run/initctl (SIGPWR if ...)".
+    pub fn describe_halt(&self) -> String {
+        match self.halt {
+            HaltMethod::Signal(signal) => format!("with {signal}"),
+            HaltMethod::Runlevel0 => format!("by {}", self.halt.describe(self.halt_signal)),
+        }
     }
 }
 

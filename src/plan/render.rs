@@ -13,7 +13,7 @@ impl fmt::Display for LaunchPlan {
             None => writeln!(f, "# architecture unknown (no ELF file found)")?,
         }
         match &self.mode {
-            Mode::Boot { init } => writeln!(f, "# boot {init}; halt with {}", self.halt_signal)?,
+            Mode::Boot { init } => writeln!(f, "# boot {init}; halt {}", self.describe_halt())?,
             Mode::Command { argv } => writeln!(f, "# run {argv:?} under liblxc's init")?,
         }
         for (number, step) in self.steps.iter().enumerate() {

@@ -374,3 +374,29 @@ fn apparmor_and_selinux_hosts_get_the_keys_chosen_for_them() {
     );
     assert_eq!(selinux, none);
 }
+
+#[test]
+fn sysvinit_halts_by_runlevel_request_unless_a_signal_is_named() {
+    let p = plan(&options(&[]), &facts(InitFlavor::SysVinit), 1);
+    assert_eq!(p.halt, HaltMethod::Runlevel0);
+    assert_eq!(p.halt_signal, "SIGPWR", "the fallback, and lxc.signal.halt");
+    assert!(
+        p.to_string().contains(
+            "# boot /sbin/init; halt by runlevel 0 request on /run/initctl (SIGPWR if it \
+             cannot be opened)"
+        ),
+        "{p}"
+    );
+    let mut config = options(&[]);
+    config.halt_signal = Some("SIGTERM");
+    let p = plan(&config, &facts(InitFlavor::SysVinit), 1);
+    assert_eq!(p.halt, HaltMethod::Signal("SIGTERM"), "--halt-signal wins");
+    let p = plan(&options(&["/bin/true"]), &facts(InitFlavor::SysVinit), 1);
+    assert_eq!(
+        p.halt,
+        HaltMethod::Signal("SIGTERM"),
+        "a command gets SIGTERM"
+    );
+    let p = plan(&options(&[]), &facts(InitFlavor::BusyBox), 1);
+    assert!(p.to_string().contains("; halt with SIGUSR2\n"), "{p}");
+}

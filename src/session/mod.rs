@@ -10,6 +10,7 @@
 
 mod exit;
 mod gate;
+mod initctl;
 mod output;
 mod proxy;
 mod queries;
@@ -28,13 +29,14 @@ use nix::unistd::Pid;
 
 use crate::console::{self, ConsolePty, RawMode, SavedMode};
 use crate::error::Error;
+use crate::image::{HaltMethod, INITCTL};
 use crate::plan::{LaunchPlan, Mode};
-use crate::sys::{proc, process, SysError};
+use crate::sys::{proc, process, rootfs, SysError};
 
 pub(crate) use exit::exit_code;
 use proxy::Proxy;
 pub(crate) use stop::StopCause;
-use stop::{Processes, Signals, Stop};
+use stop::{Halt, Processes, Signals, Stop};
 
 /// The running container, seen from rootrun.
 pub(crate) struct Session<'a> {
@@ -65,6 +67,22 @@ impl Signals for Host {
     fn send(&mut self, pid: i32, signal: i32) -> Result<(), Errno> {
         process::send_signal(pid, signal)
     }
+
+    fn request(&mut self, init: i32, path: &str, request: &[u8]) -> Result<(), String> {
+        rootfs::write_fifo_in_root(init, std::path::Path::new(path), request)
+    }
+}
+
+/// How the stop machine asks this plan's init to halt.
+fn halt(plan: &LaunchPlan) -> Halt {
+    match plan.halt {
+        HaltMethod::Signal(signal) => Halt::Signal(signal),
+        HaltMethod::Runlevel0 => Halt::Request {
+            path: INITCTL,
+            request: initctl::runlevel_request(b'0', plan.guest_big_endian).to_vec(),
+            fallback: plan.halt_signal,
+        },
+    }
 }
 
 impl<'a> Session<'a> {
@@ -75,12 +93,7 @@ impl<'a> Session<'a> {
             plan,
             monitor,
             console,
-            stop: Stop::new(
-                monitor.as_raw(),
-                command,
-                plan.halt_signal,
-                plan.stop_timeout,
-            ),
+            stop: Stop::new(monitor.as_raw(), command, halt(plan), plan.stop_timeout),
         }
     }
 
@@ -194,11 +207,15 @@ impl<'a> Session<'a> {
         if cause == StopCause::Escape && !self.stop.requested() {
             // The terminal is raw: CR LF by hand.
             note(&format!(
-                "\r\nrootrun: stopping the container (halt signal {})\r\n",
-                self.plan.halt_signal
+                "\r\nrootrun: stopping the container (halt {})\r\n",
+                self.plan.describe_halt()
             ));
         }
         self.stop.request(cause, Instant::now(), &Host, &mut Host);
+        if let Some(text) = self.stop.take_note() {
+            // CR LF: the terminal may be raw.
+            note(&format!("\r\nrootrun: {text}\r\n"));
+        }
     }
 }
 

@@ -3,10 +3,10 @@
 //! goes through `Signals`, and the time is an argument. The event loop
 //! feeds it requests and wake-ups; unit tests drive every path with fakes.
 //!
-//! Every step is a plain kill(2) on a PID rootrun found itself: a call into
-//! liblxc's command socket would block until the monitor answers, and the
-//! monitor may be blocked writing to the console that only rootrun's loop
-//! drains.
+//! Every step is a plain kill(2) on a PID rootrun found itself (or, for
+//! sysvinit, a non-blocking write to init's FIFO): a call into liblxc's
+//! command socket would block until the monitor answers, and the monitor
+//! may be blocked writing to the console that only rootrun's loop drains.
 
 use std::time::{Duration, Instant};
 
@@ -26,9 +26,27 @@ pub(crate) trait Processes {
     fn receives(&self, pid: i32, signal: i32) -> bool;
 }
 
-/// How the stop machine acts: kill(2) on the host.
+/// How the stop machine acts: kill(2) on the host, and writes to init's
+/// request FIFO.
 pub(crate) trait Signals {
     fn send(&mut self, pid: i32, signal: i32) -> Result<(), Errno>;
+    /// Writes `request` whole to the FIFO `path` inside the root of `init`,
+    /// without blocking; the error says why not.
+    fn request(&mut self, init: i32, path: &str, request: &[u8]) -> Result<(), String>;
+}
+
+/// How init is asked to halt when a stop begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// The halt signal, by name (`lxc.signal.halt`'s spelling).
+    Signal(&'static str),
+    /// `request` written to the FIFO `path` in init's root (sysvinit's
+    /// /run/initctl); `fallback` signal when that fails.
+    Request {
+        path: &'static str,
+        request: Vec<u8>,
+        fallback: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,20 +107,39 @@ pub(crate) struct Stop {
     command: bool,
     /// The host signal that halts init; None when its name is unknown.
     halt: Option<i32>,
+    /// A request that comes before the halt signal, if init takes one.
+    halt_request: Option<(&'static str, Vec<u8>)>,
+    /// What the user should know about the stop (a request that failed).
+    note: Option<String>,
     /// How long init has to halt before it is killed.
     timeout: Duration,
     request: Option<Request>,
 }
 
 impl Stop {
-    pub(crate) fn new(monitor: i32, command: bool, halt_signal: &str, timeout: Duration) -> Self {
+    pub(crate) fn new(monitor: i32, command: bool, halt: Halt, timeout: Duration) -> Self {
+        let (signal, halt_request) = match halt {
+            Halt::Signal(signal) => (signal, None),
+            Halt::Request {
+                path,
+                request,
+                fallback,
+            } => (fallback, Some((path, request))),
+        };
         Stop {
             monitor,
             command,
-            halt: signal_number(halt_signal),
+            halt: signal_number(signal),
+            halt_request,
             timeout,
             request: None,
+            note: None,
         }
+    }
+
+    /// A note for the user about how the stop went, once.
+    pub(crate) fn take_note(&mut self) -> Option<String> {
+        self.note.take()
     }
 
     /// What the first request was for; None while nobody asked.
@@ -177,10 +214,10 @@ impl Stop {
         self.retry_ask(now, procs, signals);
     }
 
-    /// Sends the first stop signal and says whether init may have dropped
-    /// it; None when there is no init to send to.
+    /// Sends the first stop signal (or writes init's halt request) and says
+    /// whether init may have dropped it; None when there is no init to ask.
     fn ask(
-        &self,
+        &mut self,
         cause: StopCause,
         procs: &impl Processes,
         signals: &mut impl Signals,
@@ -193,8 +230,23 @@ impl Stop {
             (true, StopCause::Signal(signal)) => {
                 (procs.first_child(init).unwrap_or(init), signal as i32)
             }
-            // An init is asked to power off with its own halt signal.
-            _ => (init, self.halt?),
+            // An init that reads requests gets one; only when it cannot
+            // be written does the halt signal go instead.
+            _ => {
+                if let Some((path, request)) = &self.halt_request {
+                    match signals.request(init, path, request) {
+                        Ok(()) => return Some(Asked::Sent),
+                        Err(why) => {
+                            self.note = Some(format!(
+                                "cannot write the halt request ({why}); sending {} instead",
+                                self.halt.map_or_else(|| "nothing".to_owned(), signal_name)
+                            ));
+                        }
+                    }
+                }
+                // An init is asked to power off with its own halt signal.
+                (init, self.halt?)
+            }
         };
         // Only a namespace's init drops signals it does not take. Sent
         // anyway: the look into /proc cannot see every way of waiting for
@@ -266,6 +318,14 @@ fn signal_number(name: &str) -> Option<i32> {
         return (number <= libc::SIGRTMAX()).then_some(number);
     }
     name.parse::<Signal>().ok().map(|signal| signal as i32)
+}
+
+/// A signal's name for notes: `SIGPWR`, `SIGRTMIN+4`.
+fn signal_name(number: i32) -> String {
+    match Signal::try_from(number) {
+        Ok(signal) => signal.as_str().to_owned(),
+        Err(_) => format!("SIGRTMIN+{}", number - libc::SIGRTMIN()),
+    }
 }
 
 #[cfg(test)]

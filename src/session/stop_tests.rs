@@ -49,11 +49,13 @@ impl Processes for Fake {
 }
 
 /// Every kill(2) the machine tried, in order; the PIDs in `gone` fail
-/// with ESRCH.
+/// with ESRCH. Requests written go to `requests`; `no_fifo` makes them fail.
 #[derive(Default)]
 struct Sent {
     log: Vec<(i32, i32)>,
     gone: Vec<i32>,
+    requests: Vec<(i32, String, Vec<u8>)>,
+    no_fifo: bool,
 }
 
 impl Signals for Sent {
@@ -64,14 +66,23 @@ impl Signals for Sent {
         }
         Ok(())
     }
+
+    fn request(&mut self, init: i32, path: &str, request: &[u8]) -> Result<(), String> {
+        self.requests
+            .push((init, path.to_owned(), request.to_vec()));
+        if self.no_fifo {
+            return Err(format!("{path}: ENOENT"));
+        }
+        Ok(())
+    }
 }
 
 fn boot_stop() -> Stop {
-    Stop::new(MONITOR, false, "SIGUSR2", TIMEOUT)
+    Stop::new(MONITOR, false, Halt::Signal("SIGUSR2"), TIMEOUT)
 }
 
 fn command_stop() -> Stop {
-    Stop::new(MONITOR, true, "SIGTERM", TIMEOUT)
+    Stop::new(MONITOR, true, Halt::Signal("SIGTERM"), TIMEOUT)
 }
 
 fn ms(n: u64) -> Duration {
@@ -219,7 +230,7 @@ fn command_mode_sends_the_very_signal_to_the_command() {
 #[test]
 fn an_unknown_halt_signal_or_a_failed_send_goes_to_the_next_step_at_once() {
     let (t0, fake, mut sent) = (Instant::now(), Fake::booted(&[USR2]), Sent::default());
-    let mut stop = Stop::new(MONITOR, false, "SIGNOPE", TIMEOUT);
+    let mut stop = Stop::new(MONITOR, false, Halt::Signal("SIGNOPE"), TIMEOUT);
     stop.request(TERM, t0, &fake, &mut sent);
     assert_eq!(sent.log, [(INIT, KILL)]);
     assert_eq!(stop.wake_at(), Some(t0 + KILL_GRACE));
@@ -242,4 +253,70 @@ fn halt_signal_names_map_to_numbers() {
     assert_eq!(signal_number("SIGRTMIN+6"), Some(libc::SIGRTMIN() + 6));
     assert_eq!(signal_number("SIGRTMIN+99"), None);
     assert_eq!(signal_number("SIGNOPE"), None);
+}
+
+fn sysvinit_stop() -> Stop {
+    let halt = Halt::Request {
+        path: "/run/initctl",
+        request: b"runlevel 0".to_vec(),
+        fallback: "SIGPWR",
+    };
+    Stop::new(MONITOR, false, halt, TIMEOUT)
+}
+
+#[test]
+fn an_init_that_takes_requests_gets_one_then_sigkill_at_the_deadline() {
+    let (t0, fake, mut sent) = (Instant::now(), Fake::booted(&[]), Sent::default());
+    let mut stop = sysvinit_stop();
+    stop.request(TERM, t0, &fake, &mut sent);
+    assert_eq!(
+        sent.requests,
+        [(INIT, "/run/initctl".to_owned(), b"runlevel 0".to_vec())]
+    );
+    assert!(sent.log.is_empty(), "no signal besides the request");
+    assert_eq!(stop.take_note(), None);
+    // A request is not dropped like a signal: no retry, only the deadline.
+    assert_eq!(stop.wake_at(), Some(t0 + TIMEOUT));
+    stop.tick(t0 + ms(400), &fake, &mut sent);
+    assert!(sent.log.is_empty());
+    stop.tick(t0 + TIMEOUT, &fake, &mut sent);
+    assert_eq!(sent.log, [(INIT, KILL)]);
+    stop.tick(t0 + TIMEOUT + KILL_GRACE, &fake, &mut sent);
+    assert_eq!(sent.log, [(INIT, KILL), (MONITOR, KILL)]);
+    assert_eq!(sent.requests.len(), 1, "asked once");
+}
+
+#[test]
+fn a_request_that_cannot_be_written_falls_back_to_the_signal_and_says_so() {
+    let (t0, fake) = (Instant::now(), Fake::booted(&[libc::SIGPWR]));
+    let mut sent = Sent {
+        no_fifo: true,
+        ..Sent::default()
+    };
+    let mut stop = sysvinit_stop();
+    stop.request(TERM, t0, &fake, &mut sent);
+    assert_eq!(sent.requests.len(), 1);
+    assert_eq!(sent.log, [(INIT, libc::SIGPWR)]);
+    let note = stop.take_note().expect("a note about the fallback");
+    assert!(note.contains("/run/initctl: ENOENT"), "{note}");
+    assert!(note.contains("sending SIGPWR instead"), "{note}");
+    assert_eq!(stop.take_note(), None, "said once");
+    // A second request escalates as always.
+    stop.request(TERM, t0 + ms(10), &fake, &mut sent);
+    assert_eq!(sent.log, [(INIT, libc::SIGPWR), (INIT, KILL)]);
+}
+
+#[test]
+fn a_command_gets_the_signal_even_with_a_request_planned() {
+    let (t0, mut fake, mut sent) = (Instant::now(), Fake::booted(&[]), Sent::default());
+    fake.children.push((INIT, COMMAND));
+    let halt = Halt::Request {
+        path: "/run/initctl",
+        request: vec![0; 4],
+        fallback: "SIGPWR",
+    };
+    let mut stop = Stop::new(MONITOR, true, halt, TIMEOUT);
+    stop.request(TERM, t0, &fake, &mut sent);
+    assert!(sent.requests.is_empty());
+    assert_eq!(sent.log, [(COMMAND, libc::SIGTERM)]);
 }

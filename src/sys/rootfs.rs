@@ -112,3 +112,48 @@ fn regular(fd: OwnedFd) -> Result<OwnedFd, Errno> {
 pub fn fd_path(fd: &OwnedFd) -> PathBuf {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
 }
+
+/// Writes `bytes` in one write(2) to the FIFO at `path` inside the root of
+/// process `pid` (its mount namespace's view: `/proc/PID/root`, proc(5)),
+/// without blocking: sysvinit's /run/initctl lives on the guest's own
+/// tmpfs, which rootrun's mount namespace never sees.
+///
+/// The guest owns that path: it is looked up with `O_PATH` inside the root
+/// and must be a FIFO before anything opens it for writing, since opening a
+/// device node the guest made there (it may mknod) would reach the host's
+/// device from rootrun, outside the container's devices cgroup. The FIFO is
+/// then reopened through /proc/self/fd, the same inode.
+pub fn write_fifo_in_root(pid: i32, path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let root_path = format!("/proc/{pid}/root");
+    let root = nix::fcntl::open(
+        root_path.as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open {root_path}: {e}"))?;
+    let found =
+        open_in_root(&root, path, libc::O_PATH).map_err(|e| format!("{}: {e}", path.display()))?;
+    let st = fstat(&found).map_err(|e| format!("fstat {}: {e}", path.display()))?;
+    if SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) != SFlag::S_IFIFO {
+        return Err(format!("{} is not a FIFO", path.display()));
+    }
+    // O_NONBLOCK: ENXIO instead of waiting when nobody reads (fifo(7)), and
+    // EAGAIN instead of waiting when the pipe is full.
+    let fifo = nix::fcntl::open(
+        format!("/proc/self/fd/{}", found.as_raw_fd()).as_str(),
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open {} for writing: {e}", path.display()))?;
+    // At most PIPE_BUF bytes go into a pipe in one piece or not at all
+    // (pipe(7)), so the reader never sees half a request.
+    match nix::unistd::write(&fifo, bytes) {
+        Ok(n) if n == bytes.len() => Ok(()),
+        Ok(n) => Err(format!(
+            "write {}: {n} of {} bytes",
+            path.display(),
+            bytes.len()
+        )),
+        Err(e) => Err(format!("write {}: {e}", path.display())),
+    }
+}
