@@ -22,6 +22,9 @@ pub struct Report {
     /// How a boot would ask this init to halt (before any emulator's
     /// real-time signal shift, which `run` measures).
     pub halt: String,
+    /// The names in the container's /dev a boot binds rootrun's console
+    /// to, for the image's gettys; empty when /dev is a symlink.
+    pub console_ttys: Vec<String>,
     /// Disagreements between --arch, metadata.yaml and the ELF evidence.
     pub warnings: Vec<String>,
     pub host: HostView,
@@ -51,6 +54,11 @@ pub fn run(args: &InspectArgs) -> Result<u8, Error> {
     let report = Report {
         image: args.image.clone(),
         names: facts.arch.map(Arch::names),
+        console_ttys: if facts.dev_link.is_none() {
+            image::console_ttys(&facts.getty_ttys)
+        } else {
+            Vec::new()
+        },
         halt: facts
             .init_flavor
             .halt_method()
@@ -93,6 +101,27 @@ fn host_view(facts: &ImageFacts, binfmt: &Binfmt) -> HostView {
     }
 }
 
+/// Where a boot's login prompt comes from: "/dev/console and /dev/tty1
+/// (gettys in /etc/inittab: tty1 tty2)".
+fn console_row(report: &Report) -> String {
+    let facts = &report.facts;
+    let mut text = String::from("/dev/console");
+    for tty in &report.console_ttys {
+        text.push_str(&format!(" and /dev/{tty}"));
+    }
+    match (&facts.dev_link, facts.getty_ttys.is_empty()) {
+        (Some(link), _) => text.push_str(&format!(
+            " (/dev is a symlink to {link}: no tty gets the console)"
+        )),
+        (None, true) => text.push_str(" (no getty lines in /etc/inittab)"),
+        (None, false) => text.push_str(&format!(
+            " (gettys in /etc/inittab: {})",
+            facts.getty_ttys.join(" ")
+        )),
+    }
+    text
+}
+
 fn render(report: &Report) -> String {
     let facts = &report.facts;
     let mut out = String::new();
@@ -122,6 +151,7 @@ fn render(report: &Report) -> String {
     };
     row("init", init);
     row("halt", report.halt.clone());
+    row("console", console_row(report));
     match (facts.arch, &report.names) {
         (Some(arch), Some(n)) => row(
             "architecture",

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::arch::{self, Arch, ElfFacts};
-use crate::image::{Image, ImageError, InitFlavor, Metadata, Resolved, SquashfsFacts};
+use crate::image::{gettys, Image, ImageError, InitFlavor, Metadata, Resolved, SquashfsFacts};
 
 /// Tried in order when init is missing or not ELF (a script).
 pub const FALLBACKS: [&str; 3] = ["/bin/busybox", "/bin/sh", "/usr/bin/env"];
@@ -50,6 +50,11 @@ pub struct ImageFacts {
     /// kernel picks the handler from the binary itself).
     pub arch_ignored: Option<Arch>,
     pub squashfs: Option<SquashfsFacts>,
+    /// The terminals getty lines of /etc/inittab wait on (`gettys`).
+    pub getty_ttys: Vec<String>,
+    /// Where /dev leads when it is a symlink in the image: then rootrun
+    /// binds nothing into it (see `plan::console_ttys`).
+    pub dev_link: Option<String>,
     /// The first bytes of the deciding file, for binfmt_misc matching.
     #[serde(skip)]
     pub head: Vec<u8>,
@@ -167,6 +172,15 @@ pub fn examine(
         metadata_problem,
         arch_ignored,
         squashfs: image.squashfs_facts(),
+        getty_ttys: image
+            .read_head("/etc/inittab", gettys::INITTAB_MAX)
+            .map(|inittab| gettys::getty_ttys(&inittab))
+            .unwrap_or_default(),
+        dev_link: image
+            .resolve("/dev")
+            .ok()
+            .map(|dev| dev.path)
+            .filter(|path| path != "/dev"),
         head,
     })
 }

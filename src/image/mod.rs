@@ -11,6 +11,7 @@ mod dirtable;
 pub mod entry;
 mod error;
 mod facts;
+mod gettys;
 mod init;
 mod metadata;
 mod squash;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::ImageError;
 pub use facts::{examine, DetectError, Evidence, ImageFacts, InitUse, Probe};
+pub use gettys::console_ttys;
 pub use init::{HaltMethod, InitFlavor, INITCTL};
 pub use metadata::{Metadata, Properties};
 pub use squash::SquashfsFacts;

@@ -64,7 +64,10 @@ impl LaunchPlan {
             ),
             ("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed".into()),
             ("lxc.autodev", "1".into()),
-            // No gettys on /dev/ttyN: the console is the only terminal.
+            // No ptys of liblxc's own on /dev/ttyN: nobody would read them
+            // (lxc-console talks to the monitor's socket, which rootrun
+            // does not use). The console is the only terminal, and is
+            // bound onto the ttys the image's gettys want (`console_ttys`).
             ("lxc.tty.max", "0".into()),
             ("lxc.pty.max", "64".into()),
             // A network namespace with loopback only.
@@ -99,6 +102,25 @@ impl LaunchPlan {
                     ConsolePath::Pty(path) => path.display().to_string(),
                     ConsolePath::Planned => "<pty allocated at start>".into(),
                 };
+                // The same pty, bound onto /dev/tty1 (or the image's serial
+                // console name), so the image's getty opens rootrun's
+                // console. Among the rootrun-created mount points this one
+                // is left to liblxc (create=file, against the rule in
+                // DESIGN.md) because no other moment exists: the target is
+                // in the tmpfs that lxc.autodev mounts on the container's
+                // /dev at start, after rootrun's last step and before
+                // these entries (liblxc's lxc_setup: mount_autodev, then
+                // setup_mount_entries). That tmpfs is liblxc's and empty,
+                // so the file is made there following nothing of the
+                // image's; an image whose /dev is itself a symlink gets no
+                // entry (`plan`). The name is one plain component
+                // (`image::gettys`).
+                for tty in &self.console_ttys {
+                    items.push((
+                        "lxc.mount.entry",
+                        format!("{path} dev/{tty} none bind,create=file 0 0"),
+                    ));
+                }
                 items.push(("lxc.console.path", path));
             }
             // The command keeps rootrun's own stdin/stdout/stderr.

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::arch::{Arch, Emulation};
 use crate::config::RunConfig;
-use crate::image::{HaltMethod, ImageFacts, InitFlavor};
+use crate::image::{console_ttys, HaltMethod, ImageFacts, InitFlavor};
 use crate::sys::lsm::Lsm;
 
 pub use crate::config::Lower;
@@ -125,6 +125,9 @@ pub struct LaunchPlan {
     pub halt: HaltMethod,
     /// The guest reads requests as its CPU's ints (the runlevel request).
     pub guest_big_endian: bool,
+    /// Boot mode: the names in the container's /dev that are rootrun's
+    /// console too (`/dev/tty1`, `/dev/ttyS0`), for the image's gettys.
+    pub console_ttys: Vec<String>,
     #[serde(serialize_with = "seconds")]
     pub stop_timeout: Duration,
     #[serde(skip)]
@@ -167,6 +170,12 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         .evidence
         .as_ref()
         .is_some_and(|evidence| evidence.elf.big_endian);
+    let console_ttys = match mode {
+        // An image whose /dev is a symlink gets no bind into it: see
+        // `lxc_config`, the target must be in autodev's fresh tmpfs.
+        Mode::Boot { .. } if facts.dev_link.is_none() => console_ttys(&facts.getty_ttys),
+        _ => Vec::new(),
+    };
     let name = format!("{CONTAINER_PREFIX}{pid}");
     let layout = Layout::under(Path::new(STATE_DIR));
     let steps = steps(config, facts, &layout, &name, &mode, &host);
@@ -183,6 +192,7 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         halt_signal,
         halt,
         guest_big_endian,
+        console_ttys,
         stop_timeout: config.stop_timeout,
         escape: config.escape,
         arch: facts.arch,

@@ -21,6 +21,8 @@ fn facts(flavor: InitFlavor) -> ImageFacts {
         metadata_problem: None,
         arch_ignored: None,
         squashfs: None,
+        getty_ttys: Vec::new(),
+        dev_link: None,
         head: Vec::new(),
     }
 }
@@ -104,9 +106,23 @@ fn command_mode_keeps_stdio_and_has_no_console() {
 
 #[test]
 fn every_key_appears_once_and_no_lxc_loop_backend_or_create_option() {
-    let plan = plan(&options(&[]), &facts(InitFlavor::Other), 1);
-    let items = plan.lxc_config(ConsolePath::Planned);
+    let mut facts = facts(InitFlavor::Other);
+    facts.getty_ttys = vec!["ttyS0".into(), "hvc0".into()];
+    let plan = plan(&options(&[]), &facts, 1);
+    let items = plan.lxc_config(ConsolePath::Pty(Path::new("/dev/pts/3")));
     for (key, value) in &items {
+        // The one exception: the console bound onto a tty in autodev's
+        // fresh tmpfs (see `lxc_config`).
+        if *key == "lxc.mount.entry" {
+            let tty = value
+                .strip_prefix("/dev/pts/3 dev/")
+                .and_then(|rest| rest.strip_suffix(" none bind,create=file 0 0"));
+            assert!(
+                tty.is_some_and(|tty| plan.console_ttys.iter().any(|t| t == tty)),
+                "{value}"
+            );
+            continue;
+        }
         if !key.ends_with(".devices.allow") {
             assert_eq!(
                 items.iter().filter(|(k, _)| k == key).count(),
@@ -399,4 +415,37 @@ fn sysvinit_halts_by_runlevel_request_unless_a_signal_is_named() {
     );
     let p = plan(&options(&[]), &facts(InitFlavor::BusyBox), 1);
     assert!(p.to_string().contains("; halt with SIGUSR2\n"), "{p}");
+}
+
+#[test]
+fn the_console_pty_is_bound_onto_the_ttys_the_gettys_want() {
+    let entries = |plan: &LaunchPlan| -> Vec<String> {
+        plan.lxc_config(ConsolePath::Pty(Path::new("/dev/pts/7")))
+            .into_iter()
+            .filter(|(key, _)| *key == "lxc.mount.entry")
+            .map(|(_, value)| value)
+            .collect()
+    };
+    let mut debian = facts(InitFlavor::SysVinit);
+    debian.getty_ttys = vec!["tty1".into(), "tty2".into()];
+    let p = plan(&options(&[]), &debian, 1);
+    assert_eq!(p.console_ttys, ["tty1"]);
+    assert_eq!(
+        entries(&p),
+        ["/dev/pts/7 dev/tty1 none bind,create=file 0 0"]
+    );
+
+    let mut device = facts(InitFlavor::BusyBox);
+    device.getty_ttys = vec!["ttyAMA0".into()];
+    let p = plan(&options(&[]), &device, 1);
+    assert_eq!(
+        entries(&p),
+        ["/dev/pts/7 dev/ttyAMA0 none bind,create=file 0 0"]
+    );
+
+    // /dev a symlink in the image: nothing is created through it.
+    device.dev_link = Some("/tmp".into());
+    assert!(entries(&plan(&options(&[]), &device, 1)).is_empty());
+    // A command has no console to give.
+    assert!(entries(&plan(&options(&["/bin/true"]), &debian, 1)).is_empty());
 }
