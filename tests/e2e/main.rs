@@ -11,6 +11,7 @@ mod cli;
 mod foreign;
 mod host_matrix;
 mod hosts;
+mod inits;
 mod modes;
 mod session;
 mod systemd;

@@ -205,6 +205,38 @@ pub fn systemd_rootfs(arch: &str) -> Result<PathBuf, String> {
     })
 }
 
+/// A native Debian 12 minbase root with `packages` (comma-separated, as
+/// debootstrap's --include takes them), e.g. `sysvinit-core` or
+/// `runit-init`: built by tests/fixtures/build-debian-rootfs.sh, cached by
+/// the script's content and the package list.
+pub fn debian_rootfs(packages: &str) -> Result<PathBuf, String> {
+    tool("debootstrap")?;
+    let (script_path, script) = script("build-debian-rootfs.sh")?;
+    let key = key(&["debian-rootfs", &sha256_bytes(&script), packages]);
+    let label: String = packages
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let entry = cache_dir()?
+        .join("rootfs")
+        .join(format!("debian-{label}-{}", &key[..16]));
+    cached(&entry, &format!("Debian root with {packages}"), |tmp| {
+        let built = Command::new(&script_path)
+            .arg(tmp)
+            .arg(packages)
+            .output()
+            .expect("run build-debian-rootfs.sh");
+        assert!(
+            built.status.success(),
+            "building the Debian root with {packages} failed (debootstrap from \
+             deb.debian.org; see tests/setup-host.sh): {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        // The script logs next to the tree.
+        let _ = fs::remove_file(sidecar(tmp, "log"));
+    })
+}
+
 fn key(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in [KEY_VERSION].iter().chain(parts) {

@@ -204,6 +204,15 @@ impl Frame {
         Some(tree)
     }
 
+    /// A native Debian 12 root with `packages` (cached like
+    /// `systemd_rootfs`, and as read-only to the test).
+    pub fn debian_rootfs(&self, packages: &str) -> Option<PathBuf> {
+        let tree = need(&self.test, fixtures::debian_rootfs(packages))?;
+        self.own(&tree);
+        self.watch(&tree);
+        Some(tree)
+    }
+
     /// `path` (an image or a tree) must be unchanged at `check`.
     pub fn watch(&self, path: &Path) {
         let print = fingerprint(path);

@@ -1,0 +1,98 @@
+//! Stock Debian 12 roots with other inits than systemd, booted natively
+//! with `--rootfs` in pipe mode: their getty's login prompt reaches
+//! rootrun's console (bound onto /dev/tty1), and SIGTERM to rootrun takes
+//! each init through its own shutdown, well before --stop-timeout, so no
+//! SIGKILL ends the run. The roots are built once with debootstrap and
+//! cached by content (harness/fixtures.rs).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{rootrun, text, Frame};
+
+const BOOT_LIMIT: Duration = Duration::from_secs(60);
+/// Long, so that a stop that only ends by SIGKILL cannot pass for a clean
+/// one: the test wants it over in a fraction of this.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Boots `packages`' root to its login prompt, SIGTERMs rootrun and
+/// returns (console output, boot-to-login time, stop time) after checking
+/// the exit status and that the stop did not wait for the timeout.
+fn boot_to_login_and_stop(frame: &Frame, packages: &str) -> Option<(String, Duration, Duration)> {
+    let tree = frame.debian_rootfs(packages)?;
+    let started = Instant::now();
+    // stdin a pipe kept open (Live holds it): pipe mode, nothing typed.
+    let mut boot = frame.live(
+        rootrun()
+            .arg("-q")
+            .arg(format!("--stop-timeout={}", STOP_TIMEOUT.as_secs()))
+            .arg("--rootfs")
+            .arg(&tree),
+        Stdio::piped(),
+    );
+    boot.expect("login:", BOOT_LIMIT);
+    let to_login = started.elapsed();
+    let stopping = Instant::now();
+    boot.signal(Signal::SIGTERM);
+    let (out, seen) = boot.finish(STOP_TIMEOUT + Duration::from_secs(30));
+    let stop = stopping.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}\n{seen}");
+    assert!(
+        stop < STOP_TIMEOUT / 2,
+        "the stop took {stop:?}: init did not halt by itself\n{seen}"
+    );
+    eprintln!(
+        "{packages}: login prompt {:.2} s after start, stopped {:.2} s after SIGTERM",
+        to_login.as_secs_f64(),
+        stop.as_secs_f64()
+    );
+    Some((seen, to_login, stop))
+}
+
+#[test]
+fn sysvinit_reaches_a_login_prompt_and_halts_by_runlevel_0_request() {
+    let Some(frame) = Frame::setup("sysvinit to login and halt")
+        .tools(&["debootstrap"])
+        .start()
+    else {
+        return;
+    };
+    let Some((seen, _, _)) = boot_to_login_and_stop(&frame, "sysvinit-core") else {
+        return;
+    };
+    // The runlevel 0 request, not SIGPWR (whose powerfail script Debian no
+    // longer ships: "cannot execute /etc/init.d/powerfail"): /etc/init.d/rc
+    // ran for runlevel 0. init's own "INIT: Switching to runlevel: 0" is
+    // not asked for: it goes missing when the stop comes within a few
+    // seconds of boot (seen here, not explained yet; a stop 6 s after
+    // start shows it).
+    assert!(
+        seen.contains("concurrent boot in runlevel 0"),
+        "no runlevel 0: {seen}"
+    );
+    assert!(seen.contains("Will now halt."), "no halt: {seen}");
+    assert!(!seen.contains("powerfail"), "SIGPWR was sent: {seen}");
+    frame.check();
+}
+
+#[test]
+fn runit_reaches_a_login_prompt_and_runs_stage_3() {
+    let Some(frame) = Frame::setup("runit to login and power off")
+        .tools(&["debootstrap"])
+        .start()
+    else {
+        return;
+    };
+    let Some((seen, _, _)) = boot_to_login_and_stop(&frame, "runit-init") else {
+        return;
+    };
+    assert!(
+        seen.contains("runit: enter stage: /etc/runit/3"),
+        "no stage 3: {seen}"
+    );
+    assert!(seen.contains("runit: power off"), "no power off: {seen}");
+    frame.check();
+}
