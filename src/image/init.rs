@@ -124,43 +124,20 @@ mod tests {
 
     #[test]
     fn flavor_follows_the_resolved_file_name() {
-        assert_eq!(
-            InitFlavor::from_resolved_path("/bin/busybox"),
-            InitFlavor::BusyBox
-        );
-        assert_eq!(
-            InitFlavor::from_resolved_path("/usr/lib/systemd/systemd"),
-            InitFlavor::Systemd
-        );
-        assert_eq!(
-            InitFlavor::from_resolved_path("/sbin/procd"),
-            InitFlavor::Procd
-        );
-        assert_eq!(
-            InitFlavor::from_resolved_path("/sbin/init"),
-            InitFlavor::SysVinit
-        );
-        assert_eq!(
-            InitFlavor::from_resolved_path("/usr/bin/tini"),
-            InitFlavor::Other
-        );
-        assert_eq!(
-            InitFlavor::from_resolved_path("/sbin/runit-init"),
-            InitFlavor::Runit
-        );
-        assert_eq!(
-            InitFlavor::from_resolved_path("/sbin/openrc-init"),
-            InitFlavor::OpenRc
-        );
-        assert_eq!(
-            InitFlavor::from_resolved_path("/usr/sbin/init"),
-            InitFlavor::SysVinit
-        );
-        // An init called `init` elsewhere is not sysvinit's.
-        assert_eq!(
-            InitFlavor::from_resolved_path("/opt/init"),
-            InitFlavor::Other
-        );
+        for (path, flavor) in [
+            ("/bin/busybox", InitFlavor::BusyBox),
+            ("/usr/lib/systemd/systemd", InitFlavor::Systemd),
+            ("/sbin/procd", InitFlavor::Procd),
+            ("/sbin/init", InitFlavor::SysVinit),
+            ("/usr/sbin/init", InitFlavor::SysVinit),
+            ("/sbin/runit-init", InitFlavor::Runit),
+            ("/sbin/openrc-init", InitFlavor::OpenRc),
+            ("/usr/bin/tini", InitFlavor::Other),
+            // An init called `init` elsewhere is not sysvinit's.
+            ("/opt/init", InitFlavor::Other),
+        ] {
+            assert_eq!(InitFlavor::from_resolved_path(path), flavor, "{path}");
+        }
         assert_eq!(InitFlavor::BusyBox.halt_signal(), "SIGUSR2");
     }
 

@@ -18,9 +18,10 @@ const BOOT_LIMIT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Boots `packages`' root to its login prompt, SIGTERMs rootrun and
-/// returns (console output, boot-to-login time, stop time) after checking
+/// returns the frame (to `check`) and the console output, after checking
 /// the exit status and that the stop did not wait for the timeout.
-fn boot_to_login_and_stop(frame: &Frame, packages: &str) -> Option<(String, Duration, Duration)> {
+fn boot_to_login_and_stop(test: &str, packages: &str) -> Option<(Frame, String)> {
+    let frame = Frame::setup(test).tools(&["debootstrap"]).start()?;
     let tree = frame.debian_rootfs(packages)?;
     let started = Instant::now();
     // stdin a pipe kept open (Live holds it): pipe mode, nothing typed.
@@ -49,18 +50,13 @@ fn boot_to_login_and_stop(frame: &Frame, packages: &str) -> Option<(String, Dura
         to_login.as_secs_f64(),
         stop.as_secs_f64()
     );
-    Some((seen, to_login, stop))
+    Some((frame, seen))
 }
 
 #[test]
 fn sysvinit_reaches_a_login_prompt_and_halts_by_runlevel_0_request() {
-    let Some(frame) = Frame::setup("sysvinit to login and halt")
-        .tools(&["debootstrap"])
-        .start()
+    let Some((frame, seen)) = boot_to_login_and_stop("sysvinit to login and halt", "sysvinit-core")
     else {
-        return;
-    };
-    let Some((seen, _, _)) = boot_to_login_and_stop(&frame, "sysvinit-core") else {
         return;
     };
     // The runlevel 0 request, not SIGPWR (whose powerfail script Debian no
@@ -80,13 +76,8 @@ fn sysvinit_reaches_a_login_prompt_and_halts_by_runlevel_0_request() {
 
 #[test]
 fn runit_reaches_a_login_prompt_and_runs_stage_3() {
-    let Some(frame) = Frame::setup("runit to login and power off")
-        .tools(&["debootstrap"])
-        .start()
+    let Some((frame, seen)) = boot_to_login_and_stop("runit to login and power off", "runit-init")
     else {
-        return;
-    };
-    let Some((seen, _, _)) = boot_to_login_and_stop(&frame, "runit-init") else {
         return;
     };
     assert!(

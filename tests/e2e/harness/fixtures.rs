@@ -188,20 +188,9 @@ pub fn systemd_rootfs(arch: &str) -> Result<PathBuf, String> {
     let entry = cache_dir()?
         .join("rootfs")
         .join(format!("systemd-{arch}-{}", &key[..16]));
-    cached(&entry, &format!("systemd {arch} rootfs"), |tmp| {
-        let built = Command::new(&script_path)
-            .arg(tmp)
-            .arg(arch)
-            .output()
-            .expect("run build-systemd-rootfs.sh");
-        assert!(
-            built.status.success(),
-            "building the systemd {arch} rootfs failed (debootstrap from deb.debian.org; see \
-             tests/setup-host.sh): {}",
-            String::from_utf8_lossy(&built.stderr)
-        );
-        // The script logs next to the tree.
-        let _ = fs::remove_file(sidecar(tmp, "log"));
+    let what = format!("systemd {arch} rootfs");
+    cached(&entry, &what, |tmp| {
+        debootstrap(&script_path, tmp, arch, &what)
     })
 }
 
@@ -220,21 +209,28 @@ pub fn debian_rootfs(packages: &str) -> Result<PathBuf, String> {
     let entry = cache_dir()?
         .join("rootfs")
         .join(format!("debian-{label}-{}", &key[..16]));
-    cached(&entry, &format!("Debian root with {packages}"), |tmp| {
-        let built = Command::new(&script_path)
-            .arg(tmp)
-            .arg(packages)
-            .output()
-            .expect("run build-debian-rootfs.sh");
-        assert!(
-            built.status.success(),
-            "building the Debian root with {packages} failed (debootstrap from \
-             deb.debian.org; see tests/setup-host.sh): {}",
-            String::from_utf8_lossy(&built.stderr)
-        );
-        // The script logs next to the tree.
-        let _ = fs::remove_file(sidecar(tmp, "log"));
+    let what = format!("Debian root with {packages}");
+    cached(&entry, &what, |tmp| {
+        debootstrap(&script_path, tmp, packages, &what)
     })
+}
+
+/// Runs a debootstrap build script (`SCRIPT DIR ARG`) into `tmp`; panics
+/// with its stderr when it fails.
+fn debootstrap(script_path: &Path, tmp: &Path, arg: &str, what: &str) {
+    let built = Command::new(script_path)
+        .arg(tmp)
+        .arg(arg)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", script_path.display()));
+    assert!(
+        built.status.success(),
+        "building the {what} failed (debootstrap from deb.debian.org; see \
+         tests/setup-host.sh): {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    // The script logs next to the tree.
+    let _ = fs::remove_file(sidecar(tmp, "log"));
 }
 
 fn key(parts: &[&str]) -> String {
