@@ -161,9 +161,12 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
             .unwrap_or_else(|| halt_signal(facts.init_flavor, host.rt_shift)),
         Mode::Command { .. } => "SIGTERM",
     };
-    // --halt-signal means that signal, and nothing else.
-    let halt = match mode {
-        Mode::Boot { .. } if config.halt_signal.is_none() => facts.init_flavor.halt_method(),
+    // --halt-signal means that signal, and nothing else; a flavour's own
+    // signal is the one shifted for the emulator above, not its raw name.
+    let halt = match (&mode, facts.init_flavor.halt_method()) {
+        (Mode::Boot { .. }, HaltMethod::Runlevel0) if config.halt_signal.is_none() => {
+            HaltMethod::Runlevel0
+        }
         _ => HaltMethod::Signal(halt_signal),
     };
     let guest_big_endian = facts

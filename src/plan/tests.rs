@@ -330,6 +330,12 @@ fn the_systemd_poweroff_signal_follows_the_emulators_mapping_and_the_override() 
     assert_eq!(p.halt_signal, "SIGRTMIN+7");
     let p = super::plan(&options(&[]), &systemd, with_shift(4), 1);
     assert_eq!(p.halt_signal, "SIGRTMIN+8");
+    assert_eq!(
+        p.halt,
+        HaltMethod::Signal("SIGRTMIN+8"),
+        "what a stop sends"
+    );
+    assert!(p.to_string().contains("; halt with SIGRTMIN+8\n"), "{p}");
     // Signals that are not real-time are never shifted.
     let p = super::plan(&options(&[]), &facts(InitFlavor::BusyBox), with_shift(4), 1);
     assert_eq!(p.halt_signal, "SIGUSR2");
