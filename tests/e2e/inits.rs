@@ -62,9 +62,11 @@ fn sysvinit_reaches_a_login_prompt_and_halts_by_runlevel_0_request() {
     // The runlevel 0 request, not SIGPWR (whose powerfail script Debian no
     // longer ships: "cannot execute /etc/init.d/powerfail"): /etc/init.d/rc
     // ran for runlevel 0. init's own "INIT: Switching to runlevel: 0" is
-    // not asked for: it goes missing when the stop comes within a few
-    // seconds of boot (seen here, not explained yet; a stop 6 s after
-    // start shows it).
+    // not asked for: it often goes missing when the stop comes soon after
+    // boot (a stop 6 s after start shows it). Probably sysvinit's own
+    // doing: for runlevel 0 it resets the console (console_stty in its
+    // init.c), which ends in tcflush(TCIOFLUSH) and so discards what
+    // liblxc's monitor has not read from the pty yet (not verified).
     assert!(
         seen.contains("concurrent boot in runlevel 0"),
         "no runlevel 0: {seen}"
