@@ -97,7 +97,9 @@ grep -v '^#' "$work/plan.txt" |
     sed -e "s|^lxc.rootfs.path = .*|lxc.rootfs.path = dir:$mnt/rootfs|" \
         -e "s|^lxc.log.file = .*|lxc.log.file = $mnt/lxc.log|" \
         -e "s|^lxc.seccomp.profile = .*|lxc.seccomp.profile = $work/seccomp|" \
+        -e "s|^lxc.rootfs.mount = .*|lxc.rootfs.mount = $work/rootfs-mount|" \
         > "$work/lxc.conf"
+mkdir -p "$work/rootfs-mount"
 grep -q '^lxc.rootfs.path = dir:' "$work/lxc.conf" ||
     { echo "startup.sh: unexpected --dry-run output" >&2; cat "$work/lxc.conf" >&2; exit 1; }
 # The same configuration on the image file itself through liblxc's loop:
