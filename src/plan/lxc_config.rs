@@ -72,6 +72,9 @@ impl LaunchPlan {
             ("lxc.pty.max", "64".into()),
             // A network namespace with loopback only.
             ("lxc.net.0.type", "empty".into()),
+            // liblxc brings the namespace's loopback up (127.0.0.1, ::1);
+            // without it `lo` stays down and local services cannot talk.
+            ("lxc.net.0.flags", "up".into()),
             (
                 "lxc.cap.drop",
                 "mac_admin mac_override sys_module sys_rawio sys_time".into(),

@@ -13,6 +13,7 @@ mod host_matrix;
 mod hosts;
 mod inits;
 mod modes;
+mod network;
 mod session;
 mod systemd;
 mod unpack;
