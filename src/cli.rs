@@ -137,6 +137,14 @@ pub struct RunArgs {
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 
+    /// Set an environment variable for init or CMD (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = crate::config::parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// Working directory of CMD inside the container (command mode).
+    #[arg(short = 'w', long, value_name = "DIR", value_parser = parse_init, requires = "command")]
+    pub workdir: Option<String>,
+
     /// Host name inside the container [default: the image's file name
     /// without extension, made a valid host name: `My_FW.v2.img` -> `my-fw-v2`].
     #[arg(long, value_name = "NAME", value_parser = parse_hostname)]

@@ -43,6 +43,10 @@ pub struct RunConfig {
     /// Run this instead of init (command mode) when not empty.
     pub command: Vec<String>,
     pub hostname: Option<String>,
+    /// `-e KEY=VALUE`, in order.
+    pub env: Vec<(String, String)>,
+    /// `-w DIR` (command mode).
+    pub workdir: Option<String>,
     pub init: String,
     pub escape: u8,
     pub stop_timeout: Duration,
@@ -87,6 +91,8 @@ impl RunConfig {
             lower,
             command: args.command.clone(),
             hostname: args.hostname.clone(),
+            env: args.env.clone(),
+            workdir: args.workdir.clone(),
             init: args.init.clone(),
             escape: args.escape,
             stop_timeout: Duration::from_secs(args.stop_timeout),
@@ -127,6 +133,25 @@ pub fn parse_hostname(name: &str) -> Result<String, String> {
                 .into(),
         )
     }
+}
+
+/// `KEY=VALUE`: KEY a shell variable name; VALUE without newlines (each
+/// becomes one `lxc.environment` line of the liblxc configuration).
+pub fn parse_env(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: give KEY=VALUE"))?;
+    let key_ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !key_ok {
+        return Err(format!(
+            "{key:?} is not a variable name (letters, digits, '_', not starting with a digit)"
+        ));
+    }
+    if value.contains(['\n', '\r', '\0']) {
+        return Err(format!("the value of {key} must not hold a newline or NUL"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 /// An absolute path without control characters (it goes into the liblxc
@@ -196,6 +221,16 @@ mod tests {
     fn usage_errors_are_reported_by_clap() {
         assert!(Cli::try_parse_from(["rootrun", "--escape", "m", "img"]).is_err());
         assert!(Cli::try_parse_from(["rootrun", "--escape", "b", "img"]).is_ok());
+    }
+
+    #[test]
+    fn environment_items_are_key_value_with_a_proper_name() {
+        assert_eq!(parse_env("FOO=a b=c"), Ok(("FOO".into(), "a b=c".into())));
+        assert_eq!(parse_env("_X="), Ok(("_X".into(), String::new())));
+        assert!(parse_env("FOO").is_err());
+        assert!(parse_env("1X=y").is_err());
+        assert!(parse_env("A-B=y").is_err());
+        assert!(parse_env("A=line\nnext").is_err());
     }
 
     #[test]

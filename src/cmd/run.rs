@@ -27,7 +27,8 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
     // binfmt_misc is only read here; a run that must mount or register does
     // so as steps of the plan.
     let (binfmt, binfmt_mounted) = super::host_binfmt(&facts)?;
-    let host = host_plan(&facts, binfmt, binfmt_mounted, config)?;
+    let mut host = host_plan(&facts, binfmt, binfmt_mounted, config)?;
+    host.env = environment(config);
     let plan = plan::plan(config, &facts, host, std::process::id());
 
     if let Some(format) = config.dry_run {
@@ -118,6 +119,7 @@ fn host_plan(
         emulation,
         binfmt_mounted,
         registration,
+        env: Vec::new(),
         rt_shift,
         lsm,
     })
@@ -258,4 +260,22 @@ fn banner(plan: &LaunchPlan, verbosity: Verbosity) -> Option<String> {
             Some(format!("rootrun: running a command in {image} ({how})"))
         }
     }
+}
+
+/// `-e` items, and TERM from rootrun's own environment when stdin is a
+/// terminal (as `docker run -t` does): the guest's programs then draw for
+/// the terminal the user has. An explicit `-e TERM=...` wins.
+fn environment(config: &RunConfig) -> Vec<(String, String)> {
+    let mut env = config.env.clone();
+    let given = env.iter().any(|(key, _)| key == "TERM");
+    if let (false, true, Ok(term)) = (
+        given,
+        std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        std::env::var("TERM"),
+    ) {
+        if crate::config::parse_env(&format!("TERM={term}")).is_ok() {
+            env.push(("TERM".into(), term));
+        }
+    }
+    env
 }

@@ -98,6 +98,12 @@ impl LaunchPlan {
         if let Some(personality) = self.personality() {
             items.push(("lxc.arch", personality.into()));
         }
+        for (key, value) in &self.env {
+            items.push(("lxc.environment", format!("{key}={value}")));
+        }
+        if let Some(dir) = &self.workdir {
+            items.push(("lxc.init.cwd", dir.clone()));
+        }
         match &self.mode {
             Mode::Boot { init } => {
                 items.push(("lxc.init.cmd", init.clone()));

@@ -101,6 +101,9 @@ pub struct HostPlan {
     /// binfmt_misc is mounted on the host (else rootrun mounts its own).
     pub binfmt_mounted: bool,
     pub registration: Option<Registration>,
+    /// The environment init or CMD starts with (`-e`, and TERM on a
+    /// terminal).
+    pub env: Vec<(String, String)>,
     /// How many numbers lower the emulator delivers a host real-time
     /// signal to the guest (`arch::rt_signal_shift`); 0 when native.
     pub rt_shift: i32,
@@ -136,6 +139,9 @@ pub struct LaunchPlan {
     pub arch: Option<Arch>,
     pub emulation: Emulation,
     pub lsm: Lsm,
+    pub env: Vec<(String, String)>,
+    /// Command mode: the working directory of CMD.
+    pub workdir: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -201,6 +207,8 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         arch: facts.arch,
         emulation: host.emulation,
         lsm: host.lsm,
+        env: host.env,
+        workdir: config.workdir.clone(),
         steps,
     }
 }

@@ -35,6 +35,7 @@ fn host(emulation: Emulation) -> HostPlan {
         emulation,
         binfmt_mounted: true,
         registration: None,
+        env: Vec::new(),
         rt_shift,
         lsm: Lsm::default(),
     }
@@ -50,6 +51,8 @@ fn options(command: &[&str]) -> RunConfig {
         lower: Lower::Squashfs,
         command: command.iter().map(|s| s.to_string()).collect(),
         hostname: None,
+        env: Vec::new(),
+        workdir: None,
         init: "/sbin/init".into(),
         escape: 1,
         stop_timeout: Duration::from_secs(10),
@@ -256,6 +259,7 @@ fn foreign_images_mount_binfmt_register_and_bind_the_interpreter_as_planned() {
         binfmt_mounted: false,
         rt_shift: 2,
         lsm: Lsm::default(),
+        env: Vec::new(),
         registration: Some(Registration {
             name: "rootrun-qemu-aarch64".into(),
             interpreter: "/usr/bin/qemu-aarch64-static".into(),
@@ -454,4 +458,21 @@ fn the_console_pty_is_bound_onto_the_ttys_the_gettys_want() {
     assert!(entries(&plan(&options(&[]), &device, 1)).is_empty());
     // A command has no console to give.
     assert!(entries(&plan(&options(&["/bin/true"]), &debian, 1)).is_empty());
+}
+
+#[test]
+fn environment_and_workdir_become_liblxc_keys() {
+    let mut config = options(&["/bin/id"]);
+    config.workdir = Some("/tmp".into());
+    let host = HostPlan {
+        env: vec![
+            ("FOO".into(), "a b".into()),
+            ("TERM".into(), "xterm".into()),
+        ],
+        ..host(Emulation::Native)
+    };
+    let plan = super::plan(&config, &facts(InitFlavor::BusyBox), host, 1);
+    let items = plan.lxc_config(ConsolePath::Planned);
+    assert_eq!(value(&items, "lxc.environment"), ["FOO=a b", "TERM=xterm"]);
+    assert_eq!(value(&items, "lxc.init.cwd"), ["/tmp"]);
 }

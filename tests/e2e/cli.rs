@@ -468,3 +468,69 @@ fn text_from_the_image_reaches_the_terminal_escaped() {
     );
     frame.check();
 }
+
+#[test]
+fn env_and_workdir_reach_the_command_and_term_comes_from_a_terminal() {
+    let Some((frame, image)) = Frame::setup("env and workdir")
+        .tools(&["script"])
+        .busybox(NATIVE)
+    else {
+        return;
+    };
+    let out = frame.run(
+        rootrun()
+            .args(["-e", "GREETING=hello world", "-e", "EMPTY=", "-w", "/etc"])
+            .arg(&image)
+            .args([
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo \"[$GREETING][${EMPTY-unset}]\"; pwd",
+            ]),
+        b"",
+        LIMIT,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_eq!(stdout, "[hello world][]\n/etc\n");
+    let out = rootrun()
+        .args(["-e", "1BAD=x"])
+        .arg(&image)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("not a variable name"),
+        "{}",
+        text(&out.stderr)
+    );
+    // On a terminal (script(1) gives rootrun one), TERM comes along; on a
+    // pipe it does not.
+    let shell = format!(
+        "{} -q {} -- /bin/sh -c 'echo term=[$TERM]'",
+        env!("CARGO_BIN_EXE_rootrun"),
+        image.display()
+    );
+    let mut script = Command::new("script");
+    script
+        .args(["-qc", &shell, "/dev/null"])
+        .env("TERM", "xterm-rootrun-test");
+    let out = frame.run(&mut script, b"", LIMIT);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("term=[xterm-rootrun-test]"), "{stdout}");
+    let out = frame.run(
+        rootrun()
+            .arg(&image)
+            .args(["--", "/bin/sh", "-c", "echo term=[$TERM]"])
+            .env("TERM", "xterm-rootrun-test"),
+        b"",
+        LIMIT,
+    );
+    assert!(
+        !text(&out.stdout).contains("xterm-rootrun-test"),
+        "{}",
+        text(&out.stdout)
+    );
+    frame.check();
+}
