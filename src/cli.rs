@@ -141,6 +141,12 @@ pub struct RunArgs {
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = crate::config::parse_env)]
     pub env: Vec<(String, String)>,
 
+    /// Mount a host file or directory into the container at GUEST
+    /// (writable unless `:ro`; repeatable). The mount point is created inside
+    /// the container's root without following the image's symlinks out of it.
+    #[arg(long = "bind", value_name = "HOST:GUEST[:ro]", value_parser = crate::config::parse_bind)]
+    pub binds: Vec<crate::config::Bind>,
+
     /// Working directory of CMD inside the container (command mode).
     #[arg(short = 'w', long, value_name = "DIR", value_parser = parse_init, requires = "command")]
     pub workdir: Option<String>,

@@ -47,6 +47,8 @@ pub struct RunConfig {
     pub env: Vec<(String, String)>,
     /// `-w DIR` (command mode).
     pub workdir: Option<String>,
+    /// `--bind`, in order.
+    pub binds: Vec<Bind>,
     pub init: String,
     pub escape: u8,
     pub stop_timeout: Duration,
@@ -56,6 +58,41 @@ pub struct RunConfig {
     pub register_binfmt: bool,
     pub dry_run: Option<DryRun>,
     pub verbosity: Verbosity,
+}
+
+/// `--bind HOST:GUEST[:ro]`: a host file or directory mounted into the
+/// container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub host: PathBuf,
+    /// An absolute path inside the container.
+    pub guest: PathBuf,
+    pub read_only: bool,
+}
+
+/// `HOST:GUEST[:ro|:rw]`. HOST may be relative; neither may contain `:`.
+pub fn parse_bind(text: &str) -> Result<Bind, String> {
+    let (rest, read_only) = match text.rsplit_once(':') {
+        Some((rest, "ro")) => (rest, true),
+        Some((rest, "rw")) => (rest, false),
+        _ => (text, false),
+    };
+    let (host, guest) = rest
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?}: give HOST:GUEST[:ro]"))?;
+    if host.is_empty() || guest.contains(':') {
+        return Err(format!(
+            "{text:?}: give HOST:GUEST[:ro] (paths with ':' are not supported)"
+        ));
+    }
+    if !guest.starts_with('/') || guest.chars().any(char::is_control) {
+        return Err(format!("{guest:?}: the path inside must be absolute"));
+    }
+    Ok(Bind {
+        host: PathBuf::from(host),
+        guest: PathBuf::from(guest),
+        read_only,
+    })
 }
 
 /// `--dry-run`, as text or JSON.
@@ -93,6 +130,7 @@ impl RunConfig {
             hostname: args.hostname.clone(),
             env: args.env.clone(),
             workdir: args.workdir.clone(),
+            binds: args.binds.clone(),
             init: args.init.clone(),
             escape: args.escape,
             stop_timeout: Duration::from_secs(args.stop_timeout),
@@ -221,6 +259,21 @@ mod tests {
     fn usage_errors_are_reported_by_clap() {
         assert!(Cli::try_parse_from(["rootrun", "--escape", "m", "img"]).is_err());
         assert!(Cli::try_parse_from(["rootrun", "--escape", "b", "img"]).is_ok());
+    }
+
+    #[test]
+    fn binds_are_host_guest_and_an_optional_mode() {
+        let b = parse_bind("./data:/srv/data:ro").unwrap();
+        assert_eq!(
+            (b.host, b.guest, b.read_only),
+            ("./data".into(), "/srv/data".into(), true)
+        );
+        assert!(!parse_bind("/a:/b").unwrap().read_only);
+        assert!(!parse_bind("/a:/b:rw").unwrap().read_only);
+        assert!(parse_bind("/a").is_err());
+        assert!(parse_bind("/a:rel").is_err());
+        assert!(parse_bind(":/b").is_err());
+        assert!(parse_bind("/a:/b:/c").is_err());
     }
 
     #[test]

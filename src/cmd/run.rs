@@ -13,6 +13,14 @@ use crate::sys::privileges;
 use crate::{launch, lxc, notice};
 
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
+    for bind in &config.binds {
+        if let Err(e) = std::fs::metadata(&bind.host) {
+            return Err(Error::Usage(format!(
+                "--bind: {}: {e}",
+                bind.host.display()
+            )));
+        }
+    }
     let image = open(&config.image, config.lower)?;
     let init_use = if config.is_command() {
         InitUse::LookOnly

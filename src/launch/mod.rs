@@ -158,6 +158,14 @@ fn execute(
             let guard = bind_interpreter(root(staged)?, host_file, interpreter)?;
             staged.guards.push(guard);
         }
+        Step::BindHost {
+            source,
+            target,
+            read_only,
+        } => {
+            let guard = bind_host(root(staged)?, source, target, *read_only)?;
+            staged.guards.push(guard);
+        }
         Step::WriteSeccompPolicy { path } => write(path, SECCOMP_POLICY)?,
         Step::AllocateConsole => {
             let size = console::window_size(io::stdin().as_fd());
@@ -288,6 +296,32 @@ fn bind_interpreter(
     })?;
     let target_path = rootfs::fd_path(&target);
     Ok(mount::bind_read_only(host_file, &target, &target_path)?)
+}
+
+/// `--bind`: the mount point (a directory for a directory, a file for
+/// anything else) is made inside the root, every component resolved
+/// inside it, so an image symlink cannot send the mount onto the host.
+fn bind_host(
+    root: &OwnedFd,
+    source: &Path,
+    target: &Path,
+    read_only: bool,
+) -> Result<mount::Mount, Error> {
+    let meta = fs::metadata(source).map_err(|e| SysError::io("--bind: look at", source, e))?;
+    let made = if meta.is_dir() {
+        rootfs::create_dir_in_root(root, target)
+    } else {
+        rootfs::create_file_in_root(root, target)
+    };
+    let point = made.map_err(|e| {
+        SysError::new(
+            "--bind: create the mount point inside the image at",
+            target,
+            e,
+        )
+    })?;
+    let point_path = rootfs::fd_path(&point);
+    Ok(mount::bind(source, &point, &point_path, read_only)?)
 }
 
 fn not_squashfs(plan: &LaunchPlan, err: SysError) -> Error {

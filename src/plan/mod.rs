@@ -310,6 +310,13 @@ fn steps(
             interpreter: interpreter.clone(),
         });
     }
+    for bind in &config.binds {
+        steps.push(Step::BindHost {
+            source: bind.host.clone(),
+            target: bind.guest.clone(),
+            read_only: bind.read_only,
+        });
+    }
     steps.push(Step::WriteSeccompPolicy {
         path: layout.seccomp.clone(),
     });

@@ -75,6 +75,14 @@ pub enum Step {
         host_file: PathBuf,
         interpreter: PathBuf,
     },
+    /// `--bind`: a host file or directory mounted at `target` inside (the
+    /// mount point created inside the root), nosuid and nodev, read-only
+    /// when asked.
+    BindHost {
+        source: PathBuf,
+        target: PathBuf,
+        read_only: bool,
+    },
     /// liblxc's seccomp policy file.
     WriteSeccompPolicy { path: PathBuf },
     /// A pty whose slave becomes the container's console (boot mode).
@@ -168,6 +176,17 @@ impl fmt::Display for Step {
                 "bind-mount {} read-only at {} inside (mount point created inside the root)",
                 host_file.display(),
                 interpreter.display()
+            ),
+            Step::BindHost {
+                source,
+                target,
+                read_only,
+            } => write!(
+                f,
+                "bind-mount {} {} at {} inside (mount point created inside the root)",
+                source.display(),
+                if *read_only { "read-only" } else { "writable" },
+                target.display()
             ),
             Step::WriteSeccompPolicy { path } => {
                 write!(f, "write the seccomp policy to {}", path.display())

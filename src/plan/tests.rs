@@ -53,6 +53,7 @@ fn options(command: &[&str]) -> RunConfig {
         hostname: None,
         env: Vec::new(),
         workdir: None,
+        binds: Vec::new(),
         init: "/sbin/init".into(),
         escape: 1,
         stop_timeout: Duration::from_secs(10),

@@ -116,6 +116,17 @@ pub fn bind_read_only(
     target: &OwnedFd,
     target_path: &Path,
 ) -> Result<Mount, SysError> {
+    bind(source, target, target_path, true)
+}
+
+/// Like `bind_read_only`, writable when `read_only` is false (still nosuid,
+/// nodev): `--bind HOST:GUEST`.
+pub fn bind(
+    source: &Path,
+    target: &OwnedFd,
+    target_path: &Path,
+    read_only: bool,
+) -> Result<Mount, SysError> {
     let c_source = CString::new(source.as_os_str().as_bytes())
         .map_err(|_| SysError::new("bind-mount", source, Errno::EINVAL))?;
     // SAFETY: open_tree reads the NUL-terminated path during the call and
@@ -133,7 +144,9 @@ pub fn bind_read_only(
     // SAFETY: a successful open_tree returned a fresh fd nobody else owns.
     let tree = unsafe { OwnedFd::from_raw_fd(tree) };
     let attr = mount_attr {
-        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 }
+            | MOUNT_ATTR_NOSUID
+            | MOUNT_ATTR_NODEV,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,

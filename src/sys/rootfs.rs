@@ -50,33 +50,11 @@ pub fn check_executable(root: &OwnedFd, path: &Path) -> Executable {
 /// image whose `usr/libexec` is a symlink to `/tmp` gets the file in *its*
 /// /tmp, never the host's. A dangling symlink on the way is an error.
 pub fn create_file_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno> {
-    let parts: Vec<&std::ffi::OsStr> = path
-        .components()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(name) => Some(name),
-            _ => None,
-        })
-        .collect();
+    let parts = normal_components(path);
     let Some((name, dirs)) = parts.split_last() else {
         return Err(Errno::EINVAL);
     };
-    let mut prefix = PathBuf::from("/");
-    for dir in dirs {
-        let parent = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
-        prefix.push(dir);
-        if open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY).is_err() {
-            match nix::sys::stat::mkdirat(
-                &parent,
-                *dir,
-                nix::sys::stat::Mode::from_bits_truncate(0o755),
-            ) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e),
-            }
-            // Still not a directory (a dangling symlink, a file): give up.
-            open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
-        }
-    }
+    let prefix = make_dirs_in_root(root, dirs)?;
     let full = prefix.join(name);
     match open_in_root(root, &full, libc::O_PATH) {
         Ok(fd) => return regular(fd),
@@ -97,6 +75,47 @@ pub fn create_file_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno
     )?;
     drop(created);
     regular(open_in_root(root, &full, libc::O_PATH)?)
+}
+
+/// Makes sure a directory exists at `path` inside the root (creating what
+/// is missing, 0755, by the same rules as `create_file_in_root`) and
+/// returns an `O_PATH` fd to it.
+pub fn create_dir_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno> {
+    let parts = normal_components(path);
+    let prefix = make_dirs_in_root(root, &parts)?;
+    open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)
+}
+
+fn normal_components(path: &Path) -> Vec<&std::ffi::OsStr> {
+    path.components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Creates the directories `dirs` below the root, one component at a time,
+/// each looked up inside the root; returns their path inside it.
+fn make_dirs_in_root(root: &OwnedFd, dirs: &[&std::ffi::OsStr]) -> Result<PathBuf, Errno> {
+    let mut prefix = PathBuf::from("/");
+    for dir in dirs {
+        let parent = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
+        prefix.push(dir);
+        if open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY).is_err() {
+            match nix::sys::stat::mkdirat(
+                &parent,
+                *dir,
+                nix::sys::stat::Mode::from_bits_truncate(0o755),
+            ) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            // Still not a directory (a dangling symlink, a file): give up.
+            open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
+        }
+    }
+    Ok(prefix)
 }
 
 fn regular(fd: OwnedFd) -> Result<OwnedFd, Errno> {

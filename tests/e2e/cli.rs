@@ -534,3 +534,64 @@ fn env_and_workdir_reach_the_command_and_term_comes_from_a_terminal() {
     );
     frame.check();
 }
+
+#[test]
+fn binds_are_writable_or_read_only_and_never_follow_an_image_symlink_out() {
+    let Some(frame) = Frame::new("--bind") else {
+        return;
+    };
+    // /opt in the image is a symlink to /tmp: the bind's mount point must
+    // be made in the image's /tmp, never in the host's.
+    let name = format!("rootrun-bind-{}", std::process::id());
+    let Some(image) = image_changed(&frame, "bind-symlink", |tree| {
+        fs::create_dir_all(tree.join("tmp")).unwrap();
+        std::os::unix::fs::symlink("/tmp", tree.join("opt")).unwrap();
+    }) else {
+        return;
+    };
+    let shared = frame.dir("shared");
+    fs::write(shared.join("from-host"), "hello\n").unwrap();
+    let rw = format!("{}:/opt/{name}", shared.display());
+    let ro = format!("{}:/srv/ro:ro", shared.display());
+    let script = format!(
+        "cat /opt/{name}/from-host; echo guest > /tmp/{name}/from-guest; \
+         echo x > /srv/ro/nope 2>/dev/null; echo ro-write=$?"
+    );
+    let out = frame.run(
+        rootrun()
+            .args(["-q", "--bind", &rw, "--bind", &ro])
+            .arg(&image)
+            .args(["--", "/bin/sh", "-c", &script]),
+        b"",
+        LIMIT,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("hello\n"), "{stdout}");
+    assert!(
+        stdout.contains("ro-write=1"),
+        "a read-only bind took a write: {stdout}"
+    );
+    assert_eq!(
+        fs::read_to_string(shared.join("from-guest")).unwrap_or_default(),
+        "guest\n"
+    );
+    assert!(!shared.join("nope").exists());
+    assert!(
+        !Path::new("/tmp").join(&name).exists(),
+        "the mount point went through the image's symlink onto the host"
+    );
+    let out = rootrun()
+        .args(["--bind", "/no/such/dir:/x"])
+        .arg(&image)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("--bind: /no/such/dir"),
+        "{}",
+        text(&out.stderr)
+    );
+    frame.check();
+}
