@@ -41,6 +41,7 @@ Exit status:
   command mode; 128+n when it or rootrun was killed by signal n;
   125 rootrun itself failed; 126 CMD or init is not executable;
   127 CMD or init (or the loader it needs) is not in the image;
+  123/124 --expect: the container ended first / --timeout passed first
   141 stdout was a pipe that closed (as a program killed by SIGPIPE)
 
 Examples:
@@ -52,6 +53,8 @@ Examples:
       run one command and exit with its status
   rootrun inspect rootfs.img
       architecture, init and binfmt handler, without root
+  sudo rootrun --expect 'login:' --timeout 120 rootfs.img < /dev/null
+      CI boot check: 0 when a login prompt appears, 124 on timeout
   sudo rootrun --dry-run rootfs.img
       show the mounts and the liblxc configuration, touch nothing
   sudo rootrun unpack rootfs.img ./tree && sudo rootrun --rootfs ./tree
@@ -140,6 +143,21 @@ pub struct RunArgs {
     /// Set an environment variable for init or CMD (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = crate::config::parse_env)]
     pub env: Vec<(String, String)>,
+
+    /// Boot check: watch the console for REGEX; when it matches, stop the
+    /// container cleanly and exit 0. Exit 124 when --timeout passes first,
+    /// 123 when init ends first (the last console lines go to stderr).
+    #[arg(long, value_name = "REGEX", value_parser = crate::config::parse_expect, conflicts_with = "command")]
+    pub expect: Option<String>,
+
+    /// Give the boot this many seconds (with --expect: then exit 124; alone:
+    /// stop the container then, exit 124).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=604_800), conflicts_with = "command")]
+    pub timeout: Option<u64>,
+
+    /// Keep everything the console printed in FILE (boot mode).
+    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    pub console_log: Option<PathBuf>,
 
     /// Mount a host file or directory into the container at GUEST
     /// (writable unless `:ro`; repeatable). The mount point is created inside

@@ -49,6 +49,10 @@ pub struct RunConfig {
     pub workdir: Option<String>,
     /// `--bind`, in order.
     pub binds: Vec<Bind>,
+    /// Boot checks: `--expect`, `--timeout`, `--console-log`.
+    pub expect: Option<String>,
+    pub timeout: Option<Duration>,
+    pub console_log: Option<PathBuf>,
     pub init: String,
     pub escape: u8,
     pub stop_timeout: Duration,
@@ -95,6 +99,13 @@ pub fn parse_bind(text: &str) -> Result<Bind, String> {
     })
 }
 
+/// `--expect REGEX`: must compile (the session compiles it again).
+pub fn parse_expect(text: &str) -> Result<String, String> {
+    regex::Regex::new(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| format!("not a regular expression: {e}"))
+}
+
 /// `--dry-run`, as text or JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DryRun {
@@ -131,6 +142,9 @@ impl RunConfig {
             env: args.env.clone(),
             workdir: args.workdir.clone(),
             binds: args.binds.clone(),
+            expect: args.expect.clone(),
+            timeout: args.timeout.map(Duration::from_secs),
+            console_log: args.console_log.clone(),
             init: args.init.clone(),
             escape: args.escape,
             stop_timeout: Duration::from_secs(args.stop_timeout),

@@ -12,6 +12,10 @@ use crate::sys::SysError;
 pub const EXIT_ROOTRUN: u8 = 125;
 pub const EXIT_NOT_EXECUTABLE: u8 = 126;
 pub const EXIT_NOT_FOUND: u8 = 127;
+/// `--timeout` passed before `--expect` matched (as timeout(1) exits).
+pub const EXIT_TIMED_OUT: u8 = 124;
+/// The container ended before `--expect` matched.
+pub const EXIT_ENDED_UNMATCHED: u8 = 123;
 /// stdout was a pipe whose reader is gone: what a program killed by SIGPIPE
 /// reports (128+13), without a message.
 pub const EXIT_STDOUT_CLOSED: u8 = 141;

@@ -142,11 +142,23 @@ pub struct LaunchPlan {
     pub env: Vec<(String, String)>,
     /// Command mode: the working directory of CMD.
     pub workdir: Option<String>,
+    /// Boot checks (`--expect`, `--timeout`, `--console-log`).
+    pub expect: Option<String>,
+    #[serde(serialize_with = "optional_seconds")]
+    pub timeout: Option<Duration>,
+    pub console_log: Option<PathBuf>,
     pub steps: Vec<Step>,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_secs())
+}
+
+fn optional_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs()),
+        None => s.serialize_none(),
+    }
 }
 
 pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) -> LaunchPlan {
@@ -209,6 +221,9 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         lsm: host.lsm,
         env: host.env,
         workdir: config.workdir.clone(),
+        expect: config.expect.clone(),
+        timeout: config.timeout,
+        console_log: config.console_log.clone(),
         steps,
     }
 }

@@ -15,6 +15,7 @@ mod output;
 mod proxy;
 mod queries;
 mod stop;
+mod watch;
 
 use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
@@ -124,13 +125,21 @@ impl<'a> Session<'a> {
         let mut proxy = self
             .console
             .map(|pty| Proxy::new(pty, stdin.as_fd(), interactive, self.plan.escape));
+        if let Some(proxy) = proxy.as_mut() {
+            proxy.watch(self.boot_check()?);
+        }
+        let deadline = self.plan.timeout.map(|limit| Instant::now() + limit);
 
         loop {
             let now = Instant::now();
-            let wake_at = [self.stop.wake_at(), proxy.as_ref().and_then(Proxy::wake_at)]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake_at = [
+                self.stop.wake_at(),
+                proxy.as_ref().and_then(Proxy::wake_at),
+                deadline.filter(|_| !self.stop.requested()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let timeout = match wake_at {
                 // Rounded up: a timeout rounded down to 0 ms would spin
                 // until the moment comes.
@@ -161,12 +170,51 @@ impl<'a> Session<'a> {
                 if proxy.serve(ready, self.stop.requested()) {
                     self.request_stop(StopCause::Escape);
                 }
+                if proxy.watched().is_some_and(|w| w.take_match()) {
+                    self.request_stop(StopCause::Expected);
+                }
+            }
+            if deadline.is_some_and(|at| Instant::now() >= at) && !self.stop.requested() {
+                self.request_stop(StopCause::TimedOut);
             }
         }
-        if let Some(proxy) = proxy {
+        if let Some(mut proxy) = proxy {
+            let failed = match (self.plan.expect.is_some(), proxy.watched()) {
+                (true, Some(watch)) if !watch.matched() => Some(watch.last_lines()),
+                _ if self.stop.cause() == Some(StopCause::TimedOut) => {
+                    proxy.watched().map(|w| w.last_lines())
+                }
+                _ => None,
+            };
             proxy.finish(signal_fd);
+            if let Some(lines) = failed {
+                // Guest text: control characters escaped (notice::printable).
+                let lines: Vec<String> = lines.lines().map(crate::notice::printable).collect();
+                let report = boot_check_report(self.plan, self.stop.cause(), &lines.join("\n"));
+                // The terminal may still be raw.
+                let eol = if interactive { "\r\n" } else { "\n" };
+                note(&report.replace('\n', eol));
+            }
         }
         Ok(())
+    }
+
+    /// The console watch of `--expect` and `--console-log`.
+    fn boot_check(&self) -> Result<watch::Watch, Error> {
+        let expect = self
+            .plan
+            .expect
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| Error::Usage(format!("--expect: {e}")))?;
+        let log = self
+            .plan
+            .console_log
+            .as_deref()
+            .map(|path| std::fs::File::create(path).map_err(|e| SysError::io("create", path, e)))
+            .transpose()?;
+        Ok(watch::Watch::new(expect, log))
     }
 
     /// Returns true when the monitor (and so the container) has exited.
@@ -217,6 +265,23 @@ impl<'a> Session<'a> {
             note(&format!("\r\nrootrun: {text}\r\n"));
         }
     }
+}
+
+/// What a failed boot check says on stderr, with the console's last lines.
+fn boot_check_report(plan: &LaunchPlan, cause: Option<StopCause>, lines: &str) -> String {
+    let what = match (cause, &plan.expect) {
+        (Some(StopCause::TimedOut), Some(pattern)) => format!(
+            "{pattern:?} did not appear on the console within {} s",
+            plan.timeout.map_or(0, |t| t.as_secs())
+        ),
+        (Some(StopCause::TimedOut), None) => format!(
+            "the boot was stopped after {} s (--timeout)",
+            plan.timeout.map_or(0, |t| t.as_secs())
+        ),
+        (_, Some(pattern)) => format!("the container ended before {pattern:?} appeared"),
+        (_, None) => "the container ended".to_owned(),
+    };
+    format!("rootrun: {what}; the console's last lines:\n{lines}\n")
 }
 
 /// Why the console is not interactive although stdin is a terminal, and

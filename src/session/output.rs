@@ -39,6 +39,8 @@ pub(super) struct Output {
     raw: bool,
     queued: Vec<u8>,
     dropped: usize,
+    /// Boot checks see every byte the console printed.
+    pub(super) watch: Option<super::watch::Watch>,
 }
 
 /// What `Output::take_from` does with console output that does not fit.
@@ -150,6 +152,7 @@ impl Output {
             raw: interactive,
             queued: Vec::new(),
             dropped: 0,
+            watch: None,
         }
     }
 
@@ -187,6 +190,9 @@ impl Output {
                 break;
             }
             any = true;
+            if let Some(watch) = self.watch.as_mut() {
+                watch.feed(&buf[..n]);
+            }
             if !self.open {
                 continue;
             }

@@ -84,6 +84,15 @@ impl<'a> Proxy<'a> {
     }
 
     /// When the loop must wake up for the proxy even if no fd is ready.
+    /// Boot checks on the console output.
+    pub(super) fn watch(&mut self, watch: super::watch::Watch) {
+        self.output.watch = Some(watch);
+    }
+
+    pub(super) fn watched(&mut self) -> Option<&mut super::watch::Watch> {
+        self.output.watch.as_mut()
+    }
+
     pub(super) fn wake_at(&self) -> Option<Instant> {
         self.gate.opens_at()
     }

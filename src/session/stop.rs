@@ -53,6 +53,10 @@ pub(crate) enum Halt {
 pub(crate) enum StopCause {
     Escape,
     Signal(Signal),
+    /// `--expect` matched: the boot check passed.
+    Expected,
+    /// `--timeout` passed first.
+    TimedOut,
 }
 
 /// How long the monitor has to clean up after init was killed.

@@ -7,6 +7,7 @@
 mod harness;
 
 mod boot;
+mod boot_checks;
 mod cli;
 mod foreign;
 mod host_matrix;

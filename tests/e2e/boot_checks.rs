@@ -1,0 +1,75 @@
+//! Boot checks for CI (#10): `--expect REGEX` stops cleanly and exits 0 when
+//! the console shows it, `--timeout` gives up with 124, a container that
+//! ends first gives 123; both report the console's last lines, and
+//! `--console-log` keeps everything.
+
+use std::fs;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::{rootrun, text, Frame};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn expect_passes_times_out_or_sees_the_end_with_distinct_statuses() {
+    let Some((frame, image)) = Frame::with_busybox("boot checks", "amd64") else {
+        return;
+    };
+    let log = frame.path("console.log");
+    // Matched: stopped through init's own path (BusyBox prints its
+    // shutdown marker), exit 0, whatever stdin does (kept open here).
+    let started = Instant::now();
+    let run = frame.live(
+        rootrun()
+            .args(["-q", "--expect", "ROOTRUN-BOOT-O[K]", "--console-log"])
+            .arg(&log)
+            .arg(&image),
+        Stdio::piped(),
+    );
+    let (out, _) = run.finish(LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let kept = fs::read_to_string(&log).unwrap_or_default();
+    assert!(kept.contains("ROOTRUN-BOOT-OK"), "{kept}");
+    assert!(
+        kept.contains("ROOTRUN-SHUTDOWN"),
+        "not a clean stop: {kept}"
+    );
+
+    // Never matched within --timeout: 124, the last lines on stderr.
+    let run = frame.live(
+        rootrun()
+            .args(["-q", "--expect", "never-printed", "--timeout", "2"])
+            .arg(&image),
+        Stdio::piped(),
+    );
+    let (out, _) = run.finish(LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{stderr}");
+    assert!(
+        stderr.contains("did not appear on the console within 2 s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ROOTRUN-BOOT-OK"),
+        "no console lines: {stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+
+    // The container ends first (poweroff inside): 123.
+    let out = frame.run(
+        rootrun()
+            .args(["-q", "--expect", "never-printed"])
+            .arg(&image),
+        b"poweroff -f\n",
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(123), "{stderr}");
+    assert!(
+        stderr.contains("ended before \"never-printed\" appeared"),
+        "{stderr}"
+    );
+    frame.check();
+}
