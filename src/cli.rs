@@ -73,7 +73,7 @@ pub enum Command {
         after_help = "A command to run in the image goes after `--`: rootrun run IMAGE -- uname -m",
         after_long_help = EXAMPLES
     )]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show what rootrun reads from IMAGE without mounting it: the CPU
     /// architecture and its evidence, init, SquashFS facts, metadata.yaml,
     /// and the binfmt_misc handler this host would use. No root needed.
