@@ -144,6 +144,17 @@ pub struct RunArgs {
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = crate::config::parse_env)]
     pub env: Vec<(String, String)>,
 
+    /// Keep the writable layer in DIR (DIR/upper, DIR/work): a later run
+    /// with the same DIR sees what this one wrote. The image is never
+    /// written.
+    #[arg(long, value_name = "DIR", conflicts_with = "keep_upper")]
+    pub persist: Option<PathBuf>,
+
+    /// Keep this run's changes for a post-mortem: the writable layer goes
+    /// to DIR/upper (DIR must be empty or not exist) instead of a tmpfs.
+    #[arg(long, value_name = "DIR")]
+    pub keep_upper: Option<PathBuf>,
+
     /// Boot check: watch the console for REGEX; when it matches, stop the
     /// container cleanly and exit 0. Exit 124 when --timeout passes first,
     /// 123 when init ends first (the last console lines go to stderr).

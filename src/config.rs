@@ -49,6 +49,9 @@ pub struct RunConfig {
     pub workdir: Option<String>,
     /// `--bind`, in order.
     pub binds: Vec<Bind>,
+    /// `--persist DIR` or `--keep-upper DIR`: the writable layer on the
+    /// host instead of rootrun's tmpfs.
+    pub upper_dir: Option<UpperDir>,
     /// Boot checks: `--expect`, `--timeout`, `--console-log`.
     pub expect: Option<String>,
     pub timeout: Option<Duration>,
@@ -62,6 +65,23 @@ pub struct RunConfig {
     pub register_binfmt: bool,
     pub dry_run: Option<DryRun>,
     pub verbosity: Verbosity,
+}
+
+/// Where the overlay's writable layer lives when not on rootrun's tmpfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpperDir {
+    /// Reused run after run.
+    Persist(PathBuf),
+    /// This run's alone (DIR empty or new), kept afterwards.
+    Keep(PathBuf),
+}
+
+impl UpperDir {
+    pub fn dir(&self) -> &std::path::Path {
+        match self {
+            UpperDir::Persist(dir) | UpperDir::Keep(dir) => dir,
+        }
+    }
 }
 
 /// `--bind HOST:GUEST[:ro]`: a host file or directory mounted into the
@@ -142,6 +162,11 @@ impl RunConfig {
             env: args.env.clone(),
             workdir: args.workdir.clone(),
             binds: args.binds.clone(),
+            upper_dir: match (&args.persist, &args.keep_upper) {
+                (Some(dir), _) => Some(UpperDir::Persist(dir.clone())),
+                (None, Some(dir)) => Some(UpperDir::Keep(dir.clone())),
+                (None, None) => None,
+            },
             expect: args.expect.clone(),
             timeout: args.timeout.map(Duration::from_secs),
             console_log: args.console_log.clone(),

@@ -13,6 +13,15 @@ use crate::sys::privileges;
 use crate::{launch, lxc, notice};
 
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
+    if let Some(crate::config::UpperDir::Keep(dir)) = &config.upper_dir {
+        let used = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+        if used || (dir.exists() && !dir.is_dir()) {
+            return Err(Error::Usage(format!(
+                "--keep-upper {}: give an empty directory or a new path",
+                dir.display()
+            )));
+        }
+    }
     for bind in &config.binds {
         if let Err(e) = std::fs::metadata(&bind.host) {
             return Err(Error::Usage(format!(

@@ -198,7 +198,12 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         _ => Vec::new(),
     };
     let name = format!("{CONTAINER_PREFIX}{pid}");
-    let layout = Layout::under(Path::new(STATE_DIR));
+    let mut layout = Layout::under(Path::new(STATE_DIR));
+    if let Some(upper) = &config.upper_dir {
+        // Upper and work directories must be on one file system (overlayfs).
+        layout.upper = upper.dir().join("upper");
+        layout.work = upper.dir().join("work");
+    }
     let steps = steps(config, facts, &layout, &name, &mode, &host);
     LaunchPlan {
         image: config.image.clone(),

@@ -54,6 +54,7 @@ fn options(command: &[&str]) -> RunConfig {
         env: Vec::new(),
         workdir: None,
         binds: Vec::new(),
+        upper_dir: None,
         expect: None,
         timeout: None,
         console_log: None,
@@ -479,4 +480,27 @@ fn environment_and_workdir_become_liblxc_keys() {
     let items = plan.lxc_config(ConsolePath::Planned);
     assert_eq!(value(&items, "lxc.environment"), ["FOO=a b", "TERM=xterm"]);
     assert_eq!(value(&items, "lxc.init.cwd"), ["/tmp"]);
+}
+
+#[test]
+fn a_persisted_or_kept_upper_layer_lives_in_the_given_directory() {
+    let mut config = options(&[]);
+    config.upper_dir = Some(crate::config::UpperDir::Persist("/var/keep".into()));
+    let plan = plan(&config, &facts(InitFlavor::BusyBox), 1);
+    assert_eq!(plan.layout.upper, Path::new("/var/keep/upper"));
+    assert_eq!(plan.layout.work, Path::new("/var/keep/work"));
+    let overlay = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s, Step::Overlay { .. }))
+        .cloned();
+    assert_eq!(
+        overlay,
+        Some(Step::Overlay {
+            lower: "/run/rootrun/lower".into(),
+            upper: "/var/keep/upper".into(),
+            work: "/var/keep/work".into(),
+            target: "/run/rootrun/rootfs".into(),
+        })
+    );
 }

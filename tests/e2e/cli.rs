@@ -595,3 +595,48 @@ fn binds_are_writable_or_read_only_and_never_follow_an_image_symlink_out() {
     );
     frame.check();
 }
+
+#[test]
+fn persist_keeps_the_writable_layer_across_runs_and_keep_upper_keeps_one_run() {
+    let Some((frame, image)) = Frame::with_busybox("--persist", NATIVE) else {
+        return;
+    };
+    let persist = frame.path("persist");
+    let sh = |args: &[&str], script: &str| {
+        frame.run(
+            rootrun()
+                .arg("-q")
+                .args(args)
+                .arg(&image)
+                .args(["--", "/bin/sh", "-c", script]),
+            b"",
+            LIMIT,
+        )
+    };
+    let dir = persist.to_string_lossy().into_owned();
+    let out = sh(&["--persist", &dir], "echo first > /etc/note");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = sh(&["--persist", &dir], "cat /etc/note");
+    assert_eq!(text(&out.stdout), "first\n", "{}", text(&out.stderr));
+    // Without it, a run starts from the image again (which is unchanged:
+    // frame.check compares its fingerprint).
+    let out = sh(&[], "cat /etc/note 2>/dev/null || echo none");
+    assert_eq!(text(&out.stdout), "none\n");
+
+    let keep = frame.path("post-mortem");
+    let keep_dir = keep.to_string_lossy().into_owned();
+    let out = sh(&["--keep-upper", &keep_dir], "echo crash > /var-log-note");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        fs::read_to_string(keep.join("upper/var-log-note")).unwrap_or_default(),
+        "crash\n"
+    );
+    let out = sh(&["--keep-upper", &keep_dir], "true");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("give an empty directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    frame.check();
+}
