@@ -59,10 +59,7 @@ pub fn run(args: &InspectArgs) -> Result<u8, Error> {
         } else {
             Vec::new()
         },
-        halt: facts
-            .init_flavor
-            .halt_method()
-            .describe(facts.init_flavor.halt_signal()),
+        halt: facts.init_flavor.halt_method().describe(),
         warnings: facts.warnings(),
         facts,
         host,

@@ -107,12 +107,12 @@ pub const INITCTL: &str = "/run/initctl";
 
 impl HaltMethod {
     /// For `inspect` and `--dry-run`: "signal SIGUSR2", "runlevel 0 request
-    /// on /run/initctl".
-    pub fn describe(self, fallback: &str) -> String {
+    /// on /run/initctl (...)".
+    pub fn describe(self) -> String {
         match self {
             HaltMethod::Signal(signal) => format!("signal {signal}"),
             HaltMethod::Runlevel0 => {
-                format!("runlevel 0 request on {INITCTL} ({fallback} if it cannot be opened)")
+                format!("runlevel 0 request on {INITCTL} (written again until init opens it)")
             }
         }
     }
@@ -161,8 +161,8 @@ mod tests {
             HaltMethod::Signal("SIGRTMIN+4")
         );
         assert_eq!(
-            HaltMethod::Runlevel0.describe("SIGPWR"),
-            "runlevel 0 request on /run/initctl (SIGPWR if it cannot be opened)"
+            HaltMethod::Runlevel0.describe(),
+            "runlevel 0 request on /run/initctl (written again until init opens it)"
         );
     }
 }
