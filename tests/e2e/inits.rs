@@ -110,3 +110,28 @@ fn runit_reaches_a_login_prompt_and_runs_stage_3() {
     assert!(seen.contains("runit: power off"), "no power off: {seen}");
     frame.check();
 }
+
+#[test]
+fn openrc_under_sysvinit_reaches_a_login_prompt_and_runs_its_shutdown() {
+    // Debian's OpenRC runs under sysvinit's /sbin/init, whose inittab calls
+    // /etc/init.d/rc, OpenRC's wrapper; sysv-rc (which openrc replaces)
+    // comes first with sysvinit-core, so openrc is installed afterwards.
+    let Some((frame, seen)) =
+        boot_to_login_and_stop("openrc to login and halt", "sysvinit-core,+openrc")
+    else {
+        return;
+    };
+    assert!(
+        seen.contains("is starting up"),
+        "OpenRC did not boot: {seen}"
+    );
+    // Runlevel 0 is `openrc off && openrc shutdown && /etc/init.d/halt
+    // stop`: the shutdown runlevel's savecache, then the halt.
+    assert!(
+        seen.contains("Saving dependency cache"),
+        "no OpenRC shutdown: {seen}"
+    );
+    assert!(seen.contains("Will now halt."), "no halt: {seen}");
+    assert!(!seen.contains("powerfail"), "SIGPWR was sent: {seen}");
+    frame.check();
+}
