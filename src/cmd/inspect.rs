@@ -139,11 +139,13 @@ fn render(report: &Report) -> String {
             ),
         );
     }
+    let flavor = match facts.init_services {
+        Some(services) => format!("{}, services by {services}", facts.init_flavor),
+        None => facts.init_flavor.to_string(),
+    };
     let init = match &facts.init_resolved {
-        Some(r) if r.path != facts.init => {
-            format!("{} -> {} ({})", facts.init, r.path, facts.init_flavor)
-        }
-        Some(_) => format!("{} ({})", facts.init, facts.init_flavor),
+        Some(r) if r.path != facts.init => format!("{} -> {} ({flavor})", facts.init, r.path),
+        Some(_) => format!("{} ({flavor})", facts.init),
         None => format!("{} (missing)", facts.init),
     };
     row("init", init);

@@ -91,6 +91,34 @@ impl InitFlavor {
     }
 }
 
+/// What starts the services of an init that leaves them to another
+/// program; only told where it changes what a user sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Services {
+    /// OpenRC under sysvinit, as Debian's `openrc` package sets it up:
+    /// inittab's /etc/init.d/rc becomes its wrapper (`openrc default`,
+    /// `openrc off && openrc shutdown` for runlevel 0). Stopped as
+    /// sysvinit: its runlevel 0 is OpenRC's shutdown.
+    OpenRc,
+}
+
+impl std::fmt::Display for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Services::OpenRc => "OpenRC",
+        })
+    }
+}
+
+impl Services {
+    /// The service manager of an init of `flavor` in an image that has
+    /// (`has_openrc`) /sbin/openrc. openrc-init is OpenRC itself.
+    pub fn of(flavor: InitFlavor, has_openrc: bool) -> Option<Self> {
+        (flavor == InitFlavor::SysVinit && has_openrc).then_some(Services::OpenRc)
+    }
+}
+
 /// How a booted init is asked to halt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -147,6 +175,20 @@ mod tests {
         assert_eq!(InitFlavor::Other.refined(false), InitFlavor::Other);
         // A file name that told already wins.
         assert_eq!(InitFlavor::SysVinit.refined(true), InitFlavor::SysVinit);
+    }
+
+    #[test]
+    fn openrc_is_told_as_the_services_of_sysvinit_only() {
+        assert_eq!(
+            Services::of(InitFlavor::SysVinit, true),
+            Some(Services::OpenRc)
+        );
+        assert_eq!(Services::of(InitFlavor::SysVinit, false), None);
+        // openrc-init is OpenRC; other inits do not run /etc/init.d/rc.
+        for flavor in [InitFlavor::OpenRc, InitFlavor::Runit, InitFlavor::Systemd] {
+            assert_eq!(Services::of(flavor, true), None, "{flavor}");
+        }
+        assert_eq!(Services::OpenRc.to_string(), "OpenRC");
     }
 
     #[test]

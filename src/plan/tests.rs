@@ -12,6 +12,7 @@ fn facts(flavor: InitFlavor) -> ImageFacts {
         init: "/sbin/init".into(),
         init_resolved: None,
         init_flavor: flavor,
+        init_services: None,
         arch: Some(Arch::Aarch64),
         arch_overridden: false,
         evidence: None,

@@ -135,5 +135,19 @@ fn openrc_under_sysvinit_reaches_a_login_prompt_and_runs_its_shutdown() {
     );
     assert!(seen.contains("Will now halt."), "no halt: {seen}");
     assert!(!seen.contains("powerfail"), "SIGPWR was sent: {seen}");
+    // inspect names both: sysvinit is what a stop talks to.
+    let Some(tree) = frame.debian_rootfs("sysvinit-core,+openrc") else {
+        return;
+    };
+    let out = frame.run(
+        rootrun().arg("inspect").arg(&tree),
+        b"",
+        Duration::from_secs(30),
+    );
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("/usr/sbin/init (sysvinit, services by OpenRC)"),
+        "{report}"
+    );
     frame.check();
 }
