@@ -59,10 +59,7 @@ pub fn run(args: &InspectArgs) -> Result<u8, Error> {
         } else {
             Vec::new()
         },
-        halt: facts
-            .init_flavor
-            .halt_method()
-            .describe(facts.init_flavor.halt_signal()),
+        halt: facts.init_flavor.halt_method().describe(),
         warnings: facts.warnings(),
         facts,
         host,
@@ -142,11 +139,13 @@ fn render(report: &Report) -> String {
             ),
         );
     }
+    let flavor = match facts.init_services {
+        Some(services) => format!("{}, services by {services}", facts.init_flavor),
+        None => facts.init_flavor.to_string(),
+    };
     let init = match &facts.init_resolved {
-        Some(r) if r.path != facts.init => {
-            format!("{} -> {} ({})", facts.init, r.path, facts.init_flavor)
-        }
-        Some(_) => format!("{} ({})", facts.init, facts.init_flavor),
+        Some(r) if r.path != facts.init => format!("{} -> {} ({flavor})", facts.init, r.path),
+        Some(_) => format!("{} ({flavor})", facts.init),
         None => format!("{} (missing)", facts.init),
     };
     row("init", init);

@@ -6,7 +6,9 @@
 use serde::Serialize;
 
 use crate::arch::{self, Arch, ElfFacts};
-use crate::image::{gettys, Image, ImageError, InitFlavor, Metadata, Resolved, SquashfsFacts};
+use crate::image::{
+    gettys, Image, ImageError, InitFlavor, Metadata, Resolved, Services, SquashfsFacts,
+};
 
 /// Tried in order when init is missing or not ELF (a script).
 pub const FALLBACKS: [&str; 3] = ["/bin/busybox", "/bin/sh", "/usr/bin/env"];
@@ -35,6 +37,9 @@ pub struct ImageFacts {
     pub init: String,
     pub init_resolved: Option<Resolved>,
     pub init_flavor: InitFlavor,
+    /// What starts the services, when init leaves that to another program
+    /// rootrun knows (OpenRC under sysvinit).
+    pub init_services: Option<Services>,
     /// None when no candidate exists at all (boot then fails with 127).
     pub arch: Option<Arch>,
     /// True when `--arch` decided it.
@@ -101,6 +106,7 @@ pub fn examine(
         .map(|r| InitFlavor::from_resolved_path(&r.path))
         .unwrap_or_default()
         .refined(has_runit_stages(image));
+    let init_services = Services::of(init_flavor, image.resolve("/sbin/openrc").is_ok());
 
     let mut probes = Vec::new();
     let mut evidence = None;
@@ -163,6 +169,7 @@ pub fn examine(
         init: init.to_owned(),
         init_resolved,
         init_flavor,
+        init_services,
         arch,
         arch_overridden: arch_override.is_some() && evidence.is_none(),
         evidence,

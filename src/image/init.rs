@@ -91,6 +91,34 @@ impl InitFlavor {
     }
 }
 
+/// What starts the services of an init that leaves them to another
+/// program; only told where it changes what a user sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Services {
+    /// OpenRC under sysvinit, as Debian's `openrc` package sets it up:
+    /// inittab's /etc/init.d/rc becomes its wrapper (`openrc default`,
+    /// `openrc off && openrc shutdown` for runlevel 0). Stopped as
+    /// sysvinit: its runlevel 0 is OpenRC's shutdown.
+    OpenRc,
+}
+
+impl std::fmt::Display for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Services::OpenRc => "OpenRC",
+        })
+    }
+}
+
+impl Services {
+    /// The service manager of an init of `flavor` in an image that has
+    /// (`has_openrc`) /sbin/openrc. openrc-init is OpenRC itself.
+    pub fn of(flavor: InitFlavor, has_openrc: bool) -> Option<Self> {
+        (flavor == InitFlavor::SysVinit && has_openrc).then_some(Services::OpenRc)
+    }
+}
+
 /// How a booted init is asked to halt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,12 +135,12 @@ pub const INITCTL: &str = "/run/initctl";
 
 impl HaltMethod {
     /// For `inspect` and `--dry-run`: "signal SIGUSR2", "runlevel 0 request
-    /// on /run/initctl".
-    pub fn describe(self, fallback: &str) -> String {
+    /// on /run/initctl (...)".
+    pub fn describe(self) -> String {
         match self {
             HaltMethod::Signal(signal) => format!("signal {signal}"),
             HaltMethod::Runlevel0 => {
-                format!("runlevel 0 request on {INITCTL} ({fallback} if it cannot be opened)")
+                format!("runlevel 0 request on {INITCTL} (written again until init opens it)")
             }
         }
     }
@@ -150,6 +178,20 @@ mod tests {
     }
 
     #[test]
+    fn openrc_is_told_as_the_services_of_sysvinit_only() {
+        assert_eq!(
+            Services::of(InitFlavor::SysVinit, true),
+            Some(Services::OpenRc)
+        );
+        assert_eq!(Services::of(InitFlavor::SysVinit, false), None);
+        // openrc-init is OpenRC; other inits do not run /etc/init.d/rc.
+        for flavor in [InitFlavor::OpenRc, InitFlavor::Runit, InitFlavor::Systemd] {
+            assert_eq!(Services::of(flavor, true), None, "{flavor}");
+        }
+        assert_eq!(Services::OpenRc.to_string(), "OpenRC");
+    }
+
+    #[test]
     fn sysvinit_halts_by_request_the_others_by_signal() {
         assert_eq!(InitFlavor::SysVinit.halt_method(), HaltMethod::Runlevel0);
         assert_eq!(
@@ -161,8 +203,8 @@ mod tests {
             HaltMethod::Signal("SIGRTMIN+4")
         );
         assert_eq!(
-            HaltMethod::Runlevel0.describe("SIGPWR"),
-            "runlevel 0 request on /run/initctl (SIGPWR if it cannot be opened)"
+            HaltMethod::Runlevel0.describe(),
+            "runlevel 0 request on /run/initctl (written again until init opens it)"
         );
     }
 }

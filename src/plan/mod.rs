@@ -121,8 +121,8 @@ pub struct LaunchPlan {
     pub hostname: String,
     pub layout: Layout,
     pub mode: Mode,
-    /// The signal that halts init: the only way, or (`halt` says) the
-    /// fallback when a request cannot be made. Also `lxc.signal.halt`.
+    /// The signal that halts init, unless `halt` says a request does it
+    /// instead. Also `lxc.signal.halt`.
     pub halt_signal: &'static str,
     /// How a stop asks init to halt first.
     pub halt: HaltMethod,
@@ -370,11 +370,11 @@ impl LaunchPlan {
 
 impl LaunchPlan {
     /// How a stop goes, for `--dry-run` and notes: "with SIGUSR2", "by
-    /// runlevel 0 request on /run/initctl (SIGPWR if ...)".
+    /// runlevel 0 request on /run/initctl (...)".
     pub fn describe_halt(&self) -> String {
         match self.halt {
             HaltMethod::Signal(signal) => format!("with {signal}"),
-            HaltMethod::Runlevel0 => format!("by {}", self.halt.describe(self.halt_signal)),
+            HaltMethod::Runlevel0 => format!("by {}", self.halt.describe()),
         }
     }
 }

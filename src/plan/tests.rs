@@ -12,6 +12,7 @@ fn facts(flavor: InitFlavor) -> ImageFacts {
         init: "/sbin/init".into(),
         init_resolved: None,
         init_flavor: flavor,
+        init_services: None,
         arch: Some(Arch::Aarch64),
         arch_overridden: false,
         evidence: None,
@@ -410,11 +411,11 @@ fn apparmor_and_selinux_hosts_get_the_keys_chosen_for_them() {
 fn sysvinit_halts_by_runlevel_request_unless_a_signal_is_named() {
     let p = plan(&options(&[]), &facts(InitFlavor::SysVinit), 1);
     assert_eq!(p.halt, HaltMethod::Runlevel0);
-    assert_eq!(p.halt_signal, "SIGPWR", "the fallback, and lxc.signal.halt");
+    assert_eq!(p.halt_signal, "SIGPWR", "lxc.signal.halt");
     assert!(
         p.to_string().contains(
-            "# boot /sbin/init; halt by runlevel 0 request on /run/initctl (SIGPWR if it \
-             cannot be opened)"
+            "# boot /sbin/init; halt by runlevel 0 request on /run/initctl (written again \
+             until init opens it)"
         ),
         "{p}"
     );

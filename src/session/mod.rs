@@ -81,7 +81,6 @@ fn halt(plan: &LaunchPlan) -> Halt {
         HaltMethod::Runlevel0 => Halt::Request {
             path: INITCTL,
             request: initctl::runlevel_request(b'0', plan.guest_big_endian).to_vec(),
-            fallback: plan.halt_signal,
         },
     }
 }

@@ -41,11 +41,12 @@ pub(crate) enum Halt {
     /// The halt signal, by name (`lxc.signal.halt`'s spelling).
     Signal(&'static str),
     /// `request` written to the FIFO `path` in init's root (sysvinit's
-    /// /run/initctl); `fallback` signal when that fails.
+    /// /run/initctl), again and again until init takes it: early in boot
+    /// the FIFO is not there yet, and no signal would do instead (Debian's
+    /// sysvinit runs a missing powerfail script on SIGPWR).
     Request {
         path: &'static str,
         request: Vec<u8>,
-        fallback: &'static str,
     },
 }
 
@@ -62,7 +63,8 @@ pub(crate) enum StopCause {
 /// How long the monitor has to clean up after init was killed.
 pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
 
-/// How often a dropped first stop signal is tried again.
+/// How often a dropped first stop signal, or a request init could not take
+/// yet, is tried again.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
 
 /// How far a stop has gone.
@@ -82,17 +84,25 @@ struct Request {
     step: Step,
     /// When the next, harder step is due; none after the last one.
     deadline: Option<Instant>,
-    /// The first signal went to a PID-namespace init that did not catch it,
-    /// so the kernel dropped it (pid_namespaces(7)): when to look again
-    /// whether init has a handler by now, and send it again.
+    /// When to ask init again, and how.
     retry: Option<Retry>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Retry {
     at: Instant,
-    pid: i32,
-    signal: i32,
+    again: Again,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Again {
+    /// The first signal went to a PID-namespace init that did not catch
+    /// it, so the kernel dropped it (pid_namespaces(7)): look again whether
+    /// init has a handler by now, and send it again.
+    Signal { pid: i32, signal: i32 },
+    /// init's request FIFO could not be written (early in boot it does not
+    /// exist yet, or init has not opened it): write it again.
+    Request,
 }
 
 /// What became of the first stop signal.
@@ -100,6 +110,8 @@ enum Asked {
     Sent,
     /// Sent to init (this PID), which looked as if it would drop it.
     MaybeDropped(i32, i32),
+    /// The halt request could not be written yet.
+    NotTaken,
 }
 
 /// The stop of one container, from the first request to the monitor's
@@ -123,17 +135,13 @@ pub(crate) struct Stop {
 impl Stop {
     pub(crate) fn new(monitor: i32, command: bool, halt: Halt, timeout: Duration) -> Self {
         let (signal, halt_request) = match halt {
-            Halt::Signal(signal) => (signal, None),
-            Halt::Request {
-                path,
-                request,
-                fallback,
-            } => (fallback, Some((path, request))),
+            Halt::Signal(signal) => (Some(signal), None),
+            Halt::Request { path, request } => (None, Some((path, request))),
         };
         Stop {
             monitor,
             command,
-            halt: signal_number(signal),
+            halt: signal.and_then(signal_number),
             halt_request,
             timeout,
             request: None,
@@ -192,16 +200,22 @@ impl Stop {
             Some(Asked::MaybeDropped(pid, signal)) => {
                 request.retry = Some(Retry {
                     at: now + RETRY_EVERY,
-                    pid,
-                    signal,
+                    again: Again::Signal { pid, signal },
+                });
+            }
+            Some(Asked::NotTaken) => {
+                request.retry = Some(Retry {
+                    at: now + RETRY_EVERY,
+                    again: Again::Request,
                 });
             }
         }
         self.request = Some(request);
     }
 
-    /// Takes the next step when its deadline has come, and sends a dropped
-    /// first signal again when its target catches it by now.
+    /// Takes the next step when its deadline has come, sends a dropped
+    /// first signal again when its target catches it by now, and writes a
+    /// halt request again that init could not take yet.
     pub(crate) fn tick(
         &mut self,
         now: Instant,
@@ -234,19 +248,21 @@ impl Stop {
             (true, StopCause::Signal(signal)) => {
                 (procs.first_child(init).unwrap_or(init), signal as i32)
             }
-            // An init that reads requests gets one; only when it cannot
-            // be written does the halt signal go instead.
+            // An init that reads requests gets one, now or, when it
+            // cannot take it yet, on a later tick.
             _ => {
                 if let Some((path, request)) = &self.halt_request {
-                    match signals.request(init, path, request) {
-                        Ok(()) => return Some(Asked::Sent),
+                    return Some(match signals.request(init, path, request) {
+                        Ok(()) => Asked::Sent,
                         Err(why) => {
                             self.note = Some(format!(
-                                "cannot write the halt request ({why}); sending {} instead",
-                                self.halt.map_or_else(|| "nothing".to_owned(), signal_name)
+                                "init cannot take the halt request yet ({why}); trying again \
+                                 every {} ms until the stop timeout",
+                                RETRY_EVERY.as_millis()
                             ));
+                            Asked::NotTaken
                         }
-                    }
+                    });
                 }
                 // An init is asked to power off with its own halt signal.
                 (init, self.halt?)
@@ -264,7 +280,8 @@ impl Stop {
         })
     }
 
-    /// Sends a dropped first stop signal again once its target catches it.
+    /// Sends a dropped first stop signal again once its target catches it,
+    /// and writes a halt request again until init takes it.
     fn retry_ask(&mut self, now: Instant, procs: &impl Processes, signals: &mut impl Signals) {
         let Some(request) = self.request.as_mut() else {
             return;
@@ -277,18 +294,26 @@ impl Stop {
         if now < retry.at {
             return;
         }
-        if procs.receives(retry.pid, retry.signal) {
-            request.retry = None;
-            // Still the container's init, not a reused PID.
-            if procs.container_init(self.monitor) == Some(retry.pid) {
-                let _ = signals.send(retry.pid, retry.signal);
+        let done = match retry.again {
+            Again::Signal { pid, signal } => {
+                let handled = procs.receives(pid, signal);
+                // Still the container's init, not a reused PID.
+                if handled && procs.container_init(self.monitor) == Some(pid) {
+                    let _ = signals.send(pid, signal);
+                }
+                handled
             }
-        } else {
-            request.retry = Some(Retry {
-                at: now + RETRY_EVERY,
-                ..retry
-            });
-        }
+            Again::Request => match (procs.container_init(self.monitor), &self.halt_request) {
+                (Some(init), Some((path, halt))) => signals.request(init, path, halt).is_ok(),
+                // No init now: nothing to ask, the monitor's exit ends the
+                // stop, or the deadline does.
+                _ => false,
+            },
+        };
+        request.retry = (!done).then(|| Retry {
+            at: now + RETRY_EVERY,
+            ..retry
+        });
     }
 
     /// The next, harder step of a stop.
@@ -322,14 +347,6 @@ fn signal_number(name: &str) -> Option<i32> {
         return (number <= libc::SIGRTMAX()).then_some(number);
     }
     name.parse::<Signal>().ok().map(|signal| signal as i32)
-}
-
-/// A signal's name for notes: `SIGPWR`, `SIGRTMIN+4`.
-fn signal_name(number: i32) -> String {
-    match Signal::try_from(number) {
-        Ok(signal) => signal.as_str().to_owned(),
-        Err(_) => format!("SIGRTMIN+{}", number - libc::SIGRTMIN()),
-    }
 }
 
 #[cfg(test)]

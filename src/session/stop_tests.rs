@@ -259,7 +259,6 @@ fn sysvinit_stop() -> Stop {
     let halt = Halt::Request {
         path: "/run/initctl",
         request: b"runlevel 0".to_vec(),
-        fallback: "SIGPWR",
     };
     Stop::new(MONITOR, false, halt, TIMEOUT)
 }
@@ -287,7 +286,7 @@ fn an_init_that_takes_requests_gets_one_then_sigkill_at_the_deadline() {
 }
 
 #[test]
-fn a_request_that_cannot_be_written_falls_back_to_the_signal_and_says_so() {
+fn a_request_init_cannot_take_yet_is_written_again_until_it_can() {
     let (t0, fake) = (Instant::now(), Fake::booted(&[libc::SIGPWR]));
     let mut sent = Sent {
         no_fifo: true,
@@ -296,14 +295,58 @@ fn a_request_that_cannot_be_written_falls_back_to_the_signal_and_says_so() {
     let mut stop = sysvinit_stop();
     stop.request(TERM, t0, &fake, &mut sent);
     assert_eq!(sent.requests.len(), 1);
-    assert_eq!(sent.log, [(INIT, libc::SIGPWR)]);
-    let note = stop.take_note().expect("a note about the fallback");
+    assert!(sent.log.is_empty(), "no signal instead: {:?}", sent.log);
+    let note = stop.take_note().expect("a note about the wait");
     assert!(note.contains("/run/initctl: ENOENT"), "{note}");
-    assert!(note.contains("sending SIGPWR instead"), "{note}");
+    assert!(note.contains("trying again every 200 ms"), "{note}");
     assert_eq!(stop.take_note(), None, "said once");
+    assert_eq!(stop.wake_at(), Some(t0 + RETRY_EVERY));
+    stop.tick(t0 + ms(100), &fake, &mut sent);
+    assert_eq!(sent.requests.len(), 1, "not due yet");
+    stop.tick(t0 + RETRY_EVERY, &fake, &mut sent);
+    assert_eq!(sent.requests.len(), 2, "still no FIFO: tried again");
+    assert_eq!(stop.wake_at(), Some(t0 + 2 * RETRY_EVERY));
+    // init has made its FIFO: the next write goes through, and is the last.
+    sent.no_fifo = false;
+    stop.tick(t0 + 2 * RETRY_EVERY, &fake, &mut sent);
+    assert_eq!(sent.requests.len(), 3);
+    assert_eq!(stop.wake_at(), Some(t0 + TIMEOUT));
+    for later in [ms(600), ms(1000), ms(5000)] {
+        stop.tick(t0 + later, &fake, &mut sent);
+    }
+    assert_eq!(sent.requests.len(), 3, "taken: not written again");
+    assert!(sent.log.is_empty());
+}
+
+#[test]
+fn a_request_never_taken_ends_in_sigkill_at_the_deadline() {
+    let (t0, mut fake) = (Instant::now(), Fake::booted(&[]));
+    let mut sent = Sent {
+        no_fifo: true,
+        ..Sent::default()
+    };
+    let mut stop = sysvinit_stop();
+    stop.request(TERM, t0, &fake, &mut sent);
+    // A moment without init (none found in /proc): nothing written then.
+    fake.init = None;
+    stop.tick(t0 + RETRY_EVERY, &fake, &mut sent);
+    assert_eq!(sent.requests.len(), 1);
+    fake.init = Some(INIT);
+    let mut now = t0 + 2 * RETRY_EVERY;
+    while now < t0 + TIMEOUT {
+        stop.tick(now, &fake, &mut sent);
+        now += RETRY_EVERY;
+    }
+    let tries = sent.requests.len();
+    assert!(tries > 40, "{tries} tries in {TIMEOUT:?}");
+    assert!(sent.log.is_empty());
+    stop.tick(t0 + TIMEOUT, &fake, &mut sent);
+    assert_eq!(sent.log, [(INIT, KILL)]);
+    stop.tick(t0 + TIMEOUT + RETRY_EVERY, &fake, &mut sent);
+    assert_eq!(sent.requests.len(), tries, "no request after the kill");
     // A second request escalates as always.
-    stop.request(TERM, t0 + ms(10), &fake, &mut sent);
-    assert_eq!(sent.log, [(INIT, libc::SIGPWR), (INIT, KILL)]);
+    stop.request(TERM, t0 + TIMEOUT + ms(10), &fake, &mut sent);
+    assert_eq!(sent.log, [(INIT, KILL), (MONITOR, KILL)]);
 }
 
 #[test]
@@ -313,7 +356,6 @@ fn a_command_gets_the_signal_even_with_a_request_planned() {
     let halt = Halt::Request {
         path: "/run/initctl",
         request: vec![0; 4],
-        fallback: "SIGPWR",
     };
     let mut stop = Stop::new(MONITOR, true, halt, TIMEOUT);
     stop.request(TERM, t0, &fake, &mut sent);

@@ -21,6 +21,12 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// returns the frame (to `check`) and the console output, after checking
 /// the exit status and that the stop did not wait for the timeout.
 fn boot_to_login_and_stop(test: &str, packages: &str) -> Option<(Frame, String)> {
+    boot_and_stop(test, packages, "login:")
+}
+
+/// Boots `packages`' root until the console shows `stop_at`, SIGTERMs
+/// rootrun and checks and returns as `boot_to_login_and_stop`.
+fn boot_and_stop(test: &str, packages: &str, stop_at: &str) -> Option<(Frame, String)> {
     let frame = Frame::setup(test).tools(&["debootstrap"]).start()?;
     let tree = frame.debian_rootfs(packages)?;
     let started = Instant::now();
@@ -33,7 +39,7 @@ fn boot_to_login_and_stop(test: &str, packages: &str) -> Option<(Frame, String)>
             .arg(&tree),
         Stdio::piped(),
     );
-    boot.expect("login:", BOOT_LIMIT);
+    boot.expect(stop_at, BOOT_LIMIT);
     let to_login = started.elapsed();
     let stopping = Instant::now();
     boot.signal(Signal::SIGTERM);
@@ -46,7 +52,7 @@ fn boot_to_login_and_stop(test: &str, packages: &str) -> Option<(Frame, String)>
         "the stop took {stop:?}: init did not halt by itself\n{seen}"
     );
     eprintln!(
-        "{packages}: login prompt {:.2} s after start, stopped {:.2} s after SIGTERM",
+        "{packages}: {stop_at:?} {:.2} s after start, stopped {:.2} s after SIGTERM",
         to_login.as_secs_f64(),
         stop.as_secs_f64()
     );
@@ -77,6 +83,23 @@ fn sysvinit_reaches_a_login_prompt_and_halts_by_runlevel_0_request() {
 }
 
 #[test]
+fn sysvinit_stopped_early_in_boot_still_halts_by_runlevel_0_request() {
+    // rcS's swap step comes right after it mounted a tmpfs on /run, which
+    // hides the /run/initctl init made at its start; init makes it again
+    // only once its main loop comes round. A stop then used to send SIGPWR
+    // (ignored) and wait for --stop-timeout; rootrun writes the request
+    // again until init takes it.
+    let Some((frame, seen)) =
+        boot_and_stop("sysvinit stopped early", "sysvinit-core", "Activating swap")
+    else {
+        return;
+    };
+    assert!(seen.contains("Will now halt."), "no halt: {seen}");
+    assert!(!seen.contains("powerfail"), "SIGPWR was sent: {seen}");
+    frame.check();
+}
+
+#[test]
 fn runit_reaches_a_login_prompt_and_runs_stage_3() {
     let Some((frame, seen)) = boot_to_login_and_stop("runit to login and power off", "runit-init")
     else {
@@ -87,5 +110,44 @@ fn runit_reaches_a_login_prompt_and_runs_stage_3() {
         "no stage 3: {seen}"
     );
     assert!(seen.contains("runit: power off"), "no power off: {seen}");
+    frame.check();
+}
+
+#[test]
+fn openrc_under_sysvinit_reaches_a_login_prompt_and_runs_its_shutdown() {
+    // Debian's OpenRC runs under sysvinit's /sbin/init, whose inittab calls
+    // /etc/init.d/rc, OpenRC's wrapper; sysv-rc (which openrc replaces)
+    // comes first with sysvinit-core, so openrc is installed afterwards.
+    let Some((frame, seen)) =
+        boot_to_login_and_stop("openrc to login and halt", "sysvinit-core,+openrc")
+    else {
+        return;
+    };
+    assert!(
+        seen.contains("is starting up"),
+        "OpenRC did not boot: {seen}"
+    );
+    // Runlevel 0 is `openrc off && openrc shutdown && /etc/init.d/halt
+    // stop`: the shutdown runlevel's savecache, then the halt.
+    assert!(
+        seen.contains("Saving dependency cache"),
+        "no OpenRC shutdown: {seen}"
+    );
+    assert!(seen.contains("Will now halt."), "no halt: {seen}");
+    assert!(!seen.contains("powerfail"), "SIGPWR was sent: {seen}");
+    // inspect names both: sysvinit is what a stop talks to.
+    let Some(tree) = frame.debian_rootfs("sysvinit-core,+openrc") else {
+        return;
+    };
+    let out = frame.run(
+        rootrun().arg("inspect").arg(&tree),
+        b"",
+        Duration::from_secs(30),
+    );
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("/usr/sbin/init (sysvinit, services by OpenRC)"),
+        "{report}"
+    );
     frame.check();
 }

@@ -196,8 +196,10 @@ pub fn systemd_rootfs(arch: &str) -> Result<PathBuf, String> {
 
 /// A native Debian 12 minbase root with `packages` (comma-separated, as
 /// debootstrap's --include takes them), e.g. `sysvinit-core` or
-/// `runit-init`: built by tests/fixtures/build-debian-rootfs.sh, cached by
-/// the script's content and the package list.
+/// `runit-init`; a `+NAME` is installed afterwards with apt-get, replacing
+/// what it conflicts with (`sysvinit-core,+openrc`): built by
+/// tests/fixtures/build-debian-rootfs.sh, cached by the script's content
+/// and the package list.
 pub fn debian_rootfs(packages: &str) -> Result<PathBuf, String> {
     tool("debootstrap")?;
     let (script_path, script) = script("build-debian-rootfs.sh")?;
