@@ -166,6 +166,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=604_800), conflicts_with = "command")]
     pub timeout: Option<u64>,
 
+    /// Stop the boot when the piped input has ended and the guest has been
+    /// quiet for a second since (`rootrun --stop-on-eof IMG < script`).
+    #[arg(long, conflicts_with = "command")]
+    pub stop_on_eof: bool,
+
     /// Keep everything the console printed in FILE (boot mode).
     #[arg(long, value_name = "FILE", conflicts_with = "command")]
     pub console_log: Option<PathBuf>,

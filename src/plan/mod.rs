@@ -147,6 +147,8 @@ pub struct LaunchPlan {
     #[serde(serialize_with = "optional_seconds")]
     pub timeout: Option<Duration>,
     pub console_log: Option<PathBuf>,
+    /// `--stop-on-eof`: the end of piped input stops a boot.
+    pub stop_on_eof: bool,
     pub steps: Vec<Step>,
 }
 
@@ -229,6 +231,7 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         expect: config.expect.clone(),
         timeout: config.timeout,
         console_log: config.console_log.clone(),
+        stop_on_eof: config.stop_on_eof,
         steps,
     }
 }

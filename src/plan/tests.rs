@@ -59,6 +59,7 @@ fn options(command: &[&str]) -> RunConfig {
         expect: None,
         timeout: None,
         console_log: None,
+        stop_on_eof: false,
         init: "/sbin/init".into(),
         escape: 1,
         stop_timeout: Duration::from_secs(10),

@@ -135,6 +135,7 @@ impl<'a> Session<'a> {
                 self.stop.wake_at(),
                 proxy.as_ref().and_then(Proxy::wake_at),
                 deadline.filter(|_| !self.stop.requested()),
+                self.input_done_at(proxy.as_ref()),
             ]
             .into_iter()
             .flatten()
@@ -176,6 +177,12 @@ impl<'a> Session<'a> {
             if deadline.is_some_and(|at| Instant::now() >= at) && !self.stop.requested() {
                 self.request_stop(StopCause::TimedOut);
             }
+            if self
+                .input_done_at(proxy.as_ref())
+                .is_some_and(|at| Instant::now() >= at)
+            {
+                self.request_stop(StopCause::EndOfInput);
+            }
         }
         if let Some(mut proxy) = proxy {
             let failed = match (self.plan.expect.is_some(), proxy.watched()) {
@@ -196,6 +203,14 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+
+    /// `--stop-on-eof`: when the end of the piped input asks for a stop.
+    fn input_done_at(&self, proxy: Option<&Proxy<'_>>) -> Option<Instant> {
+        if !self.plan.stop_on_eof || self.stop.requested() {
+            return None;
+        }
+        proxy?.input_done_at()
     }
 
     /// The console watch of `--expect` and `--console-log`.

@@ -32,7 +32,15 @@ pub(super) struct Proxy<'a> {
     /// Input for the console not written yet: the guest may not be
     /// reading, and rootrun must never block on it.
     pending: Vec<u8>,
+    /// When stdin ended, and when the console last printed something
+    /// (`--stop-on-eof` waits for the guest to finish the input).
+    stdin_ended: Option<Instant>,
+    last_output: Option<Instant>,
 }
+
+/// How long the console must be quiet after the last piped input went in
+/// before `--stop-on-eof` stops the container.
+const QUIET_AFTER_INPUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where the proxy's fds are in one poll(2) array.
 pub(super) struct Slots {
@@ -80,6 +88,8 @@ impl<'a> Proxy<'a> {
             stdin_open: true,
             buf: vec![0u8; 64 * 1024],
             pending: Vec::new(),
+            stdin_ended: None,
+            last_output: None,
         }
     }
 
@@ -91,6 +101,17 @@ impl<'a> Proxy<'a> {
 
     pub(super) fn watched(&mut self) -> Option<&mut super::watch::Watch> {
         self.output.watch.as_mut()
+    }
+
+    /// When the piped input has all gone in and the guest has been quiet
+    /// since (`--stop-on-eof`); None while input is still coming.
+    pub(super) fn input_done_at(&self) -> Option<Instant> {
+        let ended = self.stdin_ended?;
+        if !self.pending.is_empty() {
+            return None;
+        }
+        let last = self.last_output.map_or(ended, |out| out.max(ended));
+        Some(last + QUIET_AFTER_INPUT)
     }
 
     pub(super) fn wake_at(&self) -> Option<Instant> {
@@ -159,7 +180,9 @@ impl<'a> Proxy<'a> {
                 .output
                 .take_from(master, &mut self.buf, READS_PER_WAKE, overflow)
         {
-            self.gate.saw_output(Instant::now());
+            let now = Instant::now();
+            self.gate.saw_output(now);
+            self.last_output = Some(now);
         }
         if ready.master.contains(PollFlags::POLLOUT) {
             let written = console::write_some(master, &self.pending);
@@ -183,6 +206,7 @@ impl<'a> Proxy<'a> {
             // blocked, see console::block_job_control).
             Ok(0) | Err(_) => {
                 self.stdin_open = false;
+                self.stdin_ended = Some(Instant::now());
                 false
             }
             Ok(n) => match self.escape.as_mut() {

@@ -58,6 +58,8 @@ pub(crate) enum StopCause {
     Expected,
     /// `--timeout` passed first.
     TimedOut,
+    /// `--stop-on-eof`: the piped input ended and the guest went quiet.
+    EndOfInput,
 }
 
 /// How long the monitor has to clean up after init was killed.

@@ -73,3 +73,24 @@ fn expect_passes_times_out_or_sees_the_end_with_distinct_statuses() {
     );
     frame.check();
 }
+
+#[test]
+fn stop_on_eof_halts_once_the_piped_input_has_run() {
+    let Some((frame, image)) = Frame::with_busybox("--stop-on-eof", "amd64") else {
+        return;
+    };
+    let out = frame.run(
+        rootrun().args(["-q", "--stop-on-eof"]).arg(&image),
+        b"echo piped-$((40+2))\n",
+        LIMIT,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.lines().any(|l| l == "piped-42"),
+        "the input did not run: {stdout}"
+    );
+    // Halted through init's own path, not killed.
+    assert!(stdout.contains("ROOTRUN-SHUTDOWN"), "{stdout}");
+    frame.check();
+}
