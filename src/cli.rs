@@ -166,6 +166,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=604_800), conflicts_with = "command")]
     pub timeout: Option<u64>,
 
+    /// A raw liblxc configuration item for what rootrun has no option for
+    /// (repeatable, as `lxc-execute -s`), e.g. `--lxc
+    /// lxc.cgroup2.devices.allow='c 10:200 rwm'`. Keys rootrun sets itself
+    /// are refused, except those that hold a list.
+    #[arg(long, value_name = "lxc.KEY=VALUE", value_parser = crate::config::parse_lxc_item)]
+    pub lxc: Vec<(String, String)>,
+
     /// Stop the boot when the piped input has ended and the guest has been
     /// quiet for a second since (`rootrun --stop-on-eof IMG < script`).
     #[arg(long, conflicts_with = "command")]

@@ -57,6 +57,8 @@ pub struct RunConfig {
     pub timeout: Option<Duration>,
     pub console_log: Option<PathBuf>,
     pub stop_on_eof: bool,
+    /// `--lxc KEY=VALUE`, in order.
+    pub lxc_extra: Vec<(String, String)>,
     pub init: String,
     pub escape: u8,
     pub stop_timeout: Duration,
@@ -120,6 +122,28 @@ pub fn parse_bind(text: &str) -> Result<Bind, String> {
     })
 }
 
+/// `--lxc lxc.KEY=VALUE`: one liblxc configuration line
+/// (lxc.container.conf(5)); a newline would smuggle in another.
+pub fn parse_lxc_item(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: give lxc.KEY=VALUE"))?;
+    let key = key.trim();
+    let key_ok = key.starts_with("lxc.")
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !key_ok {
+        return Err(format!(
+            "{key:?} is not a liblxc key (lxc.container.conf(5))"
+        ));
+    }
+    if value.contains(['\n', '\r', '\0']) {
+        return Err(format!("the value of {key} must not hold a newline or NUL"));
+    }
+    Ok((key.to_owned(), value.trim().to_owned()))
+}
+
 /// `--expect REGEX`: must compile (the session compiles it again).
 pub fn parse_expect(text: &str) -> Result<String, String> {
     regex::Regex::new(text)
@@ -172,6 +196,7 @@ impl RunConfig {
             timeout: args.timeout.map(Duration::from_secs),
             console_log: args.console_log.clone(),
             stop_on_eof: args.stop_on_eof,
+            lxc_extra: args.lxc.clone(),
             init: args.init.clone(),
             escape: args.escape,
             stop_timeout: Duration::from_secs(args.stop_timeout),

@@ -47,6 +47,12 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
     let mut host = host_plan(&facts, binfmt, binfmt_mounted, config)?;
     host.env = environment(config);
     let plan = plan::plan(config, &facts, host, std::process::id());
+    if let Some(key) = plan.refused_lxc_items().first() {
+        return Err(Error::Usage(format!(
+            "--lxc {key}: rootrun sets {key} itself and depends on it; use its own option \
+             (--hostname, --halt-signal, --init, --bind, ...) instead"
+        )));
+    }
 
     if let Some(format) = config.dry_run {
         let text = match format {

@@ -175,9 +175,45 @@ impl LaunchPlan {
 
     /// The liblxc config file text.
     pub fn lxc_config_text(&self, console: ConsolePath<'_>) -> String {
-        self.lxc_config(console)
-            .iter()
+        let own = self.lxc_config(console);
+        let extra = self.lxc_extra.iter().map(|(k, v)| (k.as_str(), v));
+        own.iter()
+            .map(|(k, v)| (*k, v))
+            .chain(extra)
             .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect()
+    }
+
+    /// `--lxc` items that would take a key rootrun sets itself (and needs:
+    /// the root, the console, the log, init, the halt signal, ...); keys
+    /// that hold a list (device rules, dropped capabilities, environment,
+    /// mount entries) take more items.
+    pub fn refused_lxc_items(&self) -> Vec<String> {
+        const LISTS: [&str; 7] = [
+            "lxc.cgroup.devices.allow",
+            "lxc.cgroup.devices.deny",
+            "lxc.cgroup2.devices.allow",
+            "lxc.cgroup2.devices.deny",
+            "lxc.cap.drop",
+            "lxc.environment",
+            "lxc.mount.entry",
+        ];
+        let own: Vec<&str> = self
+            .lxc_config(ConsolePath::Planned)
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
+        self.lxc_extra
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| {
+                let taken = own.contains(&key.as_str())
+                    || ["lxc.rootfs.", "lxc.console.", "lxc.log.", "lxc.init."]
+                        .iter()
+                        .any(|prefix| key.starts_with(prefix));
+                taken && !LISTS.contains(&key.as_str())
+            })
+            .cloned()
             .collect()
     }
 }

@@ -149,6 +149,8 @@ pub struct LaunchPlan {
     pub console_log: Option<PathBuf>,
     /// `--stop-on-eof`: the end of piped input stops a boot.
     pub stop_on_eof: bool,
+    /// `--lxc KEY=VALUE` items, after rootrun's own in the configuration.
+    pub lxc_extra: Vec<(String, String)>,
     pub steps: Vec<Step>,
 }
 
@@ -232,6 +234,7 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         timeout: config.timeout,
         console_log: config.console_log.clone(),
         stop_on_eof: config.stop_on_eof,
+        lxc_extra: config.lxc_extra.clone(),
         steps,
     }
 }

@@ -60,6 +60,7 @@ fn options(command: &[&str]) -> RunConfig {
         timeout: None,
         console_log: None,
         stop_on_eof: false,
+        lxc_extra: Vec::new(),
         init: "/sbin/init".into(),
         escape: 1,
         stop_timeout: Duration::from_secs(10),
@@ -504,5 +505,28 @@ fn a_persisted_or_kept_upper_layer_lives_in_the_given_directory() {
             work: "/var/keep/work".into(),
             target: "/run/rootrun/rootfs".into(),
         })
+    );
+}
+
+#[test]
+fn raw_lxc_items_follow_rootruns_own_and_may_not_take_its_keys() {
+    let mut config = options(&[]);
+    config.lxc_extra = vec![
+        ("lxc.cgroup2.devices.allow".into(), "c 10:200 rwm".into()),
+        ("lxc.prlimit.nofile".into(), "1024".into()),
+        ("lxc.rootfs.path".into(), "dir:/".into()),
+        ("lxc.signal.halt".into(), "SIGKILL".into()),
+    ];
+    let plan = plan(&config, &facts(InitFlavor::BusyBox), 1);
+    let text = plan.lxc_config_text(ConsolePath::Planned);
+    assert!(
+        text.ends_with(
+            "lxc.prlimit.nofile = 1024\nlxc.rootfs.path = dir:/\nlxc.signal.halt = SIGKILL\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        plan.refused_lxc_items(),
+        ["lxc.rootfs.path", "lxc.signal.halt"]
     );
 }

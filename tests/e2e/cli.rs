@@ -640,3 +640,38 @@ fn persist_keeps_the_writable_layer_across_runs_and_keep_upper_keeps_one_run() {
     );
     frame.check();
 }
+
+#[test]
+fn raw_lxc_items_reach_liblxc_and_rootruns_own_keys_are_refused() {
+    let Some((frame, image)) = Frame::with_busybox("--lxc", NATIVE) else {
+        return;
+    };
+    let out = frame.run(
+        rootrun()
+            .args(["-q", "--lxc", "lxc.prlimit.nofile=123"])
+            .arg(&image)
+            .args(["--", "/bin/sh", "-c", "ulimit -n"]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "123");
+    for item in ["lxc.rootfs.path=dir:/", "lxc.signal.halt=SIGKILL"] {
+        let out = rootrun()
+            .args(["--lxc", item])
+            .arg(&image)
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{item}: {stderr}");
+        assert!(stderr.contains("rootrun sets"), "{item}: {stderr}");
+    }
+    let out = rootrun()
+        .args(["--lxc", "lxc.mount.entry=/a b none bind\nlxc.rootfs.path=x"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    frame.check();
+}
