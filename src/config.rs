@@ -146,7 +146,7 @@ pub fn parse_lxc_item(text: &str) -> Result<(String, String), String> {
 
 /// `--expect REGEX`: must compile (the session compiles it again).
 pub fn parse_expect(text: &str) -> Result<String, String> {
-    regex::Regex::new(text)
+    regex::bytes::Regex::new(text)
         .map(|_| text.to_owned())
         .map_err(|e| format!("not a regular expression: {e}"))
 }

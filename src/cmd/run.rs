@@ -13,23 +13,7 @@ use crate::sys::privileges;
 use crate::{launch, lxc, notice};
 
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
-    if let Some(crate::config::UpperDir::Keep(dir)) = &config.upper_dir {
-        let used = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
-        if used || (dir.exists() && !dir.is_dir()) {
-            return Err(Error::Usage(format!(
-                "--keep-upper {}: give an empty directory or a new path",
-                dir.display()
-            )));
-        }
-    }
-    for bind in &config.binds {
-        if let Err(e) = std::fs::metadata(&bind.host) {
-            return Err(Error::Usage(format!(
-                "--bind: {}: {e}",
-                bind.host.display()
-            )));
-        }
-    }
+    check_host_paths(config)?;
     let image = open(&config.image, config.lower)?;
     let init_use = if config.is_command() {
         InitUse::LookOnly
@@ -44,8 +28,7 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
     // binfmt_misc is only read here; a run that must mount or register does
     // so as steps of the plan.
     let (binfmt, binfmt_mounted) = super::host_binfmt(&facts)?;
-    let mut host = host_plan(&facts, binfmt, binfmt_mounted, config)?;
-    host.env = environment(config);
+    let host = host_plan(&facts, binfmt, binfmt_mounted, config)?;
     let plan = plan::plan(config, &facts, host, std::process::id());
     if let Some(key) = plan.refused_lxc_items().first() {
         return Err(Error::Usage(format!(
@@ -75,6 +58,28 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
     lxc::library::load()?;
     let banner = banner(&plan, config.verbosity);
     launch::run(&plan, banner.as_deref(), config.verbosity)
+}
+
+/// The host paths the options name, checked before anything is done.
+fn check_host_paths(config: &RunConfig) -> Result<(), Error> {
+    if let Some(crate::config::UpperDir::Keep(dir)) = &config.upper_dir {
+        let used = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+        if used || (dir.exists() && !dir.is_dir()) {
+            return Err(Error::Usage(format!(
+                "--keep-upper {}: give an empty directory or a new path",
+                dir.display()
+            )));
+        }
+    }
+    for bind in &config.binds {
+        if let Err(e) = std::fs::metadata(&bind.host) {
+            return Err(Error::Usage(format!(
+                "--bind: {}: {e}",
+                bind.host.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn json(plan: &LaunchPlan) -> Result<String, Error> {
@@ -142,7 +147,7 @@ fn host_plan(
         emulation,
         binfmt_mounted,
         registration,
-        env: Vec::new(),
+        env: environment(config),
         rt_shift,
         lsm,
     })
@@ -275,12 +280,12 @@ fn banner(plan: &LaunchPlan, verbosity: Verbosity) -> Option<String> {
                 "stop it with poweroff inside, or SIGTERM to rootrun".to_owned()
             };
             Some(format!(
-                "rootrun: booting {image} ({how}) as {}; {how_to_stop}",
+                "booting {image} ({how}) as {}; {how_to_stop}",
                 plan.hostname
             ))
         }
         (Mode::Command { .. }, Verbosity::Verbose) => {
-            Some(format!("rootrun: running a command in {image} ({how})"))
+            Some(format!("running a command in {image} ({how})"))
         }
     }
 }

@@ -205,7 +205,7 @@ fn start(plan: &LaunchPlan, staged: &mut Staged, banner: Option<&str>) -> Result
 
     let outcome = SharedOutcome::new()?;
     if let Some(text) = banner {
-        notice::note(text.trim_start_matches("rootrun: "));
+        notice::note(text);
     }
     let rootrun = nix::unistd::getpid();
     let prefetch = Prefetch::start(root(staged)?, &staged.first_read);

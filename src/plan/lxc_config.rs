@@ -198,6 +198,9 @@ impl LaunchPlan {
             "lxc.environment",
             "lxc.mount.entry",
         ];
+        if self.lxc_extra.is_empty() {
+            return Vec::new();
+        }
         let own: Vec<&str> = self
             .lxc_config(ConsolePath::Planned)
             .iter()

@@ -219,7 +219,7 @@ impl<'a> Session<'a> {
             .plan
             .expect
             .as_deref()
-            .map(regex::Regex::new)
+            .map(regex::bytes::Regex::new)
             .transpose()
             .map_err(|e| Error::Usage(format!("--expect: {e}")))?;
         let log = self

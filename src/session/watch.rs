@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::Write;
 
-use regex::Regex;
+use regex::bytes::Regex;
 
 /// Text kept for matching: a pattern may span reads, not more than this.
 const WINDOW: usize = 16 * 1024;
@@ -16,7 +16,8 @@ const TAIL_LINES: usize = 20;
 
 pub(super) struct Watch {
     expect: Option<Regex>,
-    window: String,
+    /// Bytes, not text: a UTF-8 sequence split across reads still matches.
+    window: Vec<u8>,
     matched: bool,
     reported: bool,
     log: Option<File>,
@@ -27,7 +28,7 @@ impl Watch {
     pub(super) fn new(expect: Option<Regex>, log: Option<File>) -> Self {
         Watch {
             expect,
-            window: String::new(),
+            window: Vec::new(),
             matched: false,
             reported: false,
             log,
@@ -51,16 +52,12 @@ impl Watch {
         if self.matched {
             return;
         }
-        self.window.push_str(&String::from_utf8_lossy(bytes));
+        self.window.extend_from_slice(bytes);
         if expect.is_match(&self.window) {
             self.matched = true;
         }
         if self.window.len() > WINDOW {
-            let mut cut = self.window.len() - WINDOW;
-            while !self.window.is_char_boundary(cut) {
-                cut += 1;
-            }
-            self.window.drain(..cut);
+            self.window.drain(..self.window.len() - WINDOW);
         }
     }
 
@@ -96,6 +93,15 @@ mod tests {
         assert!(watch.take_match());
         assert!(!watch.take_match(), "reported once");
         assert!(watch.matched());
+    }
+
+    #[test]
+    fn a_character_split_across_reads_still_matches() {
+        let mut watch = Watch::new(Regex::new("Grüß").ok(), None);
+        let text = "Grüß Gott".as_bytes();
+        watch.feed(&text[..3]); // "Gr" and half of 'ü'
+        watch.feed(&text[3..]);
+        assert!(watch.take_match());
     }
 
     #[test]

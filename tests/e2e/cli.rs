@@ -41,6 +41,20 @@ fn image_changed(frame: &Frame, name: &str, change: impl FnOnce(&Path)) -> Optio
     Some(image)
 }
 
+/// `rootrun ARGS IMAGE -- true` must be refused before anything starts:
+/// exit 125, and `needle` in the message.
+fn assert_refused(image: &Path, args: &[&str], needle: &str) {
+    let out = rootrun()
+        .args(args)
+        .arg(image)
+        .args(["--", "true"])
+        .output()
+        .expect("run rootrun");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{args:?}: {stderr}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr}");
+}
+
 /// stdout is a pipe whose reader has gone: `rootrun ... | true`.
 fn with_closed_stdout(cmd: &mut Command) -> std::process::Output {
     let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
@@ -493,18 +507,7 @@ fn env_and_workdir_reach_the_command_and_term_comes_from_a_terminal() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert_eq!(stdout, "[hello world][]\n/etc\n");
-    let out = rootrun()
-        .args(["-e", "1BAD=x"])
-        .arg(&image)
-        .args(["--", "true"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        text(&out.stderr).contains("not a variable name"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&image, &["-e", "1BAD=x"], "not a variable name");
     // On a terminal (script(1) gives rootrun one), TERM comes along; on a
     // pipe it does not.
     let shell = format!(
@@ -581,17 +584,10 @@ fn binds_are_writable_or_read_only_and_never_follow_an_image_symlink_out() {
         !Path::new("/tmp").join(&name).exists(),
         "the mount point went through the image's symlink onto the host"
     );
-    let out = rootrun()
-        .args(["--bind", "/no/such/dir:/x"])
-        .arg(&image)
-        .args(["--", "true"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        text(&out.stderr).contains("--bind: /no/such/dir"),
-        "{}",
-        text(&out.stderr)
+    assert_refused(
+        &image,
+        &["--bind", "/no/such/dir:/x"],
+        "--bind: /no/such/dir",
     );
     frame.check();
 }
@@ -631,12 +627,10 @@ fn persist_keeps_the_writable_layer_across_runs_and_keep_upper_keeps_one_run() {
         fs::read_to_string(keep.join("upper/var-log-note")).unwrap_or_default(),
         "crash\n"
     );
-    let out = sh(&["--keep-upper", &keep_dir], "true");
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        text(&out.stderr).contains("give an empty directory"),
-        "{}",
-        text(&out.stderr)
+    assert_refused(
+        &image,
+        &["--keep-upper", &keep_dir],
+        "give an empty directory",
     );
     frame.check();
 }
@@ -657,21 +651,12 @@ fn raw_lxc_items_reach_liblxc_and_rootruns_own_keys_are_refused() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "123");
     for item in ["lxc.rootfs.path=dir:/", "lxc.signal.halt=SIGKILL"] {
-        let out = rootrun()
-            .args(["--lxc", item])
-            .arg(&image)
-            .args(["--", "true"])
-            .output()
-            .unwrap();
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(125), "{item}: {stderr}");
-        assert!(stderr.contains("rootrun sets"), "{item}: {stderr}");
+        assert_refused(&image, &["--lxc", item], "rootrun sets");
     }
-    let out = rootrun()
-        .args(["--lxc", "lxc.mount.entry=/a b none bind\nlxc.rootfs.path=x"])
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(125));
+    assert_refused(
+        &image,
+        &["--lxc", "lxc.mount.entry=/a b none bind\nlxc.rootfs.path=x"],
+        "newline",
+    );
     frame.check();
 }

@@ -1,13 +1,22 @@
 //! Hosts other than a plain Debian 12 VM (issue 8): rootrun inside a chroot
 //! whose `/` is not a mount point.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{text, Frame};
 
 const LIMIT: Duration = Duration::from_secs(90);
+
+/// A frame with `tools` and the QEMU handlers, and the native and arm64
+/// BusyBox images.
+fn frame_with_images(test: &str, tools: &[&'static str]) -> Option<(Frame, PathBuf, PathBuf)> {
+    let frame = Frame::setup(test).tools(tools).emulation().start()?;
+    let native = frame.busybox("amd64")?;
+    let foreign = frame.busybox("arm64")?;
+    Some((frame, native, foreign))
+}
 
 /// Runs rootrun with `args` in a chroot (tests/fixtures/run-in-chroot.sh);
 /// returns its output, its exit status and the mounts it leaked into the
@@ -56,14 +65,7 @@ fn in_chroot(
 
 #[test]
 fn rootrun_runs_in_a_chroot_whose_root_is_not_a_mount_point() {
-    let Some(frame) = Frame::setup("chroot")
-        .tools(&["unshare", "chroot"])
-        .emulation()
-        .start()
-    else {
-        return;
-    };
-    let (Some(native), Some(foreign)) = (frame.busybox("amd64"), frame.busybox("arm64")) else {
+    let Some((frame, native, foreign)) = frame_with_images("chroot", &["unshare", "chroot"]) else {
         return;
     };
 
@@ -94,14 +96,7 @@ fn rootrun_runs_in_a_chroot_whose_root_is_not_a_mount_point() {
 
 #[test]
 fn rootrun_works_with_only_the_unified_cgroup_hierarchy() {
-    let Some(frame) = Frame::setup("unified cgroups")
-        .tools(&["unshare"])
-        .emulation()
-        .start()
-    else {
-        return;
-    };
-    let (Some(native), Some(foreign)) = (frame.busybox("amd64"), frame.busybox("arm64")) else {
+    let Some((frame, native, foreign)) = frame_with_images("unified cgroups", &["unshare"]) else {
         return;
     };
     let script =
