@@ -55,6 +55,8 @@ struct Staged {
     /// What the first exec reads (`CheckProgram`), for the prefetch child.
     first_read: Vec<PathBuf>,
     console: Option<ConsolePty>,
+    /// `--console-log`'s file.
+    console_log: Option<fs::File>,
 }
 
 /// Runs the plan and returns rootrun's exit code. The caller has checked
@@ -171,6 +173,10 @@ fn execute(
             let size = console::window_size(io::stdin().as_fd());
             staged.console = Some(ConsolePty::open(size)?);
         }
+        Step::OpenConsoleLog { path } => {
+            let file = fs::File::create(path).map_err(|e| SysError::io("create", path, e))?;
+            staged.console_log = Some(file);
+        }
         Step::WriteLxcConfig { path } => {
             let console = match &staged.console {
                 Some(pty) => ConsolePath::Pty(&pty.slave_path),
@@ -204,6 +210,7 @@ fn start(plan: &LaunchPlan, staged: &mut Staged, banner: Option<&str>) -> Result
         .map_err(|e| SysError::new("signalfd", "rootrun", e))?;
 
     let outcome = SharedOutcome::new()?;
+    let watch = crate::session::boot_check(plan, staged.console_log.take())?;
     if let Some(text) = banner {
         notice::note(text);
     }
@@ -211,7 +218,7 @@ fn start(plan: &LaunchPlan, staged: &mut Staged, banner: Option<&str>) -> Result
     let prefetch = Prefetch::start(root(staged)?, &staged.first_read);
     let monitor = process::spawn(|| monitor::monitor_main(plan, rootrun, &signals, &outcome))?;
 
-    let mut session = Session::new(plan, monitor, staged.console.as_ref());
+    let mut session = Session::new(plan, monitor, staged.console.as_ref(), Some(watch));
     let result = session.run(&signal_fd);
     // The monitor has exited. When start() returned, liblxc removed the
     // container's cgroups on its way out; a monitor that was killed (the

@@ -348,6 +348,9 @@ fn steps(
     });
     if matches!(mode, Mode::Boot { .. }) {
         steps.push(Step::AllocateConsole);
+        if let Some(path) = &config.console_log {
+            steps.push(Step::OpenConsoleLog { path: path.clone() });
+        }
     }
     steps.push(Step::WriteLxcConfig {
         path: layout.lxcpath.join(name).join("config"),

@@ -87,6 +87,9 @@ pub enum Step {
     WriteSeccompPolicy { path: PathBuf },
     /// A pty whose slave becomes the container's console (boot mode).
     AllocateConsole,
+    /// `--console-log`: the file that keeps the console (created or
+    /// truncated before the start, so a bad path fails before the boot).
+    OpenConsoleLog { path: PathBuf },
     /// The liblxc configuration (the keys are in the plan).
     WriteLxcConfig { path: PathBuf },
     /// Start the container through liblxc in a monitor child, and attach.
@@ -192,6 +195,9 @@ impl fmt::Display for Step {
                 write!(f, "write the seccomp policy to {}", path.display())
             }
             Step::AllocateConsole => f.write_str("allocate a pty for the console"),
+            Step::OpenConsoleLog { path } => {
+                write!(f, "open {} for the console log", path.display())
+            }
             Step::WriteLxcConfig { path } => {
                 write!(f, "write the liblxc configuration to {}", path.display())
             }

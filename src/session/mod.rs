@@ -45,6 +45,26 @@ pub(crate) struct Session<'a> {
     monitor: Pid,
     console: Option<&'a ConsolePty>,
     stop: Stop,
+    /// Boot checks on the console, ready before the container started.
+    watch: Option<BootCheck>,
+}
+
+pub(crate) use watch::Watch as BootCheck;
+
+/// The console watch of `--expect` and `--console-log`, made before the
+/// container starts so that nothing about it can fail once it runs:
+/// `log` is the console log file a launch step opened.
+pub(crate) fn boot_check(
+    plan: &LaunchPlan,
+    log: Option<std::fs::File>,
+) -> Result<BootCheck, Error> {
+    let expect = plan
+        .expect
+        .as_deref()
+        .map(regex::bytes::Regex::new)
+        .transpose()
+        .map_err(|e| Error::Usage(format!("--expect: {e}")))?;
+    Ok(watch::Watch::new(expect, log))
 }
 
 /// The host: /proc for the stop machine's looks, kill(2) for its steps.
@@ -87,13 +107,19 @@ fn halt(plan: &LaunchPlan) -> Halt {
 
 impl<'a> Session<'a> {
     /// `console`: boot mode's pty, copied to and from rootrun's stdio.
-    pub(crate) fn new(plan: &'a LaunchPlan, monitor: Pid, console: Option<&'a ConsolePty>) -> Self {
+    pub(crate) fn new(
+        plan: &'a LaunchPlan,
+        monitor: Pid,
+        console: Option<&'a ConsolePty>,
+        watch: Option<BootCheck>,
+    ) -> Self {
         let command = matches!(plan.mode, Mode::Command { .. });
         Session {
             plan,
             monitor,
             console,
             stop: Stop::new(monitor.as_raw(), command, halt(plan), plan.stop_timeout),
+            watch,
         }
     }
 
@@ -124,8 +150,8 @@ impl<'a> Session<'a> {
         let mut proxy = self
             .console
             .map(|pty| Proxy::new(pty, stdin.as_fd(), interactive, self.plan.escape));
-        if let Some(proxy) = proxy.as_mut() {
-            proxy.watch(self.boot_check()?);
+        if let (Some(proxy), Some(watch)) = (proxy.as_mut(), self.watch.take()) {
+            proxy.watch(watch);
         }
         let deadline = self.plan.timeout.map(|limit| Instant::now() + limit);
 
@@ -211,24 +237,6 @@ impl<'a> Session<'a> {
             return None;
         }
         proxy?.input_done_at()
-    }
-
-    /// The console watch of `--expect` and `--console-log`.
-    fn boot_check(&self) -> Result<watch::Watch, Error> {
-        let expect = self
-            .plan
-            .expect
-            .as_deref()
-            .map(regex::bytes::Regex::new)
-            .transpose()
-            .map_err(|e| Error::Usage(format!("--expect: {e}")))?;
-        let log = self
-            .plan
-            .console_log
-            .as_deref()
-            .map(|path| std::fs::File::create(path).map_err(|e| SysError::io("create", path, e)))
-            .transpose()?;
-        Ok(watch::Watch::new(expect, log))
     }
 
     /// Returns true when the monitor (and so the container) has exited.

@@ -14,7 +14,7 @@ const TAIL: usize = 4 * 1024;
 /// Lines of it shown on stderr.
 const TAIL_LINES: usize = 20;
 
-pub(super) struct Watch {
+pub(crate) struct Watch {
     expect: Option<Regex>,
     /// Bytes, not text: a UTF-8 sequence split across reads still matches.
     window: Vec<u8>,
