@@ -71,6 +71,25 @@ fn expect_passes_times_out_or_sees_the_end_with_distinct_statuses() {
         stderr.contains("ended before \"never-printed\" appeared"),
         "{stderr}"
     );
+
+    // A console log that cannot be created fails before the boot.
+    let out = frame.run(
+        rootrun()
+            .args(["-q", "--console-log", "/nonexistent-dir/console.log"])
+            .arg(&image),
+        b"",
+        LIMIT,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("create /nonexistent-dir/console.log"),
+        "{stderr}"
+    );
+    assert!(
+        !text(&out.stdout).contains("ROOTRUN-BOOT-OK"),
+        "it booted first"
+    );
     frame.check();
 }
 
