@@ -75,7 +75,7 @@ fn expect_passes_times_out_or_sees_the_end_with_distinct_statuses() {
     // A console log that cannot be created fails before the boot.
     let out = frame.run(
         rootrun()
-            .args(["-q", "--console-log", "/nonexistent-dir/console.log"])
+            .args(["-v", "--console-log", "/nonexistent-dir/console.log"])
             .arg(&image),
         b"",
         LIMIT,
