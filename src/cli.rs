@@ -51,6 +51,9 @@ Examples:
       drive a boot from a script (the console is stdin/stdout)
   sudo rootrun rootfs.img -- /bin/sh -c 'cat /etc/os-release'
       run one command and exit with its status
+  sudo rootrun -d --name fw rootfs.img && sudo rootrun exec fw -- ps
+      boot it in the background, then run a command in it; `rootrun ls`,
+      `rootrun console fw`, `rootrun logs fw`, `rootrun stop fw`
   rootrun inspect rootfs.img
       architecture, init and binfmt handler, without root
   sudo rootrun --expect 'login:' --timeout 120 rootfs.img < /dev/null
@@ -83,6 +86,100 @@ pub enum Command {
     /// On failure or Ctrl-C a DIR it created is removed; a DIR you made keeps
     /// what was extracted and a note saying so.
     Unpack(UnpackArgs),
+    /// List the running containers: name, state, architecture and how it
+    /// is emulated, image, init's PID, uptime.
+    Ls(LsArgs),
+    /// Attach to a detached container's console; Ctrl-a q detaches again
+    /// and leaves the container running.
+    Console(ConsoleArgs),
+    /// Stop a container through its init (the same init-aware,
+    /// emulation-aware halt as Ctrl-a q), killing it after --timeout.
+    Stop(StopArgs),
+    /// Print what a detached container's console has printed so far.
+    Logs(LogsArgs),
+    /// Run a command in a running container (liblxc's attach), with its
+    /// exit status passed through as in command mode.
+    ///
+    /// With stdin a terminal the command gets a pseudo-terminal of its own.
+    /// rootrun re-executes itself from a sealed memory file first, so a
+    /// process inside the container cannot write the rootrun binary through
+    /// /proc/PID/exe (CVE-2019-5736).
+    #[command(after_help = "Example: sudo rootrun exec fw -- /bin/sh -c 'ps; df -h'")]
+    Exec(ExecArgs),
+}
+
+/// `rootrun ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Print JSON (an array of objects, shape: README, "JSON").
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rootrun console NAME`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The container's name (`rootrun ls` lists them).
+    #[arg(value_name = "NAME", value_parser = crate::config::parse_name)]
+    pub name: String,
+
+    /// Escape: Ctrl-<KEY> then `q` detaches from the console.
+    #[arg(long, default_value = "a", value_name = "KEY", value_parser = parse_escape)]
+    pub escape: u8,
+}
+
+/// `rootrun stop NAME`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The container's name (`rootrun ls` lists them).
+    #[arg(value_name = "NAME", value_parser = crate::config::parse_name)]
+    pub name: String,
+
+    /// Seconds init has to halt before it is killed [default: the
+    /// container's --stop-timeout].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub timeout: Option<u64>,
+
+    /// Kill it now instead of asking init to halt.
+    #[arg(long, conflicts_with = "timeout")]
+    pub kill: bool,
+}
+
+/// `rootrun logs NAME`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The container's name (`rootrun ls` lists them).
+    #[arg(value_name = "NAME", value_parser = crate::config::parse_name)]
+    pub name: String,
+
+    /// Keep printing what the console prints until the container stops.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+/// `rootrun exec NAME -- CMD [ARG...]`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The container's name (`rootrun ls` lists them).
+    #[arg(value_name = "NAME", value_parser = crate::config::parse_name)]
+    pub name: String,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+
+    /// Set an environment variable for CMD (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = crate::config::parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// Working directory of CMD inside the container [default: /].
+    #[arg(short = 'w', long, value_name = "DIR", value_parser = parse_init)]
+    pub workdir: Option<String>,
+
+    /// Run CMD as USER: a name from the container's /etc/passwd, or
+    /// UID[:GID].
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +236,17 @@ pub struct RunArgs {
     /// Command to run instead of init, after `--` (e.g. `-- /bin/sh -c 'uname -m'`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+
+    /// Name the container, for `rootrun ls`, `exec`, `stop`, `console` and
+    /// `logs` [default: from the image's file name, with -2, -3, ... when
+    /// taken]. Two running containers cannot have the same name.
+    #[arg(long, value_name = "NAME", value_parser = crate::config::parse_name)]
+    pub name: Option<String>,
+
+    /// Start in the background and return once init runs; its console
+    /// goes to `rootrun logs NAME` and `rootrun console NAME`.
+    #[arg(short, long, conflicts_with_all = ["command", "expect", "timeout", "stop_on_eof", "console_log"])]
+    pub detach: bool,
 
     /// Set an environment variable for init or CMD (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = crate::config::parse_env)]

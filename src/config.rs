@@ -43,6 +43,10 @@ pub struct RunConfig {
     /// Run this instead of init (command mode) when not empty.
     pub command: Vec<String>,
     pub hostname: Option<String>,
+    /// `--name`: None takes a name from the image.
+    pub name: Option<String>,
+    /// `-d`: start in the background, return once init runs.
+    pub detach: bool,
     /// `-e KEY=VALUE`, in order.
     pub env: Vec<(String, String)>,
     /// `-w DIR` (command mode).
@@ -144,6 +148,23 @@ pub fn parse_lxc_item(text: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.trim().to_owned()))
 }
 
+/// A container's name (`--name`, and the NAME of `exec`, `stop`, ...): it
+/// names a directory under /run/rootrun, so a letter or digit first, then
+/// letters, digits, `-`, `_` and `.`, at most 64 in all.
+pub fn parse_name(text: &str) -> Result<String, String> {
+    let mut chars = text.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if first_ok && rest_ok && text.len() <= 64 {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?}: a name is 1-64 letters, digits, '-', '_' or '.', starting with a \
+             letter or digit"
+        ))
+    }
+}
+
 /// `--expect REGEX`: must compile (the session compiles it again).
 pub fn parse_expect(text: &str) -> Result<String, String> {
     regex::bytes::Regex::new(text)
@@ -184,6 +205,8 @@ impl RunConfig {
             lower,
             command: args.command.clone(),
             hostname: args.hostname.clone(),
+            name: args.name.clone(),
+            detach: args.detach,
             env: args.env.clone(),
             workdir: args.workdir.clone(),
             binds: args.binds.clone(),

@@ -19,5 +19,6 @@ pub mod lxc;
 pub mod notice;
 pub mod plan;
 mod session;
+pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -1,8 +1,14 @@
 //! One thin module per subcommand: the only layer that knows the command
 //! line structures, `--json` and exit codes.
 
+mod console;
+mod detach;
+mod exec;
 mod inspect;
+mod logs;
+mod ls;
 mod run;
+mod stop;
 mod unpack;
 
 use std::path::Path;
@@ -20,6 +26,11 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
         Some(Command::Run(args)) => run::run(&RunConfig::from_args(&args)?),
         Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Unpack(args)) => unpack::run(&args),
+        Some(Command::Ls(args)) => ls::run(&args),
+        Some(Command::Console(args)) => console::run(&args),
+        Some(Command::Stop(args)) => stop::run(&args),
+        Some(Command::Logs(args)) => logs::run(&args),
+        Some(Command::Exec(args)) => exec::run(&args),
         None => run::run(&RunConfig::from_args(&cli.run)?),
     }
 }

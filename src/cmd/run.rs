@@ -1,7 +1,7 @@
 //! `rootrun run` (the default command): learn about the image and the host,
 //! plan, then print the plan (`--dry-run`) or launch it.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use crate::arch::{self, Arch, Binfmt, Emulation};
@@ -10,9 +10,20 @@ use crate::error::Error;
 use crate::image::{self, entry, Image, ImageFacts, InitUse};
 use crate::plan::{self, HostPlan, LaunchPlan, Mode, Registration};
 use crate::sys::privileges;
-use crate::{launch, lxc, notice};
+use crate::{launch, lxc, notice, state};
 
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
+    if config.detach && config.dry_run.is_none() {
+        // The supervisor plans, claims the name and starts in a child of
+        // its own (its PID names the container); this process waits until
+        // init runs, or the child has said why it cannot.
+        return super::detach::start_in_background(|ready| launch_planned(config, Some(ready)));
+    }
+    launch_planned(config, None)
+}
+
+/// Plans and launches; `ready`: detached, the pipe that says init runs.
+fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Error> {
     check_host_paths(config)?;
     let image = open(&config.image, config.lower)?;
     let init_use = if config.is_command() {
@@ -56,8 +67,44 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
         ));
     }
     lxc::library::load()?;
-    let banner = banner(&plan, config.verbosity);
-    launch::run(&plan, banner.as_deref(), config.verbosity)
+    let default_name = plan::default_hostname(&config.image);
+    let mut owned =
+        state::Owned::claim(config.name.as_deref(), &default_name, record(&plan, config))?;
+    let banner = banner(&plan, owned.name(), config);
+    let named = launch::Named {
+        owned: &mut owned,
+        detached: config.detach,
+        ready,
+    };
+    launch::run(&plan, banner.as_deref(), config.verbosity, Some(named))
+}
+
+/// What `rootrun ls` and `exec` will know of this run.
+fn record(plan: &LaunchPlan, config: &RunConfig) -> state::Record {
+    state::Record {
+        name: String::new(),
+        supervisor: std::process::id() as i32,
+        lxc_name: plan.name.clone(),
+        lxcpath: plan.layout.lxcpath.clone(),
+        rootfs: plan.layout.rootfs.clone(),
+        image: std::fs::canonicalize(&plan.image).unwrap_or_else(|_| plan.image.clone()),
+        architecture: plan
+            .arch
+            .map(|arch| arch.debian().unwrap_or(arch.uname()).to_owned()),
+        emulation: match plan.arch {
+            Some(arch) => plan.emulation.describe(arch),
+            None => "architecture unknown".into(),
+        },
+        mode: match plan.mode {
+            Mode::Boot { .. } => "boot".into(),
+            Mode::Command { .. } => "command".into(),
+        },
+        halt: plan.describe_halt(),
+        detached: config.detach,
+        started: state::now(),
+        init_pid: None,
+        stopping: false,
+    }
 }
 
 /// The host paths the options name, checked before anything is done.
@@ -264,7 +311,8 @@ fn with_entry(binfmt: Binfmt, entry: arch::Entry) -> Binfmt {
 /// The start banner: how the image runs and, on a terminal the user can
 /// type into, how to stop it. Command mode says nothing unless `-v`, as
 /// `docker run` and `lxc-execute` do.
-fn banner(plan: &LaunchPlan, verbosity: Verbosity) -> Option<String> {
+fn banner(plan: &LaunchPlan, name: &str, config: &RunConfig) -> Option<String> {
+    let verbosity = config.verbosity;
     let how = match plan.arch {
         Some(arch) => plan.emulation.describe(arch),
         None => "architecture unknown".into(),
@@ -272,6 +320,10 @@ fn banner(plan: &LaunchPlan, verbosity: Verbosity) -> Option<String> {
     let image = plan.image.display();
     match (&plan.mode, verbosity) {
         (_, Verbosity::Quiet) | (Mode::Command { .. }, Verbosity::Normal) => None,
+        (Mode::Boot { .. }, _) if config.detach => Some(format!(
+            "booting {image} ({how}) in the background as {name}: rootrun console {name} \
+             attaches, rootrun exec {name} -- CMD runs a command, rootrun stop {name} stops it"
+        )),
         (Mode::Boot { .. }, _) => {
             let how_to_stop = if crate::console::interactive(std::io::stdin().as_fd()) {
                 let key = char::from(b'a' + plan.escape - 1);
@@ -279,10 +331,7 @@ fn banner(plan: &LaunchPlan, verbosity: Verbosity) -> Option<String> {
             } else {
                 "stop it with poweroff inside, or SIGTERM to rootrun".to_owned()
             };
-            Some(format!(
-                "booting {image} ({how}) as {}; {how_to_stop}",
-                plan.hostname
-            ))
+            Some(format!("booting {image} ({how}) as {name}; {how_to_stop}"))
         }
         (Mode::Command { .. }, Verbosity::Verbose) => {
             Some(format!("running a command in {image} ({how})"))

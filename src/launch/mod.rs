@@ -59,9 +59,23 @@ struct Staged {
     console_log: Option<fs::File>,
 }
 
+/// A named container's side of a launch (`crate::state`).
+pub struct Named<'a> {
+    pub owned: &'a mut crate::state::Owned,
+    /// `-d`: the console is served on the control socket, not on stdio.
+    pub detached: bool,
+    /// `-d`: written to once init runs, for the rootrun that waits.
+    pub ready: Option<OwnedFd>,
+}
+
 /// Runs the plan and returns rootrun's exit code. The caller has checked
 /// privileges and loaded liblxc.
-pub fn run(plan: &LaunchPlan, banner: Option<&str>, verbosity: Verbosity) -> Result<u8, Error> {
+pub fn run(
+    plan: &LaunchPlan,
+    banner: Option<&str>,
+    verbosity: Verbosity,
+    named: Option<Named<'_>>,
+) -> Result<u8, Error> {
     // A background rootrun writing its notes to a terminal with `stty
     // tostop` would be stopped by SIGTTOU, and a stopped rootrun serves no
     // stop request: job control never stops it (console::block_job_control;
@@ -73,7 +87,7 @@ pub fn run(plan: &LaunchPlan, banner: Option<&str>, verbosity: Verbosity) -> Res
             notice::note(&format!("step: {step}"));
         }
         if let Step::Start { .. } = step {
-            return start(plan, &mut staged, banner);
+            return start(plan, &mut staged, banner, named);
         }
         execute(step, plan, &mut staged, verbosity)?;
     }
@@ -145,6 +159,7 @@ fn execute(
             work,
             target,
         } => {
+            same_owner_and_mode(lower, upper)?;
             let overlay = mount::overlay(lower, upper, work, target)?;
             staged.guards.push(overlay);
             let root = fs::File::open(target).map_err(|e| SysError::io("open", target, e))?;
@@ -198,7 +213,12 @@ fn root(staged: &Staged) -> Result<&OwnedFd, Error> {
 
 /// The last step: start the container in a monitor child and stay with it
 /// until it is gone; then the guards go, in reverse.
-fn start(plan: &LaunchPlan, staged: &mut Staged, banner: Option<&str>) -> Result<u8, Error> {
+fn start(
+    plan: &LaunchPlan,
+    staged: &mut Staged,
+    banner: Option<&str>,
+    named: Option<Named<'_>>,
+) -> Result<u8, Error> {
     let mut signals = SigSet::empty();
     for signal in HANDLED {
         signals.add(signal);
@@ -218,7 +238,12 @@ fn start(plan: &LaunchPlan, staged: &mut Staged, banner: Option<&str>) -> Result
     let prefetch = Prefetch::start(root(staged)?, &staged.first_read);
     let monitor = process::spawn(|| monitor::monitor_main(plan, rootrun, &signals, &outcome))?;
 
-    let mut session = Session::new(plan, monitor, staged.console.as_ref(), Some(watch));
+    let console = staged.console.as_ref();
+    let control = named.map(|named| {
+        let detached = console.filter(|_| named.detached);
+        crate::session::Control::new(named.owned, detached, named.ready)
+    });
+    let mut session = Session::new(plan, monitor, console, Some(watch), control);
     let result = session.run(&signal_fd);
     // The monitor has exited. When start() returned, liblxc removed the
     // container's cgroups on its way out; a monitor that was killed (the
@@ -236,6 +261,10 @@ fn start(plan: &LaunchPlan, staged: &mut Staged, banner: Option<&str>) -> Result
             session.stop_cause(),
             &plan.layout.log,
         )
+    });
+    session.finish_control(match &code {
+        Ok(code) => *code,
+        Err(_) => crate::error::EXIT_ROOTRUN,
     });
     // Its open files would keep the mounts busy.
     drop(prefetch);
@@ -329,6 +358,21 @@ fn bind_host(
     })?;
     let point_path = rootfs::fd_path(&point);
     Ok(mount::bind(source, &point, &point_path, read_only)?)
+}
+
+/// The overlay's root directory is the upper layer's (overlayfs never
+/// copies the root up): it gets the image root's owner and mode, or a
+/// container whose `/` is rootrun's 0700 would let no user but root in.
+fn same_owner_and_mode(lower: &Path, upper: &Path) -> Result<(), SysError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let image_root = fs::metadata(lower).map_err(|e| SysError::io("look at", lower, e))?;
+    std::os::unix::fs::chown(upper, Some(image_root.uid()), Some(image_root.gid()))
+        .map_err(|e| SysError::io("chown", upper, e))?;
+    fs::set_permissions(
+        upper,
+        fs::Permissions::from_mode(image_root.mode() & 0o7777),
+    )
+    .map_err(|e| SysError::io("chmod", upper, e))
 }
 
 fn not_squashfs(plan: &LaunchPlan, err: SysError) -> Error {

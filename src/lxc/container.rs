@@ -122,6 +122,86 @@ impl Container {
     }
 }
 
+/// What `Container::attach_run_wait` runs, and how.
+#[derive(Debug, Clone, Default)]
+pub struct Attach {
+    /// The program (looked up in the container's PATH) and its arguments.
+    pub argv: Vec<String>,
+    /// The whole environment: liblxc clears the caller's.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside; None: `/`.
+    pub cwd: Option<String>,
+    /// None: root.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Give the command a pseudo-terminal of its own, proxied to this
+    /// process's stdio by liblxc (stdin is a terminal).
+    pub terminal: bool,
+}
+
+impl Container {
+    /// `attach_run_wait`: runs `attach.argv` in every namespace of the
+    /// running container, in its cgroup, and waits; returns its wait(2)
+    /// status. liblxc exits the attached process with 126 or 127 when the
+    /// program cannot be executed or found.
+    pub fn attach_run_wait(&self, attach: &Attach) -> Result<i32, LxcError> {
+        let f = method!(self, attach_run_wait);
+        let program = attach.argv.first().ok_or(LxcError::Call {
+            call: "attach_run_wait",
+            detail: Some("no command".into()),
+        })?;
+        let program = cstring("command", program)?;
+        let args = attach
+            .argv
+            .iter()
+            .map(|arg| cstring("command argument", arg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let env = attach
+            .env
+            .iter()
+            .map(|(key, value)| cstring("environment variable", &format!("{key}={value}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut envp: Vec<*mut c_char> = env.iter().map(|e| e.as_ptr() as *mut c_char).collect();
+        envp.push(std::ptr::null_mut());
+        let cwd = cstring("working directory", attach.cwd.as_deref().unwrap_or("/"))?;
+        let mut flags = sys::LXC_ATTACH_DEFAULT;
+        if attach.terminal {
+            flags |= sys::LXC_ATTACH_TERMINAL;
+        }
+        let mut options = sys::lxc_attach_options_t {
+            attach_flags: flags as i32,
+            namespaces: -1,
+            personality: sys::LXC_ATTACH_DETECT_PERSONALITY as std::ffi::c_long,
+            initial_cwd: cwd.as_ptr() as *mut c_char,
+            uid: attach.uid.unwrap_or(u32::MAX),
+            gid: attach.gid.unwrap_or(u32::MAX),
+            env_policy: sys::lxc_attach_env_policy_t_LXC_ATTACH_CLEAR_ENV,
+            extra_env_vars: envp.as_mut_ptr(),
+            extra_keep_env: std::ptr::null_mut(),
+            stdin_fd: 0,
+            stdout_fd: 1,
+            stderr_fd: 2,
+            log_fd: -libc::EBADF,
+            lsm_label: std::ptr::null_mut(),
+            groups: sys::lxc_groups_t::default(),
+        };
+        // SAFETY: live container; `options` and every string and array it
+        // points to (`cwd`, `envp` over `env`, `argv` over `args`, `program`)
+        // outlive the call and are NULL-terminated where liblxc expects it;
+        // liblxc does not write through them despite the `*mut`.
+        let status = unsafe { f(self.raw(), &mut options, program.as_ptr(), argv.as_ptr()) };
+        if status < 0 {
+            return Err(LxcError::Call {
+                call: "attach_run_wait",
+                detail: self.error_string(),
+            });
+        }
+        Ok(status)
+    }
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
         // SAFETY: we own exactly one reference, taken by lxc_container_new.

@@ -52,6 +52,8 @@ fn options(command: &[&str]) -> RunConfig {
         lower: Lower::Squashfs,
         command: command.iter().map(|s| s.to_string()).collect(),
         hostname: None,
+        name: None,
+        detach: false,
         env: Vec::new(),
         workdir: None,
         binds: Vec::new(),

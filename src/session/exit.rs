@@ -21,7 +21,16 @@ pub(crate) fn exit_code(
         // Stopped on request, even before start() returned or by killing
         // the monitor: the request decides the code.
         (Some(StopCause::Signal(signal)), _) => Ok(128 + signal as u8),
-        (Some(StopCause::Escape | StopCause::Expected | StopCause::EndOfInput), _) => Ok(0),
+        (
+            Some(
+                StopCause::Escape
+                | StopCause::Expected
+                | StopCause::EndOfInput
+                | StopCause::Request { kill: false },
+            ),
+            _,
+        ) => Ok(0),
+        (Some(StopCause::Request { kill: true }), _) => Ok(128 + libc::SIGKILL as u8),
         (Some(StopCause::TimedOut), _) => Ok(crate::error::EXIT_TIMED_OUT),
         // The boot check's pattern never came: init ended first.
         (None, Outcome::Exited(_)) if plan.expect.is_some() => {

@@ -8,6 +8,7 @@
 //! (the queue to stdout) and `queries` (terminal queries nobody answers),
 //! and `exit` maps the container's end to rootrun's exit code.
 
+mod control;
 mod exit;
 mod gate;
 mod initctl;
@@ -34,6 +35,8 @@ use crate::image::{HaltMethod, INITCTL};
 use crate::plan::{LaunchPlan, Mode};
 use crate::sys::{proc, process, rootfs, SysError};
 
+pub(crate) use control::Control;
+use control::Event;
 pub(crate) use exit::exit_code;
 use proxy::Proxy;
 pub(crate) use stop::StopCause;
@@ -47,6 +50,8 @@ pub(crate) struct Session<'a> {
     stop: Stop,
     /// Boot checks on the console, ready before the container started.
     watch: Option<BootCheck>,
+    /// The named container's control socket (and, detached, its console).
+    control: Option<Control<'a>>,
 }
 
 pub(crate) use watch::Watch as BootCheck;
@@ -112,6 +117,7 @@ impl<'a> Session<'a> {
         monitor: Pid,
         console: Option<&'a ConsolePty>,
         watch: Option<BootCheck>,
+        control: Option<Control<'a>>,
     ) -> Self {
         let command = matches!(plan.mode, Mode::Command { .. });
         Session {
@@ -120,6 +126,15 @@ impl<'a> Session<'a> {
             console,
             stop: Stop::new(monitor.as_raw(), command, halt(plan), plan.stop_timeout),
             watch,
+            control,
+        }
+    }
+
+    /// The container is gone and rootrun's exit code known: the clients
+    /// that asked for the stop get it.
+    pub(crate) fn finish_control(&mut self, code: u8) {
+        if let Some(control) = self.control.as_mut() {
+            control.finish(code);
         }
     }
 
@@ -136,20 +151,22 @@ impl<'a> Session<'a> {
         let stdin = io::stdin();
         let terminal = stdin.is_terminal();
         let interactive = console::interactive(stdin.as_fd());
-        if self.console.is_some() && terminal && !interactive {
+        // Detached, the console is the control's, not stdin's and stdout's.
+        let detached = self.control.as_ref().is_some_and(Control::is_detached);
+        let console = self.console.filter(|_| !detached);
+        if console.is_some() && terminal && !interactive {
             note(&background_note(self.plan.escape));
         }
         // Boot mode: raw while attached. Command mode: the command shares
         // the terminal and may leave it raw when it is killed.
-        let _raw = (self.console.is_some() && interactive)
+        let _raw = (console.is_some() && interactive)
             .then(|| RawMode::enter(stdin.as_fd()))
             .flatten();
         let _saved = (self.console.is_none() && terminal)
             .then(|| SavedMode::save(stdin.as_fd()))
             .flatten();
-        let mut proxy = self
-            .console
-            .map(|pty| Proxy::new(pty, stdin.as_fd(), interactive, self.plan.escape));
+        let mut proxy =
+            console.map(|pty| Proxy::new(pty, stdin.as_fd(), interactive, self.plan.escape));
         if let (Some(proxy), Some(watch)) = (proxy.as_mut(), self.watch.take()) {
             proxy.watch(watch);
         }
@@ -162,6 +179,7 @@ impl<'a> Session<'a> {
                 proxy.as_ref().and_then(Proxy::wake_at),
                 deadline.filter(|_| !self.stop.requested()),
                 self.input_done_at(proxy.as_ref()),
+                self.control.as_ref().and_then(|c| c.wake_at(now)),
             ]
             .into_iter()
             .flatten()
@@ -180,13 +198,16 @@ impl<'a> Session<'a> {
             let slots = proxy
                 .as_mut()
                 .map(|proxy| proxy.add_fds(&mut fds, now, stopping));
+            let control_slots = self.control.as_ref().map(|c| c.add_fds(&mut fds));
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(SysError::new("poll", "console", e).into()),
             }
             let signalled = fds[0].revents().is_some_and(|r| !r.is_empty());
             let ready = slots.map(|slots| slots.ready(&fds));
+            let control_ready = control_slots.map(|slots| slots.ready(&fds));
             drop(fds);
+            self.serve_control(control_ready.as_deref());
 
             if signalled && self.handle_signals(signal_fd) {
                 break;
@@ -229,6 +250,35 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Control clients' requests, and the look for init while it starts.
+    fn serve_control(&mut self, ready: Option<&[nix::poll::PollFlags]>) {
+        let monitor = self.monitor.as_raw();
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        control.look_for_init(|| proc::container_init(monitor));
+        let events = control.serve(ready.unwrap_or(&[]), Instant::now());
+        for event in events {
+            match event {
+                Event::Stop(timeout) => {
+                    if let Some(timeout) = timeout {
+                        self.stop.set_timeout(timeout);
+                    }
+                    self.request_stop(StopCause::Request { kill: false });
+                }
+                Event::Kill => {
+                    // Straight to SIGKILL: the first request asks, the
+                    // second kills.
+                    self.request_stop(StopCause::Request { kill: true });
+                    self.request_stop(StopCause::Request { kill: true });
+                }
+                Event::Resized => {
+                    let _ = kill(self.monitor, Signal::SIGWINCH);
+                }
+            }
+        }
     }
 
     /// `--stop-on-eof`: when the end of the piped input asks for a stop.
@@ -280,6 +330,9 @@ impl<'a> Session<'a> {
                 "\r\nrootrun: stopping the container (halt {})\r\n",
                 self.plan.describe_halt()
             ));
+        }
+        if let Some(control) = self.control.as_mut() {
+            control.mark_stopping();
         }
         self.stop.request(cause, Instant::now(), &Host, &mut Host);
         if let Some(text) = self.stop.take_note() {

@@ -60,6 +60,10 @@ pub(crate) enum StopCause {
     TimedOut,
     /// `--stop-on-eof`: the piped input ended and the guest went quiet.
     EndOfInput,
+    /// `rootrun stop NAME` (`kill`: `--kill`).
+    Request {
+        kill: bool,
+    },
 }
 
 /// How long the monitor has to clean up after init was killed.
@@ -148,6 +152,14 @@ impl Stop {
             timeout,
             request: None,
             note: None,
+        }
+    }
+
+    /// How long init has to halt, for a stop not requested yet (`rootrun
+    /// stop --timeout`).
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        if self.request.is_none() {
+            self.timeout = timeout;
         }
     }
 

@@ -285,3 +285,47 @@ pub fn remove_contents(dir: BorrowedFd<'_>, depth_left: usize) -> Result<(), Err
     }
     Ok(())
 }
+
+/// Renames `from` to `to` in `dir`, failing with EEXIST rather than
+/// replacing what is there (renameat2(2) RENAME_NOREPLACE): a directory
+/// made under a temporary name appears whole or not at all.
+pub fn rename_noreplace(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> Result<(), Errno> {
+    // SAFETY: both names are NUL-terminated and outlive the call; the
+    // syscall takes plain ints and pointers and keeps none of them.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Takes flock(2) `LOCK_EX` on `fd` without waiting; false when another
+/// open file holds a lock on it.
+pub fn try_lock_exclusive(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    flock(fd, libc::LOCK_EX | libc::LOCK_NB)
+}
+
+/// Whether another open file holds a flock(2) lock on `fd`'s file: a
+/// shared lock is tried (and dropped again by closing `fd`).
+pub fn locked_elsewhere(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    flock(fd, libc::LOCK_SH | libc::LOCK_NB).map(|taken| !taken)
+}
+
+fn flock(fd: BorrowedFd<'_>, operation: i32) -> Result<bool, Errno> {
+    loop {
+        // SAFETY: flock on a valid fd; no pointers.
+        let ret = unsafe { libc::flock(fd.as_raw_fd(), operation) };
+        match Errno::result(ret) {
+            Ok(_) => return Ok(true),
+            Err(Errno::EWOULDBLOCK) => return Ok(false),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}

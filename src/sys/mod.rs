@@ -8,6 +8,7 @@ pub mod fsops;
 pub mod interrupt;
 pub mod loopdev;
 pub mod lsm;
+pub mod memfd;
 pub mod mount;
 pub mod namespace;
 pub mod privileges;

@@ -127,3 +127,13 @@ fn open_dir(path: &Path) -> Result<OwnedFd, SysError> {
     )
     .map_err(|e| SysError::new("open", path, e))
 }
+
+/// Joins the mount namespace of process `pid` (setns(2)); the process must
+/// have no other thread. `rootrun exec` does so to reach the liblxc
+/// configuration a container's supervisor keeps on its private tmpfs.
+pub fn join_mount_namespace_of(pid: i32) -> Result<(), SysError> {
+    let path = PathBuf::from(format!("/proc/{pid}/ns/mnt"));
+    let fd = open(&path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| SysError::new("open", &path, e))?;
+    nix::sched::setns(fd, CloneFlags::CLONE_NEWNS).map_err(|e| SysError::new("setns", &path, e))
+}

@@ -197,3 +197,30 @@ pub fn spawn(body: impl FnOnce()) -> Result<Pid, SysError> {
         Err(e) => Err(SysError::new("fork liblxc monitor", "<rootrun>", e)),
     }
 }
+
+/// Makes standard fd `target` (0, 1 or 2) a copy of `fd` (dup2(2)): a
+/// detached rootrun's stdio goes to /dev/null or its log.
+pub fn redirect(fd: std::os::fd::BorrowedFd<'_>, target: i32) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    if !(0..=2).contains(&target) {
+        return Err(Errno::EBADF);
+    }
+    // SAFETY: dup2 on a valid fd onto a standard fd number; it replaces
+    // what that number referred to, which only standard streams use.
+    let ret = unsafe { libc::dup2(fd.as_raw_fd(), target) };
+    Errno::result(ret).map(drop)
+}
+
+/// Forks a process that goes on with the caller's code (`rootrun -d`'s
+/// supervisor); refused (EDEADLK) when another thread exists.
+pub fn fork_single_threaded() -> Result<ForkResult, Errno> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(Iterator::count)
+        .unwrap_or(0);
+    if threads != 1 {
+        return Err(Errno::EDEADLK);
+    }
+    // SAFETY: rootrun has exactly one thread (checked above), so the child
+    // may run arbitrary code.
+    unsafe { fork() }
+}

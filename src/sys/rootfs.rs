@@ -176,3 +176,13 @@ pub fn write_fifo_in_root(pid: i32, path: &Path, bytes: &[u8]) -> Result<(), Str
         Err(e) => Err(format!("write {}: {e}", path.display())),
     }
 }
+
+/// The root directory of process `pid` (a container's init), as an
+/// `O_PATH` fd for `open_in_root`.
+pub fn open_root_of(pid: i32) -> Result<OwnedFd, Errno> {
+    nix::fcntl::open(
+        format!("/proc/{pid}/root").as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+}
