@@ -49,7 +49,9 @@ pub fn run(args: &ExecArgs) -> Result<u8, Error> {
     // tmpfs: look from inside that rootrun's mount namespace (which hides
     // /run/rootrun's directories: nothing of `found` is read after this).
     namespace::join_mount_namespace_of(record.supervisor)?;
-    let terminal = std::io::stdin().is_terminal();
+    // liblxc proxies the command's pty through /dev/tty: without a
+    // controlling terminal there is none to proxy (and no output at all).
+    let terminal = std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_ok();
     let mut env = vec![("PATH".to_owned(), PATH.to_owned())];
     let home = user.as_ref().map_or("/root".to_owned(), |u| u.home.clone());
     env.push(("HOME".into(), home));

@@ -235,8 +235,10 @@ fn start(
         notice::note(text);
     }
     let rootrun = nix::unistd::getpid();
-    let prefetch = Prefetch::start(root(staged)?, &staged.first_read);
-    let monitor = process::spawn(|| monitor::monitor_main(plan, rootrun, &signals, &outcome))?;
+    let quiet = named.as_ref().is_some_and(|named| named.detached);
+    let prefetch = Prefetch::start(root(staged)?, &staged.first_read, quiet);
+    let monitor =
+        process::spawn(|| monitor::monitor_main(plan, rootrun, &signals, &outcome, quiet))?;
 
     let console = staged.console.as_ref();
     let control = named.map(|named| {

@@ -9,7 +9,18 @@ use crate::sys::process::{self, Outcome, SharedOutcome};
 
 /// The liblxc monitor: runs in a forked child so that rootrun itself stays
 /// free to proxy the console and react to signals while `start()` blocks.
-pub fn monitor_main(plan: &LaunchPlan, rootrun: Pid, signals: &SigSet, outcome: &SharedOutcome) {
+/// `quiet`: stdio goes to /dev/null (`-d`: liblxc's errors are in its log,
+/// which rootrun reads when the start fails).
+pub fn monitor_main(
+    plan: &LaunchPlan,
+    rootrun: Pid,
+    signals: &SigSet,
+    outcome: &SharedOutcome,
+    quiet: bool,
+) {
+    if quiet {
+        process::stdio_to_null();
+    }
     // Its own process group: a Ctrl-C on rootrun's terminal is for rootrun,
     // which decides how to stop the container.
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));

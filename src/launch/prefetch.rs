@@ -19,10 +19,14 @@ use crate::sys::rootfs;
 pub struct Prefetch(Option<Pid>);
 
 impl Prefetch {
-    pub fn start(root: &OwnedFd, files: &[PathBuf]) -> Self {
+    /// `quiet`: the child's stdio goes to /dev/null (`-d`).
+    pub fn start(root: &OwnedFd, files: &[PathBuf], quiet: bool) -> Self {
         let rootrun = nix::unistd::getpid();
         Prefetch(
             process::spawn(|| {
+                if quiet {
+                    process::stdio_to_null();
+                }
                 // Its open files would keep the namespace's mounts and the
                 // loop device alive after a SIGKILLed rootrun.
                 if process::die_with_parent(rootrun).is_ok() {

@@ -224,3 +224,19 @@ pub fn fork_single_threaded() -> Result<ForkResult, Errno> {
     // may run arbitrary code.
     unsafe { fork() }
 }
+
+/// Points stdin, stdout and stderr at /dev/null: a detached rootrun's
+/// children must not hold the pipes of the rootrun that started it (a
+/// `$(rootrun -d IMAGE 2>&1)` would wait for them).
+pub fn stdio_to_null() {
+    use std::os::fd::AsFd;
+    if let Ok(null) = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for target in 0..=2 {
+            let _ = redirect(null.as_fd(), target);
+        }
+    }
+}

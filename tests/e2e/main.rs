@@ -13,6 +13,7 @@ mod foreign;
 mod host_matrix;
 mod hosts;
 mod inits;
+mod instances;
 mod modes;
 mod network;
 mod session;

@@ -1,0 +1,414 @@
+//! Named containers: `-d`, `ls`, `exec`, `logs`, `console`, `stop`, for
+//! real. Every test names its containers after its own PID, so a user's
+//! containers on the same machine are never touched, and checks that their
+//! directories under /run/rootrun are gone at the end (besides the frame's
+//! own checks of mounts, loop devices and cgroups, which include the
+//! detached supervisor's container once adopted).
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{rootrun, text, Frame, Live};
+
+const NATIVE: &str = "amd64";
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A name no other test or user has.
+fn unique(what: &str) -> String {
+    format!("t{}-{what}", std::process::id())
+}
+
+/// Kills the container `name` on drop, should the test fail before its own
+/// stop: a detached container outlives the test otherwise.
+struct Running(String);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = stop(&self.0, &["--kill"]);
+        }
+    }
+}
+
+/// `rootrun -d --name NAME ARGS... IMAGE`: returns the supervisor's PID
+/// (adopted by the frame, so its container's leftovers are checked) and a
+/// guard that kills the container if the test fails.
+fn start_detached(frame: &Frame, name: &str, args: &[&str], image: &Path) -> (i32, Running) {
+    let out = frame.run(
+        rootrun().args(["-d", "--name", name]).args(args).arg(image),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), name, "-d prints the name");
+    let entry = listed(name).unwrap_or_else(|| panic!("{name} not in rootrun ls"));
+    assert_eq!(entry["state"], "running", "{entry}");
+    assert!(entry["init_pid"].as_i64().is_some(), "{entry}");
+    let supervisor = entry["supervisor_pid"].as_i64().expect("supervisor PID") as i32;
+    frame.adopt(supervisor as u32);
+    (supervisor, Running(name.to_owned()))
+}
+
+/// `rootrun ls --json`'s entry for `name`.
+fn listed(name: &str) -> Option<Value> {
+    let out = rootrun()
+        .args(["ls", "--json"])
+        .output()
+        .expect("rootrun ls");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).expect("ls --json is JSON");
+    all.into_iter().find(|entry| entry["name"] == name)
+}
+
+fn stop(name: &str, args: &[&str]) -> std::process::Output {
+    rootrun()
+        .arg("stop")
+        .args(args)
+        .arg(name)
+        .output()
+        .expect("rootrun stop")
+}
+
+fn exec(name: &str, args: &[&str]) -> std::process::Output {
+    rootrun()
+        .arg("exec")
+        .arg(name)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("rootrun exec")
+}
+
+fn assert_gone(name: &str) {
+    assert!(listed(name).is_none(), "{name} still listed");
+    assert!(
+        !Path::new("/run/rootrun").join(name).exists(),
+        "/run/rootrun/{name} left behind"
+    );
+}
+
+/// Whether `pid` runs (a zombie does not: an orphaned supervisor waits
+/// for whoever adopted it to reap it).
+fn pid_alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_detached_container_runs_commands_keeps_its_log_and_stops_clean() {
+    let Some((frame, image)) = Frame::with_busybox("detached", NATIVE) else {
+        return;
+    };
+    let name = unique("detached");
+    let (supervisor, _running) = start_detached(&frame, &name, &["--stop-timeout=30"], &image);
+    let init = listed(&name).unwrap()["init_pid"].as_i64().unwrap() as i32;
+    assert!(pid_alive(init));
+
+    // Exit statuses pass through, as in command mode.
+    let out = exec(
+        &name,
+        &["--", "/bin/sh", "-c", "echo in-$(hostname); exit 3"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("in-busybox-amd64"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = exec(&name, &["--", "/no/such/program"]);
+    assert_eq!(out.status.code(), Some(127));
+    // -e, -w, -u; no terminal on stdin: no terminal for the command.
+    let out = exec(
+        &name,
+        &[
+            "-e",
+            "GREETING=hi",
+            "-w",
+            "/etc",
+            "-u",
+            "1000:1001",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo $GREETING $(pwd) $(id -u):$(id -g); tty",
+        ],
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "hi /etc 1000:1001\nnot a tty\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "tty without a terminal exits 1");
+    // The command ran in the container's PID namespace, not the host's.
+    let out = exec(&name, &["--", "/bin/readlink", "/proc/1/exe"]);
+    assert_eq!(text(&out.stdout), "/bin/busybox\n", "{}", text(&out.stderr));
+
+    // The console went to the log.
+    let out = rootrun().args(["logs", &name]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("ROOTRUN-BOOT-OK"),
+        "log: {}",
+        text(&out.stdout)
+    );
+
+    let started = Instant::now();
+    let out = stop(&name, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the stop waited for the timeout: init did not halt"
+    );
+    assert!(
+        text(&out.stderr).contains("exited 0"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!pid_alive(supervisor) && !pid_alive(init));
+    assert_gone(&name);
+    // Stopped, the name is free: the commands say so.
+    let out = exec(&name, &["--", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("no container named"),
+        "{}",
+        text(&out.stderr)
+    );
+    frame.check();
+}
+
+#[test]
+fn two_containers_cannot_take_one_name_and_default_names_count_up() {
+    let Some((frame, image)) = Frame::with_busybox("names", NATIVE) else {
+        return;
+    };
+    let name = unique("taken");
+    let _running = start_detached(&frame, &name, &[], &image);
+    let out = frame.run(
+        rootrun().args(["-d", "--name", &name]).arg(&image),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains(&format!("a container named {name} is running already")),
+        "{}",
+        text(&out.stderr)
+    );
+    // Without --name: the image's name, then -2.
+    let mut guards = Vec::new();
+    let stem = unique("img");
+    let copy = frame.path(&format!("{stem}.img"));
+    fs::hard_link(&image, &copy).unwrap();
+    for expected in [stem.clone(), format!("{stem}-2")] {
+        let out = frame.run(rootrun().arg("-d").arg(&copy), b"", LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), expected);
+        let supervisor = listed(&expected).unwrap()["supervisor_pid"]
+            .as_i64()
+            .unwrap();
+        frame.adopt(supervisor as u32);
+        guards.push(Running(expected));
+    }
+    let out = frame.run(
+        rootrun().args(["-d", "--name", "../etc"]).arg(&image),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(125), "a path is no name");
+    for name in [name, stem.clone(), format!("{stem}-2")] {
+        let out = stop(&name, &["--kill"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("exited 137"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_gone(&name);
+    }
+    frame.check();
+}
+
+/// A pty pair: the master for the test, the slave as the client's terminal.
+fn terminal() -> (fs::File, OwnedFd) {
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    (fs::File::from(pty.master), pty.slave)
+}
+
+fn on_terminal(slave: &OwnedFd, cmd: &mut Command) -> std::process::Child {
+    let io = || Stdio::from(slave.try_clone().expect("dup pty slave"));
+    cmd.stdin(io())
+        .stdout(io())
+        .stderr(io())
+        .spawn()
+        .expect("spawn on the terminal")
+}
+
+#[test]
+fn console_attaches_and_detaches_and_exec_gets_a_terminal_on_one() {
+    let Some((frame, image)) = Frame::with_busybox("console", NATIVE) else {
+        return;
+    };
+    let name = unique("console");
+    let _running = start_detached(&frame, &name, &[], &image);
+
+    let (master, slave) = terminal();
+    let client = on_terminal(&slave, rootrun().args(["console", &name]));
+    let mut console = Live::reading(client, master.try_clone().unwrap());
+    console.expect("Ctrl-a q detaches", LIMIT);
+    nix::unistd::write(master.as_fd(), b"\recho typed-$((40+2))\r").unwrap();
+    console.expect("typed-42", LIMIT);
+    nix::unistd::write(master.as_fd(), b"\x01q").unwrap();
+    console.expect("detached from", LIMIT);
+    let (out, _) = console.finish(LIMIT);
+    assert_eq!(out.status.code(), Some(0));
+    // Detaching left it running; what was typed is in its log.
+    assert_eq!(listed(&name).unwrap()["state"], "running");
+    let log = rootrun().args(["logs", &name]).output().unwrap();
+    assert!(text(&log.stdout).contains("typed-42"));
+
+    // exec on a (controlling) terminal: the command has one of its own.
+    let (master, slave) = terminal();
+    let client = on_terminal(
+        &slave,
+        Command::new("setsid")
+            .args(["--ctty", "--wait"])
+            .arg(env!("CARGO_BIN_EXE_rootrun"))
+            .args(["exec", &name, "--", "/bin/sh", "-c", "tty; exit 4"]),
+    );
+    let mut run = Live::reading(client, master.try_clone().unwrap());
+    run.expect("/dev/pts/", LIMIT);
+    let (out, _) = run.finish(LIMIT);
+    assert_eq!(out.status.code(), Some(4));
+
+    let out = stop(&name, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_gone(&name);
+    frame.check();
+}
+
+#[test]
+fn a_foreground_container_is_listed_and_stopped_by_name() {
+    let Some((frame, image)) = Frame::with_busybox("foreground by name", NATIVE) else {
+        return;
+    };
+    let name = unique("fg");
+    let mut boot = frame.live(
+        rootrun().args(["-q", "--name", &name]).arg(&image),
+        Stdio::piped(),
+    );
+    boot.expect("ROOTRUN-BOOT-OK", LIMIT);
+    let entry = listed(&name).expect("a foreground run is listed");
+    assert_eq!(entry["detached"], false);
+    let out = exec(&name, &["--", "/bin/echo", "beside"]);
+    assert_eq!(text(&out.stdout), "beside\n", "{}", text(&out.stderr));
+    // Its console is the foreground rootrun's.
+    let out = rootrun().args(["console", &name]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains("terminal of the rootrun that started it"));
+    let out = stop(&name, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (out, _) = boot.finish(LIMIT);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a requested stop is a clean end"
+    );
+    assert_gone(&name);
+    frame.check();
+}
+
+#[test]
+fn a_killed_supervisor_takes_its_container_along_and_the_next_run_sweeps() {
+    let Some((frame, image)) = Frame::with_busybox("supervisor killed", NATIVE) else {
+        return;
+    };
+    let name = unique("killed");
+    let (supervisor, _running) = start_detached(&frame, &name, &[], &image);
+    let init = listed(&name).unwrap()["init_pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while pid_alive(init) || pid_alive(supervisor) {
+        assert!(
+            Instant::now() < deadline,
+            "the container outlived its rootrun"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its directory is still there, unlocked: `ls` sweeps it.
+    assert_gone(&name);
+    // Its cgroups go with the next run's sweep.
+    let out = frame.run(
+        rootrun().arg("-q").arg(&image).args(["--", "true"]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    frame.check();
+}
+
+/// The rootrun binary the tests run.
+fn rootrun_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rootrun"))
+}
+
+#[test]
+fn exec_runs_from_a_sealed_copy_that_the_guest_cannot_write() {
+    let Some((frame, image)) = Frame::with_busybox("exec memfd", NATIVE) else {
+        return;
+    };
+    let name = unique("memfd");
+    let _running = start_detached(&frame, &name, &[], &image);
+    // A copy of rootrun runs the exec: the test looks at what the guest
+    // could do to the file behind the process that entered the container.
+    let launcher = frame.path("rootrun-copy");
+    fs::copy(rootrun_binary(), &launcher).unwrap();
+    let before = fs::read(&launcher).unwrap();
+    let mut attach = Command::new(&launcher)
+        .args(["exec", &name, "--", "/bin/sleep", "30"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The exec process (in the container's mount namespace's parent, with
+    // the container's cgroup and namespaces reachable) runs from a memfd.
+    let deadline = Instant::now() + LIMIT;
+    let exe = loop {
+        let exe = fs::read_link(format!("/proc/{}/exe", attach.id())).unwrap_or_default();
+        if exe.to_string_lossy().starts_with("/memfd:rootrun") {
+            break exe;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "exec never ran from a memfd: {exe:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Writing through /proc/PID/exe, as guest root would: refused.
+    let write = fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{}/exe", attach.id()))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"pwned"));
+    assert!(write.is_err(), "the sealed copy {exe:?} took a write");
+    let _ = attach.kill();
+    let _ = attach.wait();
+    assert_eq!(fs::read(&launcher).unwrap(), before, "the launcher changed");
+    let out = stop(&name, &["--kill"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_gone(&name);
+    frame.check();
+}
