@@ -27,7 +27,7 @@ use crate::plan::{ConsolePath, LaunchPlan, Step, SECCOMP_POLICY};
 use crate::session::{exit_code, Session};
 use crate::sys::mount;
 use crate::sys::process::{self, Outcome, SharedOutcome};
-use crate::sys::{cgroup, loopdev, namespace, rootfs, SysError};
+use crate::sys::{cgroup, loopdev, namespace, net, rootfs, SysError};
 
 use guards::GuardStack;
 use prefetch::Prefetch;
@@ -89,6 +89,30 @@ fn execute(
     match step {
         Step::SweepStaleCgroups { prefix } => {
             cgroup::sweep_stale(prefix);
+        }
+        Step::SweepStaleNat { state } => {
+            if let Some(what) = net::sweep_nat(state) {
+                notice::note(&what);
+            }
+        }
+        Step::CheckBridge { bridge } => net::check_bridge(bridge)?,
+        Step::JoinNat {
+            bridge,
+            table,
+            state,
+            candidates,
+        } => {
+            let spec = net::NatSpec {
+                bridge,
+                table,
+                state,
+                candidates,
+            };
+            let (user, joined) = net::join_nat(&spec)?;
+            staged.guards.push(user);
+            if verbosity == Verbosity::Verbose {
+                notice::note(&joined.describe(candidates));
+            }
         }
         Step::PrivateMountNamespace => namespace::enter_private_mount_namespace()?,
         Step::MountBinfmtMisc { target } => {

@@ -10,6 +10,7 @@ pub mod loopdev;
 pub mod lsm;
 pub mod mount;
 pub mod namespace;
+pub mod net;
 pub mod privileges;
 pub mod proc;
 pub mod process;
