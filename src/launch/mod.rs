@@ -91,7 +91,8 @@ fn execute(
             cgroup::sweep_stale(prefix);
         }
         Step::SweepStaleNat { state } => {
-            if let Some(what) = net::sweep_nat(state) {
+            let swept = net::sweep_nat(state);
+            if let (Some(what), false) = (swept, verbosity == Verbosity::Quiet) {
                 notice::note(&what);
             }
         }
