@@ -157,7 +157,7 @@ fn nat_parts() -> Vec<String> {
         parts.push(format!("dnsmasq {pid}"));
     }
     if Path::new(NAT_STATE).exists() {
-        parts.push(format!("{NAT_STATE}"));
+        parts.push(NAT_STATE.to_string());
     }
     parts
 }
@@ -257,7 +257,7 @@ fn bridge_network_puts_the_veth_into_the_bridge_and_reaches_its_address() {
     // The host end of the container's veth, named after the container,
     // is a port of the bridge.
     let veth = format!("rootrun-{}", run.id());
-    assert_eq!(bridge_ports(&link.0), [veth.clone()]);
+    assert_eq!(bridge_ports(&link.0), [veth]);
     run.write_and_close_stdin(b"\n");
     let (out, stdout) = run.finish(LIMIT);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
