@@ -719,15 +719,17 @@ fn dnsmasq_pid(dir: &NetDir) -> Option<i32> {
 /// Called with the lock held.
 fn teardown(dir: &NetDir) {
     if let Some(pid) = dnsmasq_pid(dir) {
-        let pid = Pid::from_raw(pid);
-        let _ = kill(pid, Signal::SIGTERM);
+        let process = Pid::from_raw(pid);
+        let _ = kill(process, Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(2);
-        while kill(pid, None).is_ok() {
+        // Until it has exited: a zombie counts as gone (rootrun is not its
+        // parent, and whoever is may reap it late).
+        while u32::try_from(pid).is_ok_and(|pid| super::proc::start_time(pid).is_some()) {
             if Instant::now() > deadline {
-                let _ = kill(pid, Signal::SIGKILL);
+                let _ = kill(process, Signal::SIGKILL);
                 break;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
     if let Some(state) = dir.read_state() {
