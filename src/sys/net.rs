@@ -330,6 +330,10 @@ impl State {
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
+/// The NAT bridge's MAC address: locally administered (0x02) and fixed;
+/// the bridge is the only host of its segment that is not a container.
+const BRIDGE_MAC: &str = "02:72:72:00:00:01";
+
 /// The host's `/run/rootrun` (its directory, not a tmpfs mounted on it
 /// later), held open; the lock and the way to the state.
 struct NetDir {
@@ -576,6 +580,11 @@ fn free_subnet(spec: &NatSpec<'_>, tools: &Tools) -> Result<Subnet, NetError> {
 fn set_up(dir: &NetDir, tools: &Tools, state: &State) -> Result<(), String> {
     let bridge = state.bridge.as_str();
     let gateway = format!("{}/{}", state.subnet.host(1), state.subnet.len);
+    // A MAC address of its own: a bridge without one takes the lowest of
+    // its ports', so when the container with that veth left, the bridge's
+    // address changed under the others, whose ARP caches still named the
+    // old one (their packets to the gateway were lost until the entry went
+    // stale; the shared-network test caught it).
     run(
         &tools.ip,
         &[
@@ -583,6 +592,8 @@ fn set_up(dir: &NetDir, tools: &Tools, state: &State) -> Result<(), String> {
             "add",
             "name",
             bridge,
+            "address",
+            BRIDGE_MAC,
             "type",
             "bridge",
             "forward_delay",

@@ -326,6 +326,18 @@ fn bad_network_values_are_refused_before_anything_is_done() {
         );
         assert_nat_gone(&forward);
     }
+    // A run that fails after the network was set up (no such command:
+    // 127) takes it down on its way out.
+    let out = frame.run(
+        rootrun()
+            .args(["-q", "--net", "nat"])
+            .arg(&image)
+            .args(["--", "/no/such/command"]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    assert_nat_gone(&forward);
     frame.check();
 }
 
