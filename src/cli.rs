@@ -281,6 +281,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "lxc.KEY=VALUE", value_parser = crate::config::parse_lxc_item)]
     pub lxc: Vec<(String, String)>,
 
+    /// The container's network: `none` (loopback only), `host` (the host's
+    /// own network namespace: every host interface, address, route, port
+    /// and abstract socket is the guest's to use and change), `bridge=BR`
+    /// (a veth interface eth0 whose host end joins the existing bridge BR),
+    /// `nat` (eth0 on rootrun's bridge rootrun0 with DHCP from dnsmasq and
+    /// masquerading by nftables, shared by all nat containers and removed
+    /// with the last).
+    #[arg(long, value_name = "MODE", default_value = "none", value_parser = crate::config::parse_net)]
+    pub net: crate::config::Net,
+
     /// Stop the boot when the piped input has ended and the guest has been
     /// quiet for a second since (`rootrun --stop-on-eof IMG < script`).
     #[arg(long, conflicts_with = "command")]

@@ -63,6 +63,8 @@ pub struct RunConfig {
     pub stop_on_eof: bool,
     /// `--lxc KEY=VALUE`, in order.
     pub lxc_extra: Vec<(String, String)>,
+    /// `--net MODE`.
+    pub net: Net,
     pub init: String,
     pub escape: u8,
     pub stop_timeout: Duration,
@@ -124,6 +126,56 @@ pub fn parse_bind(text: &str) -> Result<Bind, String> {
         guest: PathBuf::from(guest),
         read_only,
     })
+}
+
+/// `--net MODE`: the container's network.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(tag = "mode", content = "bridge", rename_all = "snake_case")]
+pub enum Net {
+    /// A network namespace of its own with loopback only.
+    #[default]
+    None,
+    /// The host's network namespace: all its interfaces, addresses, routes
+    /// and ports.
+    Host,
+    /// A veth pair whose host end joins this existing bridge.
+    Bridge(String),
+    /// A veth pair into rootrun's own bridge, with DHCP (dnsmasq) and
+    /// masquerading (nftables), shared by every container using it.
+    Nat,
+}
+
+/// `none`, `host`, `bridge=BR` or `nat`.
+pub fn parse_net(text: &str) -> Result<Net, String> {
+    match text {
+        "none" => Ok(Net::None),
+        "host" => Ok(Net::Host),
+        "nat" => Ok(Net::Nat),
+        _ => match text.strip_prefix("bridge=") {
+            Some(name) => parse_interface_name(name).map(Net::Bridge),
+            None => Err(format!("{text:?}: give none, host, bridge=BRIDGE or nat")),
+        },
+    }
+}
+
+/// A Linux interface name (at most 15 bytes, IFNAMSIZ - 1), limited to
+/// letters, digits, '-', '_' and '.' (it goes into the liblxc configuration
+/// as one word).
+fn parse_interface_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "{name:?} is not an interface name (1 to 15 letters, digits, '-', '_', '.')"
+        ))
+    }
 }
 
 /// `--lxc lxc.KEY=VALUE`: one liblxc configuration line
@@ -220,6 +272,7 @@ impl RunConfig {
             console_log: args.console_log.clone(),
             stop_on_eof: args.stop_on_eof,
             lxc_extra: args.lxc.clone(),
+            net: args.net.clone(),
             init: args.init.clone(),
             escape: args.escape,
             stop_timeout: Duration::from_secs(args.stop_timeout),
@@ -363,6 +416,25 @@ mod tests {
         assert!(parse_bind("/a:rel").is_err());
         assert!(parse_bind(":/b").is_err());
         assert!(parse_bind("/a:/b:/c").is_err());
+    }
+
+    #[test]
+    fn network_modes_parse_and_bad_ones_say_what_to_give() {
+        assert_eq!(parse_net("none"), Ok(Net::None));
+        assert_eq!(parse_net("host"), Ok(Net::Host));
+        assert_eq!(parse_net("nat"), Ok(Net::Nat));
+        assert_eq!(parse_net("bridge=br0"), Ok(Net::Bridge("br0".into())));
+        let err = parse_net("foo").unwrap_err();
+        assert!(err.contains("bridge=BRIDGE"), "{err}");
+        assert!(parse_net("bridge=").is_err());
+        assert!(parse_net("bridge=a-very-long-bridge").is_err());
+        assert!(parse_net("bridge=br 0").is_err());
+        assert!(parse_net("bridge=../x").is_err());
+        let c = config(&["rootrun", "img"]).unwrap();
+        assert_eq!(c.net, Net::None);
+        let c = config(&["rootrun", "--net", "bridge=lxcbr0", "img"]).unwrap();
+        assert_eq!(c.net, Net::Bridge("lxcbr0".into()));
+        assert!(config(&["rootrun", "--net", "foo", "img"]).is_err());
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub enum Error {
     Lxc(#[from] LxcError),
     #[error(transparent)]
     Sys(#[from] SysError),
+    #[error(transparent)]
+    Net(#[from] crate::sys::net::NetError),
     #[error("{what} not found in the image{}", hint_suffix(.hint))]
     NotFound { what: String, hint: Option<String> },
     #[error("{what} in the image is not an executable file")]

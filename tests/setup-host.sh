@@ -3,7 +3,8 @@
 # on images of several architectures, and running its test suite:
 #   - the runtime: liblxc, QEMU user-mode emulators with their binfmt_misc
 #     handlers (Debian 12: qemu-user-static; Debian 13: qemu-user and
-#     qemu-user-binfmt), squashfs-tools and the tests' tools;
+#     qemu-user-binfmt), squashfs-tools, what --net nat runs (iproute2's ip,
+#     nftables' nft, dnsmasq-base's dnsmasq) and the tests' tools;
 #   - best effort, build only: liblxc's headers and libclang for bindgen.
 #     Without them build.rs uses the vendored bindings, so a header package
 #     that apt cannot install (a -dev dependency out of step with the
@@ -50,7 +51,8 @@ if available liblxc1t64; then liblxc=liblxc1t64; else liblxc=liblxc1; fi
 # shellcheck disable=SC2086 # word splitting of $qemu is wanted
 apt-get install -y -q --no-install-recommends \
     lxc "$liblxc" pkg-config $qemu squashfs-tools busybox-static util-linux \
-    ca-certificates libcap2-bin python3 time debootstrap
+    ca-certificates libcap2-bin python3 time debootstrap \
+    iproute2 nftables dnsmasq-base
 
 # One at a time: on Debian 12, lxc-dev's libselinux1-dev -> libpcre2-dev
 # can be out of step with the installed libpcre2-8-0 while libclang-dev

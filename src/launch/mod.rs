@@ -27,7 +27,7 @@ use crate::plan::{ConsolePath, LaunchPlan, Step, SECCOMP_POLICY};
 use crate::session::{exit_code, Session};
 use crate::sys::mount;
 use crate::sys::process::{self, Outcome, SharedOutcome};
-use crate::sys::{cgroup, loopdev, namespace, rootfs, SysError};
+use crate::sys::{cgroup, loopdev, namespace, net, rootfs, SysError};
 
 use guards::GuardStack;
 use prefetch::Prefetch;
@@ -103,6 +103,31 @@ fn execute(
     match step {
         Step::SweepStaleCgroups { prefix } => {
             cgroup::sweep_stale(prefix);
+        }
+        Step::SweepStaleNat { state } => {
+            let swept = net::sweep_nat(state);
+            if let (Some(what), false) = (swept, verbosity == Verbosity::Quiet) {
+                notice::note(&what);
+            }
+        }
+        Step::CheckBridge { bridge } => net::check_bridge(bridge)?,
+        Step::JoinNat {
+            bridge,
+            table,
+            state,
+            candidates,
+        } => {
+            let spec = net::NatSpec {
+                bridge,
+                table,
+                state,
+                candidates,
+            };
+            let (user, joined) = net::join_nat(&spec)?;
+            staged.guards.push(user);
+            if verbosity == Verbosity::Verbose {
+                notice::note(&joined.describe(candidates));
+            }
         }
         Step::PrivateMountNamespace => namespace::enter_private_mount_namespace()?,
         Step::MountBinfmtMisc { target } => {

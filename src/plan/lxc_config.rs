@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::arch::{Arch, Emulation};
 
-use super::{LaunchPlan, Mode};
+use super::{LaunchPlan, Mode, Net, NAT_BRIDGE};
 
 /// Devices the guest may use: creating any node (m) but reading and writing
 /// only null, zero, full, random, urandom, tty, console, ptmx, the ptys and
@@ -70,11 +70,9 @@ impl LaunchPlan {
             // bound onto the ttys the image's gettys want (`console_ttys`).
             ("lxc.tty.max", "0".into()),
             ("lxc.pty.max", "64".into()),
-            // A network namespace with loopback only.
-            ("lxc.net.0.type", "empty".into()),
-            // liblxc brings the namespace's loopback up (127.0.0.1, ::1);
-            // without it `lo` stays down and local services cannot talk.
-            ("lxc.net.0.flags", "up".into()),
+        ];
+        items.extend(self.network_items());
+        items.extend([
             (
                 "lxc.cap.drop",
                 "mac_admin mac_override sys_module sys_rawio sys_time".into(),
@@ -83,7 +81,7 @@ impl LaunchPlan {
             ("lxc.signal.halt", self.halt_signal.into()),
             ("lxc.log.file", layout.log.display().to_string()),
             ("lxc.log.level", "ERROR".into()),
-        ];
+        ]);
         // Guest root may create device nodes (autodev /dev is not nodev) or
         // mount devtmpfs; the devices controller keeps it off the host's
         // disks either way. Both spellings, as liblxc's common.conf does: the
@@ -135,6 +133,41 @@ impl LaunchPlan {
             // The command keeps rootrun's own stdin/stdout/stderr.
             Mode::Command { .. } => items.push(("lxc.console.path", "none".into())),
         }
+        items
+    }
+
+    /// `--net`: the network keys.
+    fn network_items(&self) -> Vec<(&'static str, String)> {
+        // liblxc brings the namespace's loopback up (127.0.0.1, ::1) for an
+        // `empty` network with the flag up; without it `lo` stays down and
+        // local services cannot talk. A veth network alone leaves lo down,
+        // so the veth modes get this one too, as their second network.
+        let loopback = |n: usize| {
+            let (type_key, flags_key) = match n {
+                0 => ("lxc.net.0.type", "lxc.net.0.flags"),
+                _ => ("lxc.net.1.type", "lxc.net.1.flags"),
+            };
+            [(type_key, "empty".to_owned()), (flags_key, "up".to_owned())]
+        };
+        let link = match &self.net {
+            Net::None => return loopback(0).to_vec(),
+            // No network namespace of its own: the host's.
+            Net::Host => return vec![("lxc.net.0.type", "none".into())],
+            Net::Bridge(bridge) => bridge.clone(),
+            Net::Nat => NAT_BRIDGE.to_owned(),
+        };
+        let mut items = vec![
+            ("lxc.net.0.type", "veth".to_owned()),
+            ("lxc.net.0.link", link),
+            ("lxc.net.0.flags", "up".into()),
+            ("lxc.net.0.name", "eth0".into()),
+        ];
+        // The host end is named after the container (rootrun-PID fits
+        // IFNAMSIZ), so `ip link` on the host says whose it is.
+        if self.name.len() <= 15 {
+            items.push(("lxc.net.0.veth.pair", self.name.clone()));
+        }
+        items.extend(loopback(1));
         items
     }
 

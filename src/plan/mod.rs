@@ -19,7 +19,7 @@ use crate::config::RunConfig;
 use crate::image::{console_ttys, HaltMethod, ImageFacts, InitFlavor};
 use crate::sys::lsm::Lsm;
 
-pub use crate::config::Lower;
+pub use crate::config::{Lower, Net};
 pub use lxc_config::{ConsolePath, SECCOMP_POLICY};
 pub use step::Step;
 
@@ -30,6 +30,21 @@ pub const STATE_DIR: &str = "/run/rootrun";
 
 /// liblxc's run directory: its lock files go under `lock/<lxcpath>/`.
 pub const LXC_RUN_DIR: &str = "/run/lxc";
+
+/// `--net nat`: rootrun's bridge, its nftables table (`table ip rootrun`)
+/// and the shared state on the host (not on the private tmpfs: every
+/// rootrun must see it, and the last one to leave takes the network down).
+pub const NAT_BRIDGE: &str = "rootrun0";
+pub const NAT_TABLE: &str = "rootrun";
+pub const NAT_STATE_DIR: &str = "/run/rootrun/.net";
+/// The bridge's subnet: the first of these that no host route or address
+/// overlaps (private ranges a home or office network rarely uses).
+pub const NAT_SUBNETS: [&str; 4] = [
+    "10.213.87.0/24",
+    "10.213.88.0/24",
+    "172.29.87.0/24",
+    "192.168.213.0/24",
+];
 
 /// Container names are this prefix and rootrun's PID (see `sys::cgroup`).
 pub const CONTAINER_PREFIX: &str = "rootrun-";
@@ -151,6 +166,8 @@ pub struct LaunchPlan {
     pub stop_on_eof: bool,
     /// `--lxc KEY=VALUE` items, after rootrun's own in the configuration.
     pub lxc_extra: Vec<(String, String)>,
+    /// `--net`.
+    pub net: crate::config::Net,
     pub steps: Vec<Step>,
 }
 
@@ -235,6 +252,7 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         console_log: config.console_log.clone(),
         stop_on_eof: config.stop_on_eof,
         lxc_extra: config.lxc_extra.clone(),
+        net: config.net.clone(),
         steps,
     }
 }
@@ -253,9 +271,28 @@ fn steps(
         Step::SweepStaleCgroups {
             prefix: CONTAINER_PREFIX.into(),
         },
-        // Before anything mounts, and before any thread exists.
-        Step::PrivateMountNamespace,
+        Step::SweepStaleNat {
+            state: NAT_STATE_DIR.into(),
+        },
     ];
+    // In the host's mount namespace: the shared state is on the host's
+    // /run/rootrun (which rootrun's own tmpfs hides later), and dnsmasq must
+    // not keep rootrun's namespace, with its mounts, alive after rootrun.
+    // Before anything is mounted: a bad bridge is refused first.
+    match &config.net {
+        Net::None | Net::Host => {}
+        Net::Bridge(bridge) => steps.push(Step::CheckBridge {
+            bridge: bridge.clone(),
+        }),
+        Net::Nat => steps.push(Step::JoinNat {
+            bridge: NAT_BRIDGE.into(),
+            table: NAT_TABLE.into(),
+            state: NAT_STATE_DIR.into(),
+            candidates: NAT_SUBNETS.iter().map(|s| (*s).to_owned()).collect(),
+        }),
+    }
+    // Before anything mounts, and before any thread exists.
+    steps.push(Step::PrivateMountNamespace);
     if foreign && !host.binfmt_mounted {
         steps.push(Step::MountBinfmtMisc {
             target: crate::arch::BINFMT_DIR.into(),

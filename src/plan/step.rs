@@ -15,6 +15,22 @@ pub enum Step {
     /// Remove empty cgroups of rootruns that were killed (`lxc.monitor.NAME`,
     /// `lxc.payload.NAME` whose PID is gone).
     SweepStaleCgroups { prefix: String },
+    /// Take down the shared NAT network when every rootrun that used it is
+    /// gone (killed: its entry under `state/users` names a dead PID).
+    SweepStaleNat { state: PathBuf },
+    /// `--net bridge=BR`: BR exists and is a bridge.
+    CheckBridge { bridge: String },
+    /// `--net nat`: join the shared NAT network, setting it up when this is
+    /// its first user (bridge, address, nftables table, ip_forward,
+    /// dnsmasq); the last user to leave takes it all down again.
+    JoinNat {
+        bridge: String,
+        table: String,
+        state: PathBuf,
+        /// The bridge's /24: the first of these that no host route or
+        /// address overlaps.
+        candidates: Vec<String>,
+    },
     /// unshare(CLONE_NEWNS) with private propagation: every later mount
     /// vanishes with rootrun, even after SIGKILL.
     PrivateMountNamespace,
@@ -106,6 +122,28 @@ impl fmt::Display for Step {
             Step::SweepStaleCgroups { prefix } => write!(
                 f,
                 "sweep stale lxc.{{monitor,payload}}.{prefix}PID cgroups of dead rootruns"
+            ),
+            Step::SweepStaleNat { state } => write!(
+                f,
+                "take down the shared NAT network if every rootrun in {}/users is gone",
+                state.display()
+            ),
+            Step::CheckBridge { bridge } => {
+                write!(f, "check that bridge {bridge} exists on the host")
+            }
+            Step::JoinNat {
+                bridge,
+                table,
+                state,
+                candidates,
+            } => write!(
+                f,
+                "join the shared NAT network (state in {}); as its first user set it up: \
+                 bridge {bridge} on the first of {} free on the host, nftables table ip \
+                 {table} (masquerade, forward), net.ipv4.ip_forward=1, dnsmasq for DHCP; \
+                 the last user takes it down",
+                state.display(),
+                candidates.join(" ")
             ),
             Step::PrivateMountNamespace => f.write_str("enter a private mount namespace"),
             Step::MountBinfmtMisc { target } => {

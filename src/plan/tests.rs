@@ -63,6 +63,7 @@ fn options(command: &[&str]) -> RunConfig {
         console_log: None,
         stop_on_eof: false,
         lxc_extra: Vec::new(),
+        net: crate::config::Net::None,
         init: "/sbin/init".into(),
         escape: 1,
         stop_timeout: Duration::from_secs(10),
@@ -234,6 +235,7 @@ fn a_native_squashfs_boot_has_these_steps_in_this_order() {
         step_names(&plan),
         [
             "sweep_stale_cgroups",
+            "sweep_stale_nat",
             "private_mount_namespace",
             "tmpfs",
             "tmpfs",
@@ -255,6 +257,68 @@ fn a_native_squashfs_boot_has_these_steps_in_this_order() {
             lxcpath: "/run/rootrun/lxc".into()
         })
     );
+}
+
+#[test]
+fn network_modes_plan_their_steps_before_the_namespace_and_their_liblxc_keys() {
+    let with = |net: Net| {
+        let mut opts = options(&["/bin/true"]);
+        opts.net = net;
+        plan(&opts, &facts(InitFlavor::BusyBox), 4242)
+    };
+    // none: loopback only, as before.
+    let none = with(Net::None);
+    let config = none.lxc_config(ConsolePath::Planned);
+    assert_eq!(value(&config, "lxc.net.0.type"), ["empty"]);
+    assert_eq!(value(&config, "lxc.net.0.flags"), ["up"]);
+    assert!(value(&config, "lxc.net.1.type").is_empty());
+    // host: no network namespace of its own.
+    let host = with(Net::Host);
+    let config = host.lxc_config(ConsolePath::Planned);
+    assert_eq!(value(&config, "lxc.net.0.type"), ["none"]);
+    assert!(value(&config, "lxc.net.0.flags").is_empty());
+    assert_eq!(step_names(&host), step_names(&none));
+    // bridge: checked before the namespace (before anything is mounted);
+    // a veth eth0 into it, named on the host after the container, and lo up.
+    let bridge = with(Net::Bridge("br7".into()));
+    let names = step_names(&bridge);
+    let at = |name: &str| names.iter().position(|n| n == name).unwrap();
+    assert!(
+        at("check_bridge") < at("private_mount_namespace"),
+        "{names:?}"
+    );
+    let config = bridge.lxc_config(ConsolePath::Planned);
+    assert_eq!(value(&config, "lxc.net.0.type"), ["veth"]);
+    assert_eq!(value(&config, "lxc.net.0.link"), ["br7"]);
+    assert_eq!(value(&config, "lxc.net.0.name"), ["eth0"]);
+    assert_eq!(value(&config, "lxc.net.0.veth.pair"), ["rootrun-4242"]);
+    assert_eq!(value(&config, "lxc.net.1.type"), ["empty"]);
+    assert_eq!(value(&config, "lxc.net.1.flags"), ["up"]);
+    // nat: joined in the host's mount namespace; the veth on rootrun0.
+    let nat = with(Net::Nat);
+    let names = step_names(&nat);
+    let at = |name: &str| names.iter().position(|n| n == name).unwrap();
+    assert!(at("join_nat") < at("private_mount_namespace"), "{names:?}");
+    assert!(nat.steps.contains(&Step::JoinNat {
+        bridge: "rootrun0".into(),
+        table: "rootrun".into(),
+        state: "/run/rootrun/.net".into(),
+        candidates: NAT_SUBNETS.iter().map(|s| s.to_string()).collect(),
+    }));
+    let config = nat.lxc_config(ConsolePath::Planned);
+    assert_eq!(value(&config, "lxc.net.0.link"), ["rootrun0"]);
+    let text = nat.to_string();
+    assert!(text.contains("nftables table ip rootrun"), "{text}");
+    // The network keys are rootrun's: --lxc cannot take them, but may add
+    // what rootrun does not set (a static address).
+    let mut opts = options(&["/bin/true"]);
+    opts.net = Net::Nat;
+    opts.lxc_extra = vec![
+        ("lxc.net.0.link".into(), "br0".into()),
+        ("lxc.net.0.ipv4.address".into(), "10.0.0.2/24".into()),
+    ];
+    let refused = plan(&opts, &facts(InitFlavor::BusyBox), 1).refused_lxc_items();
+    assert_eq!(refused, ["lxc.net.0.link"]);
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod lsm;
 pub mod memfd;
 pub mod mount;
 pub mod namespace;
+pub mod net;
 pub mod privileges;
 pub mod proc;
 pub mod process;

@@ -42,6 +42,17 @@ fn children_by_scan(parent: i32) -> Vec<(u64, i32)> {
     found
 }
 
+/// When process `pid` started (clock ticks after boot), while it runs (not
+/// a zombie): with the PID, it names one process across PID reuse.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(") ")?.1.chars().next()?;
+    if matches!(state, 'Z' | 'X') {
+        return None;
+    }
+    parent_and_start(&stat).map(|(_, start)| start)
+}
+
 /// The parent PID and start time in a /proc/PID/stat line
 /// (proc_pid_stat(5): field 4 is the parent, 22 the start time).
 fn parent_and_start(stat: &str) -> Option<(i32, u64)> {

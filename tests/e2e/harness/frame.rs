@@ -40,9 +40,19 @@ pub struct Setup {
     tools: Vec<&'static str>,
     emulation: bool,
     access: Access,
+    network: bool,
 }
 
 impl Setup {
+    /// The test uses `--net` with host-global state (the NAT bridge, a
+    /// bridge or interface of its own): it runs alone among such tests,
+    /// across processes, and needs `ip`, `nft` and `dnsmasq`.
+    pub fn network(mut self) -> Self {
+        self.network = true;
+        self.tools.extend_from_slice(&["ip", "nft", "dnsmasq"]);
+        self
+    }
+
     /// Programs beyond coreutils that the test runs.
     pub fn tools(mut self, tools: &[&'static str]) -> Self {
         self.tools.extend_from_slice(tools);
@@ -89,6 +99,9 @@ impl Setup {
         }
         let serial = lock_ignoring_poison(&ONE_AT_A_TIME);
         let lock = lock::host(self.access).unwrap_or_else(|e| panic!("{test}: {e}"));
+        let net_lock = self
+            .network
+            .then(|| lock::network().unwrap_or_else(|e| panic!("{test}: {e}")));
         let scratch = work_dir(test);
         Some(Frame {
             own_paths: Mutex::new(vec![scratch.clone()]),
@@ -97,6 +110,7 @@ impl Setup {
             containers: Mutex::default(),
             access: self.access,
             test: self.test,
+            _net_lock: net_lock,
             _lock: lock,
             _serial: serial,
         })
@@ -114,6 +128,7 @@ pub struct Frame {
     /// `rootrun-<PID>` of every process spawned through the frame.
     containers: Mutex<Vec<String>>,
     /// Declared last: released after everything above, even on panic.
+    _net_lock: Option<Held>,
     _lock: Held,
     _serial: MutexGuard<'static, ()>,
 }
@@ -131,6 +146,7 @@ impl Frame {
             tools: Vec::new(),
             emulation: false,
             access: Access::Shared,
+            network: false,
         }
     }
 

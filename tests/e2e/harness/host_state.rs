@@ -4,7 +4,8 @@
 //! of those loop devices or naming its containers, and entries under
 //! /run/rootrun and /run/lxc and cgroups in every hierarchy named for its
 //! containers (`lxc.monitor.NAME`, `lxc.payload.NAME`, NAME being
-//! `rootrun-<PID>` of a rootrun the test spawned). Another rootrun on the
+//! `rootrun-<PID>` of a rootrun the test spawned), and network interfaces
+//! of that name (the host end of a veth pair). Another rootrun on the
 //! machine, from another suite or a user, owns none of these, so it cannot
 //! fail the test; the test's own rootrun leaving any of them does.
 
@@ -45,6 +46,14 @@ pub fn leftovers(owner: &Owner) -> Vec<String> {
                 .into_iter()
                 .map(|path| format!("run-time entry {}", path.display())),
         );
+    }
+    // The host end of a container's veth pair is named after it (README,
+    // Networking).
+    for name in owner.containers {
+        let link = Path::new("/sys/class/net").join(name);
+        if link.exists() {
+            found.push(format!("network interface {name}"));
+        }
     }
     for hierarchy in cgroup_hierarchies(&mountinfo) {
         found.extend(

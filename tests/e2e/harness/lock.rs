@@ -48,6 +48,16 @@ pub fn lock(path: &Path, access: Access) -> Result<Held, String> {
         .map_err(|(_, errno)| format!("flock {}: {errno}", path.display()))
 }
 
+/// The tests of `--net` (the NAT network, rootrun0, is one per host) hold
+/// this one exclusively besides the host lock: they run one at a time
+/// across processes, while every other test goes on beside them.
+pub const NET_LOCK_FILE: &str = "/run/lock/rootrun-net-tests.lock";
+
+/// The network tests' lock.
+pub fn network() -> Result<Held, String> {
+    lock(Path::new(NET_LOCK_FILE), Access::Exclusive)
+}
+
 /// The host lock every frame holds.
 pub fn host(access: Access) -> Result<Held, String> {
     lock(Path::new(LOCK_FILE), access)
