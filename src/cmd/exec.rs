@@ -1,5 +1,5 @@
 //! `rootrun exec NAME -- CMD [ARG...]`: a command in a running container,
-//! through liblxc's attach, from a sealed copy of rootrun (CVE-2019-5736:
+//! through liblxc's attach, from a copy of rootrun nobody can write (CVE-2019-5736:
 //! see `sys::memfd`).
 
 use std::io::{IsTerminal, Read};
@@ -24,9 +24,9 @@ pub fn run(args: &ExecArgs) -> Result<u8, Error> {
         ));
     }
     // Before anything enters the container: from here on /proc/self/exe
-    // is a sealed memfd, not the rootrun file on the host.
-    if !memfd::running_sealed() {
-        return Err(memfd::reexec_sealed().into());
+    // is a copy nobody can write, not the rootrun file on the host.
+    if !memfd::running_protected() {
+        return Err(memfd::reexec_protected().into());
     }
     let found = state::find(&args.name)?;
     let record = &found.record;

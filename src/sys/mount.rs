@@ -127,43 +127,9 @@ pub fn bind(
     target_path: &Path,
     read_only: bool,
 ) -> Result<Mount, SysError> {
-    let c_source = CString::new(source.as_os_str().as_bytes())
-        .map_err(|_| SysError::new("bind-mount", source, Errno::EINVAL))?;
-    // SAFETY: open_tree reads the NUL-terminated path during the call and
-    // returns a new fd (or -1), which is owned below.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c_source.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    let tree = Errno::result(tree).map_err(|e| SysError::new("open_tree", source, e))?;
-    let tree = i32::try_from(tree).map_err(|_| SysError::new("open_tree", source, Errno::EBADF))?;
-    // SAFETY: a successful open_tree returned a fresh fd nobody else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree) };
-    let attr = mount_attr {
-        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 }
-            | MOUNT_ATTR_NOSUID
-            | MOUNT_ATTR_NODEV,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr reads `attr` (size passed) during the call; the
-    // empty path with AT_EMPTY_PATH means "the mount `tree` refers to".
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const mount_attr,
-            std::mem::size_of::<mount_attr>(),
-        )
-    };
-    Errno::result(ret).map_err(|e| SysError::new("make read-only (mount_setattr)", source, e))?;
+    let attrs =
+        if read_only { MOUNT_ATTR_RDONLY } else { 0 } | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    let tree = detached_clone(source, attrs)?;
     // SAFETY: both fds are open; empty paths with the *_EMPTY_PATH flags
     // mean the fds themselves.
     let ret = unsafe {
@@ -181,6 +147,58 @@ pub fn bind(
     Ok(Mount {
         target: target_path.to_path_buf(),
     })
+}
+
+/// A detached bind mount of `source` (a file or a directory), not attached
+/// anywhere, with mount attributes `attrs` set: open_tree(2) with
+/// OPEN_TREE_CLONE, then mount_setattr(2).
+fn detached_clone(source: &Path, attrs: u64) -> Result<OwnedFd, SysError> {
+    let c_source = CString::new(source.as_os_str().as_bytes())
+        .map_err(|_| SysError::new("bind-mount", source, Errno::EINVAL))?;
+    // SAFETY: open_tree reads the NUL-terminated path during the call and
+    // returns a new fd (or -1), which is owned below.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c_source.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    let tree = Errno::result(tree).map_err(|e| SysError::new("open_tree", source, e))?;
+    let tree = i32::try_from(tree).map_err(|_| SysError::new("open_tree", source, Errno::EBADF))?;
+    // SAFETY: a successful open_tree returned a fresh fd nobody else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree) };
+    let attr = mount_attr {
+        attr_set: attrs,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `attr` (size passed) during the call; the
+    // empty path with AT_EMPTY_PATH means "the mount `tree` refers to".
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const mount_attr,
+            std::mem::size_of::<mount_attr>(),
+        )
+    };
+    Errno::result(ret).map_err(|e| SysError::new("make read-only (mount_setattr)", source, e))?;
+    Ok(tree)
+}
+
+/// The file `path` on a detached, read-only (and nosuid, nodev) bind mount
+/// of its own, as an `O_PATH` fd: exec'd through it, a program's
+/// /proc/PID/exe cannot be opened for writing (EROFS), without a copy.
+pub fn read_only_file_clone(path: &Path) -> Result<OwnedFd, SysError> {
+    detached_clone(
+        path,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )
 }
 
 /// Bind-mounts the directory `dir` (with what is mounted below it) onto

@@ -84,10 +84,14 @@ done
 exec_ms=$(printf '%s\n' "${exec_times[@]}" | median)
 attach_ms=$(printf '%s\n' "${attach_times[@]}" | median)
 
-monitor=$(cat "/proc/$supervisor/task/$supervisor/children" | awk '{ print $1 }')
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 sup_kb=$(rss "$supervisor")
-mon_kb=$(rss "$monitor")
+# Its children: the liblxc monitor (the prefetch child has exited).
+mon_kb=0
+for child in $(cat "/proc/$supervisor/task/$supervisor/children"); do
+    kb=$(rss "$child")
+    mon_kb=$((mon_kb + ${kb:-0}))
+done
 
 "$rootrun" stop "$name" 2>/dev/null
 running=

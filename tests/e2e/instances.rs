@@ -368,14 +368,14 @@ fn rootrun_binary() -> PathBuf {
 }
 
 #[test]
-fn exec_runs_from_a_sealed_copy_that_the_guest_cannot_write() {
-    let Some((frame, image)) = Frame::with_busybox("exec memfd", NATIVE) else {
+fn exec_runs_from_a_copy_that_the_guest_cannot_write() {
+    use std::os::fd::AsRawFd;
+    let Some((frame, image)) = Frame::with_busybox("exec protected", NATIVE) else {
         return;
     };
-    let name = unique("memfd");
+    let name = unique("protected");
     let _running = start_detached(&frame, &name, &[], &image);
-    // A copy of rootrun runs the exec: the test looks at what the guest
-    // could do to the file behind the process that entered the container.
+    // A copy of rootrun runs the exec, on the test's (writable) disk.
     let launcher = frame.path("rootrun-copy");
     fs::copy(rootrun_binary(), &launcher).unwrap();
     let before = fs::read(&launcher).unwrap();
@@ -384,29 +384,35 @@ fn exec_runs_from_a_sealed_copy_that_the_guest_cannot_write() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    // The exec process (in the container's mount namespace's parent, with
-    // the container's cgroup and namespaces reachable) runs from a memfd.
+    let pid = attach.id();
+    // Once it has re-executed itself (before it attaches), hold its program
+    // file open, as guest root could through /proc/PID/exe
+    // (CVE-2019-5736), ...
     let deadline = Instant::now() + LIMIT;
-    let exe = loop {
-        let exe = fs::read_link(format!("/proc/{}/exe", attach.id())).unwrap_or_default();
-        if exe.to_string_lossy().starts_with("/memfd:rootrun") {
-            break exe;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "exec never ran from a memfd: {exe:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // Writing through /proc/PID/exe, as guest root would: refused.
-    let write = fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/proc/{}/exe", attach.id()))
-        .and_then(|mut f| std::io::Write::write_all(&mut f, b"pwned"));
-    assert!(write.is_err(), "the sealed copy {exe:?} took a write");
+    while !fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .any(|var| var == b"ROOTRUN_REEXECUTED=1")
+    {
+        assert!(Instant::now() < deadline, "exec never re-executed itself");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let held = fs::File::open(format!("/proc/{pid}/exe")).expect("open /proc/PID/exe");
+    // ... and write through it once the process is gone (no ETXTBSY then).
     let _ = attach.kill();
     let _ = attach.wait();
+    let write = fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", held.as_raw_fd()))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"pwned"));
+    assert!(write.is_err(), "the launcher's program file took a write");
     assert_eq!(fs::read(&launcher).unwrap(), before, "the launcher changed");
+    // The control: the same open file of a plain copy takes the write.
+    let plain = fs::OpenOptions::new()
+        .write(true)
+        .open(&launcher)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"x"));
+    assert!(plain.is_ok(), "the control write failed: {plain:?}");
     let out = stop(&name, &["--kill"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_gone(&name);
