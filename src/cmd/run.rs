@@ -37,6 +37,12 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
         )));
     }
 
+    // Before anything boots: a systemd whose units this emulator cannot
+    // start at all (plan::systemd).
+    if let Some(limitation) = plan.systemd.as_ref().and_then(|s| s.limitation.as_ref()) {
+        notice::warning(limitation);
+    }
+
     if let Some(format) = config.dry_run {
         let text = match format {
             DryRun::Text => plan.to_string(),
@@ -130,11 +136,18 @@ fn host_plan(
         }
         (Err(err), _) => return Err(err.into()),
     };
-    // Only a boot sends init a halt signal of rootrun's choosing.
+    // Only a boot sends init a halt signal of rootrun's choosing, and only
+    // a booted systemd needs to know its emulator (the signal shift, the
+    // calls the emulator cannot make: plan::systemd).
+    let qemu = if config.is_command() {
+        None
+    } else {
+        qemu_version(facts, &emulation)
+    };
     let rt_shift = if config.is_command() || config.halt_signal.is_some() {
         0
     } else {
-        rt_shift(facts, &emulation)
+        rt_shift(facts, &emulation, qemu)
     };
     let lsm = crate::sys::lsm::detect();
     if lsm.apparmor && !lsm.apparmor_parser {
@@ -149,22 +162,30 @@ fn host_plan(
         registration,
         env: environment(config),
         rt_shift,
+        qemu,
         lsm,
     })
 }
 
-/// How the emulator maps host real-time signals, asked only when init's halt
-/// signal is one (systemd): running `qemu-ARCH --version` costs a fork.
-fn rt_shift(facts: &ImageFacts, emulation: &Emulation) -> i32 {
-    let interpreter = match emulation {
-        Emulation::Native => return 0,
-        Emulation::Preloaded { interpreter, .. } => interpreter,
-        Emulation::BindMount { host_file, .. } => host_file,
+/// The version of the emulator that runs init, asked only for systemd
+/// (its halt signal is a real-time one, and plan::systemd): running
+/// `qemu-ARCH --version` costs a fork.
+fn qemu_version(facts: &ImageFacts, emulation: &Emulation) -> Option<arch::QemuVersion> {
+    if facts.init_flavor != crate::image::InitFlavor::Systemd {
+        return None;
+    }
+    emulation.emulator_file().and_then(arch::probe_version)
+}
+
+/// How the emulator maps host real-time signals, for an init whose halt
+/// signal is one (systemd).
+fn rt_shift(facts: &ImageFacts, emulation: &Emulation, version: Option<arch::QemuVersion>) -> i32 {
+    let Some(interpreter) = emulation.emulator_file() else {
+        return 0;
     };
     if !facts.init_flavor.halt_signal().starts_with("SIGRTMIN") {
         return 0;
     }
-    let version = arch::probe_version(interpreter);
     match version.and_then(arch::rt_signal_shift) {
         Some(shift) => shift,
         None => {
@@ -279,8 +300,13 @@ fn banner(plan: &LaunchPlan, verbosity: Verbosity) -> Option<String> {
             } else {
                 "stop it with poweroff inside, or SIGTERM to rootrun".to_owned()
             };
+            let systemd = plan
+                .systemd
+                .as_ref()
+                .map(|s| format!("; {}", s.describe()))
+                .unwrap_or_default();
             Some(format!(
-                "booting {image} ({how}) as {}; {how_to_stop}",
+                "booting {image} ({how}) as {}{systemd}; {how_to_stop}",
                 plan.hostname
             ))
         }

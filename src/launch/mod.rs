@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::image::entry;
 use crate::image::unpack::{self, TerminalProgress, UnpackOptions};
 use crate::notice;
-use crate::plan::{ConsolePath, LaunchPlan, Step, SECCOMP_POLICY};
+use crate::plan::{drop_in_path, ConsolePath, LaunchPlan, Step, DROP_IN, SECCOMP_POLICY};
 use crate::session::{exit_code, Session};
 use crate::sys::mount;
 use crate::sys::process::{self, Outcome, SharedOutcome};
@@ -167,6 +167,15 @@ fn execute(
         } => {
             let guard = bind_host(root(staged)?, source, target, *read_only)?;
             staged.guards.push(guard);
+        }
+        Step::WriteDropIns { units } => {
+            let root = root(staged)?;
+            for unit in units {
+                let path = drop_in_path(unit);
+                rootfs::write_file_in_root(root, &path, DROP_IN.as_bytes()).map_err(|e| {
+                    SysError::new("write the systemd drop-in inside the image at", &path, e)
+                })?;
+            }
         }
         Step::WriteSeccompPolicy { path } => write(path, SECCOMP_POLICY)?,
         Step::AllocateConsole => {

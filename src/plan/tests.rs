@@ -13,6 +13,7 @@ fn facts(flavor: InitFlavor) -> ImageFacts {
         init_resolved: None,
         init_flavor: flavor,
         init_services: None,
+        systemd_version: None,
         arch: Some(Arch::Aarch64),
         arch_overridden: false,
         evidence: None,
@@ -38,6 +39,7 @@ fn host(emulation: Emulation) -> HostPlan {
         registration: None,
         env: Vec::new(),
         rt_shift,
+        qemu: None,
         lsm: Lsm::default(),
     }
 }
@@ -266,6 +268,7 @@ fn foreign_images_mount_binfmt_register_and_bind_the_interpreter_as_planned() {
         emulation: bind,
         binfmt_mounted: false,
         rt_shift: 2,
+        qemu: None,
         lsm: Lsm::default(),
         env: Vec::new(),
         registration: Some(Registration {

@@ -77,6 +77,40 @@ pub fn create_file_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno
     regular(open_in_root(root, &full, libc::O_PATH)?)
 }
 
+/// Writes `bytes` into a regular file at `path` inside the root (created
+/// 0644 with its missing directories by the rules of `create_file_in_root`,
+/// or truncated when it is there, as in a kept writable layer). The file is
+/// opened through its parent with `O_NOFOLLOW`, so a symlink at `path`
+/// fails (ELOOP) instead of being written through, and `O_NONBLOCK` makes
+/// a FIFO the image put there fail (ENXIO) instead of waiting for a reader
+/// (a device node cannot be opened at all on the `nodev` overlay).
+pub fn write_file_in_root(root: &OwnedFd, path: &Path, bytes: &[u8]) -> Result<(), Errno> {
+    let parts = normal_components(path);
+    let Some((name, dirs)) = parts.split_last() else {
+        return Err(Errno::EINVAL);
+    };
+    let prefix = make_dirs_in_root(root, dirs)?;
+    let parent = open_in_root(root, &prefix, libc::O_DIRECTORY)?;
+    let file = nix::fcntl::openat(
+        &parent,
+        *name,
+        OFlag::O_CREAT
+            | OFlag::O_TRUNC
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_WRONLY
+            | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )?;
+    regular(file.try_clone().map_err(|_| Errno::EBADF)?)?;
+    let written = nix::unistd::write(&file, bytes)?;
+    if written == bytes.len() {
+        Ok(())
+    } else {
+        Err(Errno::EIO)
+    }
+}
+
 /// Makes sure a directory exists at `path` inside the root (creating what
 /// is missing, 0755, by the same rules as `create_file_in_root`) and
 /// returns an `O_PATH` fd to it.
