@@ -169,12 +169,18 @@ fn execute(
             staged.guards.push(guard);
         }
         Step::WriteDropIns { units } => {
+            // A drop-in the image's own files keep out (a symlink or a FIFO
+            // at its name) costs that unit its start, not the whole boot.
             let root = root(staged)?;
             for unit in units {
                 let path = drop_in_path(unit);
-                rootfs::write_file_in_root(root, &path, DROP_IN.as_bytes()).map_err(|e| {
-                    SysError::new("write the systemd drop-in inside the image at", &path, e)
-                })?;
+                if let Err(e) = rootfs::write_file_in_root(root, &path, DROP_IN.as_bytes()) {
+                    notice::warning(&format!(
+                        "cannot write the systemd drop-in {} inside the container ({e}): \
+                         {unit} fails if it starts",
+                        path.display()
+                    ));
+                }
             }
         }
         Step::WriteSeccompPolicy { path } => write(path, SECCOMP_POLICY)?,

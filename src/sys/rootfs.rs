@@ -210,3 +210,70 @@ pub fn write_fifo_in_root(pid: i32, path: &Path, bytes: &[u8]) -> Result<(), Str
         Err(e) => Err(format!("write {}: {e}", path.display())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary directory, removed
+    /// at the end of the test that made it.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir()
+                .join(format!("rootrun-rootfs-test-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create the scratch directory");
+            Scratch(dir)
+        }
+
+        fn root(&self) -> OwnedFd {
+            std::fs::File::open(&self.0).expect("open the root").into()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_written_file_lands_inside_the_root_even_through_an_absolute_symlink() {
+        let scratch = Scratch::new("write");
+        // etc -> /elsewhere: inside the root it names <root>/elsewhere.
+        std::fs::create_dir(scratch.0.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("/elsewhere", scratch.0.join("etc")).unwrap();
+        let path = Path::new("/etc/systemd/system/a.service.d/x.conf");
+        write_file_in_root(&scratch.root(), path, b"first\n").unwrap();
+        let landed = scratch
+            .0
+            .join("elsewhere/systemd/system/a.service.d/x.conf");
+        assert_eq!(std::fs::read(&landed).unwrap(), b"first\n");
+        // Written again (a kept writable layer): replaced, not appended.
+        write_file_in_root(&scratch.root(), path, b"2\n").unwrap();
+        assert_eq!(std::fs::read(&landed).unwrap(), b"2\n");
+    }
+
+    #[test]
+    fn a_symlink_or_a_fifo_at_the_name_is_refused() {
+        let scratch = Scratch::new("refuse");
+        std::os::unix::fs::symlink("/target", scratch.0.join("link")).unwrap();
+        assert_eq!(
+            write_file_in_root(&scratch.root(), Path::new("/link"), b"x"),
+            Err(Errno::ELOOP)
+        );
+        assert!(!scratch.0.join("target").exists());
+        nix::unistd::mkfifo(
+            &scratch.0.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        // Without O_NONBLOCK this would wait for a reader forever.
+        assert_eq!(
+            write_file_in_root(&scratch.root(), Path::new("/fifo"), b"x"),
+            Err(Errno::ENXIO)
+        );
+    }
+}
