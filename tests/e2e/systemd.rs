@@ -84,6 +84,26 @@ fn emulated_systemd_257_under_qemu_7_2_is_named_in_one_line_before_the_boot() {
         return;
     };
     let major = host_qemu_major().expect("the host's qemu-aarch64 handler tells its version");
+    // inspect says what a boot would do, and what cannot work.
+    let inspect = frame.run(
+        rootrun().arg("inspect").arg(&tree),
+        b"",
+        Duration::from_secs(60),
+    );
+    let report = text(&inspect.stdout);
+    assert_eq!(inspect.status.code(), Some(0), "{}", text(&inspect.stderr));
+    assert!(
+        report.contains("(systemd 257)")
+            && report.contains("systemd 257 under emulation: credentials of 18 units turned off"),
+        "{report}"
+    );
+    assert_eq!(
+        report
+            .lines()
+            .any(|l| l.starts_with("WARNING") && l.contains("cannot start any unit")),
+        major < 8,
+        "{report}"
+    );
     let started = std::time::Instant::now();
     let out = frame.run(
         rootrun()
