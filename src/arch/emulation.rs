@@ -43,6 +43,16 @@ pub enum Emulation {
 }
 
 impl Emulation {
+    /// The host file of the emulator that runs the image (symlinks not yet
+    /// resolved); None when native.
+    pub fn emulator_file(&self) -> Option<&Path> {
+        match self {
+            Emulation::Native => None,
+            Emulation::Preloaded { interpreter, .. } => Some(interpreter),
+            Emulation::BindMount { host_file, .. } => Some(host_file),
+        }
+    }
+
     /// One line for the start banner and `inspect`.
     pub fn describe(&self, arch: Arch) -> String {
         match self {

@@ -42,5 +42,5 @@ pub use emulation::{
 pub use error::ArchError;
 pub use names::ArchNames;
 pub use qemu_magic::{qemu_pattern, qemu_register_line, Pattern};
-pub use qemu_version::{parse_version, probe_version, rt_signal_shift, QemuVersion};
+pub use qemu_version::{clone_pidfd, parse_version, probe_version, rt_signal_shift, QemuVersion};
 pub use table::Arch;

@@ -58,6 +58,20 @@ pub fn rt_signal_shift(version: QemuVersion) -> Option<i32> {
     }
 }
 
+/// Whether this QEMU's clone(2) takes `CLONE_PIDFD` when it forks, which
+/// glibc's pidfd_spawn() needs (systemd 256 and later start every service
+/// through it). QEMU's linux-user `do_fork()` returns EINVAL for any flag
+/// outside `CLONE_OPTIONAL_FORK_FLAGS`: 7.2's list lacks `CLONE_PIDFD`
+/// (so every earlier one does), 10.0's has it (both read in Debian's
+/// sources and measured). Versions in between are not checked: None.
+pub fn clone_pidfd(version: QemuVersion) -> Option<bool> {
+    match (version.major, version.minor) {
+        v if v < (8, 0) => Some(false),
+        v if v >= (10, 0) => Some(true),
+        _ => None,
+    }
+}
+
 /// Runs the emulator's `--version` (symlinks resolved: Debian's
 /// `/usr/libexec/qemu-binfmt/ARCH-binfmt-P` refuses to run under that name)
 /// and reads its version. None when it cannot be run or does not say.
@@ -124,6 +138,16 @@ mod tests {
         assert_eq!(rt_signal_shift(v(9, 2, 4)), Some(3));
         assert_eq!(rt_signal_shift(v(10, 0, 13)), Some(4));
         assert_eq!(rt_signal_shift(v(11, 1, 0)), Some(4));
+    }
+
+    #[test]
+    fn clone_pidfd_is_known_for_the_versions_checked() {
+        assert_eq!(clone_pidfd(v(7, 2, 22)), Some(false));
+        assert_eq!(clone_pidfd(v(5, 2, 0)), Some(false));
+        assert_eq!(clone_pidfd(v(8, 2, 0)), None);
+        assert_eq!(clone_pidfd(v(9, 2, 4)), None);
+        assert_eq!(clone_pidfd(v(10, 0, 13)), Some(true));
+        assert_eq!(clone_pidfd(v(11, 0, 0)), Some(true));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::cli::InspectArgs;
 use crate::error::Error;
 use crate::image::{self, Image, ImageFacts};
 use crate::notice;
+use crate::plan::{emulated_systemd, EmulatedSystemd};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -38,6 +39,9 @@ pub struct HostView {
     /// The entry the kernel would use, if any.
     pub handler: Option<Entry>,
     pub emulation: Option<Emulation>,
+    /// A systemd booted under that emulation: what rootrun does about it
+    /// and what cannot work (plan::systemd).
+    pub systemd: Option<EmulatedSystemd>,
     /// What is missing, with the fix.
     pub problem: Option<String>,
 }
@@ -89,11 +93,19 @@ fn host_view(facts: &ImageFacts, binfmt: &Binfmt) -> HostView {
         (Some(_), Ok(emulation)) => (Some(emulation), None),
         (Some(_), Err(err)) => (None, Some(err.to_string())),
     };
+    let systemd = emulation.as_ref().and_then(|emulation| {
+        let qemu = match facts.systemd_version {
+            Some(_) => emulation.emulator_file().and_then(arch::probe_version),
+            None => None,
+        };
+        emulated_systemd(facts.systemd_version, *emulation != Emulation::Native, qemu)
+    });
     HostView {
         arch: host.names(),
         binfmt_mounted: mounted,
         handler,
         emulation,
+        systemd,
         problem,
     }
 }
@@ -139,10 +151,13 @@ fn render(report: &Report) -> String {
             ),
         );
     }
-    let flavor = match facts.init_services {
-        Some(services) => format!("{}, services by {services}", facts.init_flavor),
-        None => facts.init_flavor.to_string(),
-    };
+    let mut flavor = facts.init_flavor.to_string();
+    if let Some(version) = facts.systemd_version {
+        flavor.push_str(&format!(" {version}"));
+    }
+    if let Some(services) = facts.init_services {
+        flavor.push_str(&format!(", services by {services}"));
+    }
     let init = match &facts.init_resolved {
         Some(r) if r.path != facts.init => format!("{} -> {} ({flavor})", facts.init, r.path),
         Some(_) => format!("{} ({flavor})", facts.init),
@@ -250,6 +265,12 @@ fn render(report: &Report) -> String {
                 host.problem.as_deref().unwrap_or("unknown")
             ),
         ),
+    }
+    if let Some(systemd) = &host.systemd {
+        row("systemd", systemd.describe());
+        if let Some(limitation) = &systemd.limitation {
+            row("WARNING", limitation.clone());
+        }
     }
     out
 }

@@ -48,6 +48,12 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
         )));
     }
 
+    // Before anything boots: a systemd whose units this emulator cannot
+    // start at all (plan::systemd).
+    if let Some(limitation) = plan.systemd.as_ref().and_then(|s| s.limitation.as_ref()) {
+        notice::warning(limitation);
+    }
+
     if let Some(format) = config.dry_run {
         let text = match format {
             DryRun::Text => plan.to_string(),
@@ -177,11 +183,18 @@ fn host_plan(
         }
         (Err(err), _) => return Err(err.into()),
     };
-    // Only a boot sends init a halt signal of rootrun's choosing.
+    // Only a boot sends init a halt signal of rootrun's choosing, and only
+    // a booted systemd needs to know its emulator (the signal shift, the
+    // calls the emulator cannot make: plan::systemd).
+    let qemu = if config.is_command() {
+        None
+    } else {
+        qemu_version(facts, &emulation)
+    };
     let rt_shift = if config.is_command() || config.halt_signal.is_some() {
         0
     } else {
-        rt_shift(facts, &emulation)
+        rt_shift(facts, &emulation, qemu)
     };
     let lsm = crate::sys::lsm::detect();
     if lsm.apparmor && !lsm.apparmor_parser {
@@ -196,22 +209,30 @@ fn host_plan(
         registration,
         env: environment(config),
         rt_shift,
+        qemu,
         lsm,
     })
 }
 
-/// How the emulator maps host real-time signals, asked only when init's halt
-/// signal is one (systemd): running `qemu-ARCH --version` costs a fork.
-fn rt_shift(facts: &ImageFacts, emulation: &Emulation) -> i32 {
-    let interpreter = match emulation {
-        Emulation::Native => return 0,
-        Emulation::Preloaded { interpreter, .. } => interpreter,
-        Emulation::BindMount { host_file, .. } => host_file,
+/// The version of the emulator that runs init, asked only for systemd
+/// (its halt signal is a real-time one, and plan::systemd): running
+/// `qemu-ARCH --version` costs a fork.
+fn qemu_version(facts: &ImageFacts, emulation: &Emulation) -> Option<arch::QemuVersion> {
+    if facts.init_flavor != crate::image::InitFlavor::Systemd {
+        return None;
+    }
+    emulation.emulator_file().and_then(arch::probe_version)
+}
+
+/// How the emulator maps host real-time signals, for an init whose halt
+/// signal is one (systemd).
+fn rt_shift(facts: &ImageFacts, emulation: &Emulation, version: Option<arch::QemuVersion>) -> i32 {
+    let Some(interpreter) = emulation.emulator_file() else {
+        return 0;
     };
     if !facts.init_flavor.halt_signal().starts_with("SIGRTMIN") {
         return 0;
     }
-    let version = arch::probe_version(interpreter);
     match version.and_then(arch::rt_signal_shift) {
         Some(shift) => shift,
         None => {
@@ -321,8 +342,12 @@ fn banner(plan: &LaunchPlan, name: &str, config: &RunConfig) -> Option<String> {
     match (&plan.mode, verbosity) {
         (_, Verbosity::Quiet) | (Mode::Command { .. }, Verbosity::Normal) => None,
         (Mode::Boot { .. }, _) if config.detach => Some(format!(
-            "booting {image} ({how}) in the background as {name}: rootrun console {name} \
-             attaches, rootrun exec {name} -- CMD runs a command, rootrun stop {name} stops it"
+            "booting {image} ({how}) in the background as {name}{}: rootrun console {name} \
+             attaches, rootrun exec {name} -- CMD runs a command, rootrun stop {name} stops it",
+            plan.systemd
+                .as_ref()
+                .map(|s| format!("; {}", s.describe()))
+                .unwrap_or_default()
         )),
         (Mode::Boot { .. }, _) => {
             let how_to_stop = if crate::console::interactive(std::io::stdin().as_fd()) {
@@ -331,7 +356,14 @@ fn banner(plan: &LaunchPlan, name: &str, config: &RunConfig) -> Option<String> {
             } else {
                 "stop it with poweroff inside, or SIGTERM to rootrun".to_owned()
             };
-            Some(format!("booting {image} ({how}) as {name}; {how_to_stop}"))
+            let systemd = plan
+                .systemd
+                .as_ref()
+                .map(|s| format!("; {}", s.describe()))
+                .unwrap_or_default();
+            Some(format!(
+                "booting {image} ({how}) as {name}{systemd}; {how_to_stop}"
+            ))
         }
         (Mode::Command { .. }, Verbosity::Verbose) => {
             Some(format!("running a command in {image} ({how})"))

@@ -14,6 +14,10 @@ use crate::image::{
 pub const FALLBACKS: [&str; 3] = ["/bin/busybox", "/bin/sh", "/usr/bin/env"];
 /// Enough for the ELF header and, usually, the program headers (PT_INTERP).
 const HEAD_BYTES: usize = 4096;
+/// systemd's PID 1 names the shared library it links (with the version in
+/// its name) in its dynamic string table, 13 KB into Debian 12's and 13's
+/// binaries; 64 KiB leaves room.
+const SYSTEMD_HEAD_BYTES: usize = 64 * 1024;
 /// binfmt_misc looks at most at the first BINPRM_BUF_SIZE bytes.
 const BINPRM_BUF_SIZE: usize = 256;
 
@@ -40,6 +44,10 @@ pub struct ImageFacts {
     /// What starts the services, when init leaves that to another program
     /// rootrun knows (OpenRC under sysvinit).
     pub init_services: Option<Services>,
+    /// systemd's major version, from the name of the shared library its
+    /// PID 1 links (`libsystemd-shared-257.so`); None for other inits or
+    /// when the name is not found.
+    pub systemd_version: Option<u32>,
     /// None when no candidate exists at all (boot then fails with 127).
     pub arch: Option<Arch>,
     /// True when `--arch` decided it.
@@ -107,6 +115,13 @@ pub fn examine(
         .unwrap_or_default()
         .refined(has_runit_stages(image));
     let init_services = Services::of(init_flavor, image.resolve("/sbin/openrc").is_ok());
+    let systemd_version = match (init_flavor, &init_resolved) {
+        (InitFlavor::Systemd, Some(resolved)) => image
+            .read_head(&resolved.path, SYSTEMD_HEAD_BYTES)
+            .ok()
+            .and_then(|head| systemd_version(&head)),
+        _ => None,
+    };
 
     let mut probes = Vec::new();
     let mut evidence = None;
@@ -170,6 +185,7 @@ pub fn examine(
         init_resolved,
         init_flavor,
         init_services,
+        systemd_version,
         arch,
         arch_overridden: arch_override.is_some() && evidence.is_none(),
         evidence,
@@ -190,6 +206,21 @@ pub fn examine(
             .filter(|path| path != "/dev"),
         head,
     })
+}
+
+/// The major version in the first `libsystemd-shared-NNN` of `binary`:
+/// systemd installs its shared code as libsystemd-shared-<version>.so
+/// (meson's `shared-lib-tag`, the full version upstream, e.g. `257.13`,
+/// the major one on Debian) and PID 1 links it by that name.
+pub fn systemd_version(binary: &[u8]) -> Option<u32> {
+    const NAME: &[u8] = b"libsystemd-shared-";
+    let at = binary.windows(NAME.len()).position(|w| w == NAME)? + NAME.len();
+    let digits: Vec<u8> = binary[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .copied()
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
 /// Whether the image has runit's stage scripts (runit(8)).

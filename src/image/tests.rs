@@ -411,3 +411,18 @@ fn hostile_file_size_is_an_error() {
     let err = Image::open(&image).err().expect("hostile inode refused");
     assert!(matches!(err, ImageError::Squashfs { .. }), "{err}");
 }
+
+#[test]
+fn systemds_version_is_read_from_the_shared_library_its_pid_1_links() {
+    use crate::image::facts::systemd_version;
+    let mut binary = vec![0u8; 16190];
+    binary.extend_from_slice(b"libsystemd-shared-257.so\0libc.so.6\0");
+    assert_eq!(systemd_version(&binary), Some(257));
+    // Upstream's default tag is the full version.
+    assert_eq!(
+        systemd_version(b"\0libsystemd-shared-258.1.so\0"),
+        Some(258)
+    );
+    assert_eq!(systemd_version(b"libsystemd-shared-.so"), None);
+    assert_eq!(systemd_version(b"/sbin/init of another kind"), None);
+}

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::image::entry;
 use crate::image::unpack::{self, TerminalProgress, UnpackOptions};
 use crate::notice;
-use crate::plan::{ConsolePath, LaunchPlan, Step, SECCOMP_POLICY};
+use crate::plan::{drop_in_path, ConsolePath, LaunchPlan, Step, DROP_IN, SECCOMP_POLICY};
 use crate::session::{exit_code, Session};
 use crate::sys::mount;
 use crate::sys::process::{self, Outcome, SharedOutcome};
@@ -207,6 +207,21 @@ fn execute(
         } => {
             let guard = bind_host(root(staged)?, source, target, *read_only)?;
             staged.guards.push(guard);
+        }
+        Step::WriteDropIns { units } => {
+            // A drop-in the image's own files keep out (a symlink or a FIFO
+            // at its name) costs that unit its start, not the whole boot.
+            let root = root(staged)?;
+            for unit in units {
+                let path = drop_in_path(unit);
+                if let Err(e) = rootfs::write_file_in_root(root, &path, DROP_IN.as_bytes()) {
+                    notice::warning(&format!(
+                        "cannot write the systemd drop-in {} inside the container ({e}): \
+                         {unit} fails if it starts",
+                        path.display()
+                    ));
+                }
+            }
         }
         Step::WriteSeccompPolicy { path } => write(path, SECCOMP_POLICY)?,
         Step::AllocateConsole => {

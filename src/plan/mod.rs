@@ -8,6 +8,7 @@
 mod lxc_config;
 mod render;
 mod step;
+mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +23,7 @@ use crate::sys::lsm::Lsm;
 pub use crate::config::{Lower, Net};
 pub use lxc_config::{ConsolePath, SECCOMP_POLICY};
 pub use step::Step;
+pub use systemd::{drop_in_path, emulated_systemd, EmulatedSystemd, DROP_IN};
 
 /// Where rootrun keeps its state. A private tmpfs is mounted here inside
 /// rootrun's own mount namespace, so the host only ever sees an empty
@@ -122,6 +124,9 @@ pub struct HostPlan {
     /// How many numbers lower the emulator delivers a host real-time
     /// signal to the guest (`arch::rt_signal_shift`); 0 when native.
     pub rt_shift: i32,
+    /// The emulator's version, when one runs init and told it (asked for
+    /// systemd only).
+    pub qemu: Option<crate::arch::QemuVersion>,
     /// The host's AppArmor and SELinux state.
     pub lsm: Lsm,
 }
@@ -154,6 +159,8 @@ pub struct LaunchPlan {
     pub arch: Option<Arch>,
     pub emulation: Emulation,
     pub lsm: Lsm,
+    /// Boot mode, systemd under emulation: what rootrun does about it.
+    pub systemd: Option<EmulatedSystemd>,
     pub env: Vec<(String, String)>,
     /// Command mode: the working directory of CMD.
     pub workdir: Option<String>,
@@ -225,7 +232,23 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         layout.upper = upper.dir().join("upper");
         layout.work = upper.dir().join("work");
     }
-    let steps = steps(config, facts, &layout, &name, &mode, &host);
+    let systemd = match mode {
+        Mode::Boot { .. } => emulated_systemd(
+            facts.systemd_version,
+            host.emulation != Emulation::Native,
+            host.qemu,
+        ),
+        Mode::Command { .. } => None,
+    };
+    let steps = steps(
+        config,
+        facts,
+        &layout,
+        &name,
+        &mode,
+        &host,
+        systemd.as_ref(),
+    );
     LaunchPlan {
         image: config.image.clone(),
         lower: config.lower,
@@ -245,6 +268,7 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         arch: facts.arch,
         emulation: host.emulation,
         lsm: host.lsm,
+        systemd,
         env: host.env,
         workdir: config.workdir.clone(),
         expect: config.expect.clone(),
@@ -265,6 +289,7 @@ fn steps(
     name: &str,
     mode: &Mode,
     host: &HostPlan,
+    systemd: Option<&EmulatedSystemd>,
 ) -> Vec<Step> {
     let foreign = facts.arch.is_some_and(|a| !a.runs_natively(Arch::host()));
     let mut steps = vec![
@@ -378,6 +403,11 @@ fn steps(
             source: bind.host.clone(),
             target: bind.guest.clone(),
             read_only: bind.read_only,
+        });
+    }
+    if let Some(systemd) = systemd.filter(|s| !s.drop_ins.is_empty()) {
+        steps.push(Step::WriteDropIns {
+            units: systemd.drop_ins.clone(),
         });
     }
     steps.push(Step::WriteSeccompPolicy {

@@ -16,6 +16,12 @@ impl fmt::Display for LaunchPlan {
             Mode::Boot { init } => writeln!(f, "# boot {init}; halt {}", self.describe_halt())?,
             Mode::Command { argv } => writeln!(f, "# run {argv:?} under liblxc's init")?,
         }
+        if let Some(systemd) = &self.systemd {
+            writeln!(f, "# {}", systemd.describe())?;
+            if let Some(limitation) = &systemd.limitation {
+                writeln!(f, "# warning: {limitation}")?;
+            }
+        }
         for (number, step) in self.steps.iter().enumerate() {
             writeln!(f, "# {:>2}. {step}", number + 1)?;
         }

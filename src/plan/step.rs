@@ -99,6 +99,10 @@ pub enum Step {
         target: PathBuf,
         read_only: bool,
     },
+    /// systemd under emulation: a drop-in resetting the credentials of each
+    /// of `units`, written through the overlay into the writable layer
+    /// (`plan::systemd`).
+    WriteDropIns { units: Vec<String> },
     /// liblxc's seccomp policy file.
     WriteSeccompPolicy { path: PathBuf },
     /// A pty whose slave becomes the container's console (boot mode).
@@ -228,6 +232,13 @@ impl fmt::Display for Step {
                 source.display(),
                 if *read_only { "read-only" } else { "writable" },
                 target.display()
+            ),
+            Step::WriteDropIns { units } => write!(
+                f,
+                "write drop-ins turning off the credentials of {} systemd units ({}) into \
+                 the writable layer: qemu-user cannot fork with CLONE_NEWNS",
+                units.len(),
+                super::drop_in_path("UNIT").display()
             ),
             Step::WriteSeccompPolicy { path } => {
                 write!(f, "write the seccomp policy to {}", path.display())

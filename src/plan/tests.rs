@@ -13,6 +13,7 @@ fn facts(flavor: InitFlavor) -> ImageFacts {
         init_resolved: None,
         init_flavor: flavor,
         init_services: None,
+        systemd_version: None,
         arch: Some(Arch::Aarch64),
         arch_overridden: false,
         evidence: None,
@@ -38,6 +39,7 @@ fn host(emulation: Emulation) -> HostPlan {
         registration: None,
         env: Vec::new(),
         rt_shift,
+        qemu: None,
         lsm: Lsm::default(),
     }
 }
@@ -332,6 +334,7 @@ fn foreign_images_mount_binfmt_register_and_bind_the_interpreter_as_planned() {
         emulation: bind,
         binfmt_mounted: false,
         rt_shift: 2,
+        qemu: None,
         lsm: Lsm::default(),
         env: Vec::new(),
         registration: Some(Registration {
@@ -594,5 +597,59 @@ fn raw_lxc_items_follow_rootruns_own_and_may_not_take_its_keys() {
     assert_eq!(
         plan.refused_lxc_items(),
         ["lxc.rootfs.path", "lxc.signal.halt"]
+    );
+}
+
+#[test]
+fn an_emulated_systemd_257_gets_its_drop_ins_written_before_the_start() {
+    let emulated = Emulation::Preloaded {
+        entry: "qemu-aarch64".into(),
+        interpreter: "/usr/bin/qemu-aarch64".into(),
+    };
+    let mut systemd = facts(InitFlavor::Systemd);
+    systemd.systemd_version = Some(257);
+    let writes = |p: &LaunchPlan| {
+        p.steps
+            .iter()
+            .position(|s| matches!(s, Step::WriteDropIns { .. }))
+    };
+    let p = super::plan(&options(&[]), &systemd, host(emulated.clone()), 1);
+    let at = writes(&p).expect("a drop-in step");
+    let overlay = p
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::Overlay { .. }))
+        .expect("an overlay step");
+    assert!(overlay < at, "the drop-ins go through the overlay");
+    assert!(p.systemd.as_ref().is_some_and(|s| s.drop_ins.len() == 18));
+    assert!(p
+        .to_string()
+        .contains("# systemd 257 under emulation: credentials of 18 units turned off"));
+    // Natively, in command mode, or for a systemd before 254: nothing.
+    let native = super::plan(&options(&[]), &systemd, host(Emulation::Native), 1);
+    assert_eq!((writes(&native), native.systemd), (None, None));
+    let command = super::plan(&options(&["true"]), &systemd, host(emulated.clone()), 1);
+    assert_eq!((writes(&command), command.systemd), (None, None));
+    systemd.systemd_version = Some(252);
+    let old = super::plan(&options(&[]), &systemd, host(emulated), 1);
+    assert_eq!(writes(&old), None);
+    assert!(old.systemd.is_some_and(|s| s.drop_ins.is_empty()));
+}
+
+#[test]
+fn the_qemu_7_2_limitation_shows_in_the_dry_run() {
+    let mut systemd = facts(InitFlavor::Systemd);
+    systemd.systemd_version = Some(257);
+    let host = HostPlan {
+        qemu: crate::arch::parse_version("qemu-aarch64 version 7.2.22"),
+        ..host(Emulation::Preloaded {
+            entry: "qemu-aarch64".into(),
+            interpreter: "/usr/libexec/qemu-binfmt/aarch64-binfmt-P".into(),
+        })
+    };
+    let text = super::plan(&options(&[]), &systemd, host, 1).to_string();
+    assert!(
+        text.contains("# warning: systemd 257 cannot start any unit under QEMU 7.2.22"),
+        "{text}"
     );
 }

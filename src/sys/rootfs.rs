@@ -77,6 +77,40 @@ pub fn create_file_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno
     regular(open_in_root(root, &full, libc::O_PATH)?)
 }
 
+/// Writes `bytes` into a regular file at `path` inside the root (created
+/// 0644 with its missing directories by the rules of `create_file_in_root`,
+/// or truncated when it is there, as in a kept writable layer). The file is
+/// opened through its parent with `O_NOFOLLOW`, so a symlink at `path`
+/// fails (ELOOP) instead of being written through, and `O_NONBLOCK` makes
+/// a FIFO the image put there fail (ENXIO) instead of waiting for a reader
+/// (a device node cannot be opened at all on the `nodev` overlay).
+pub fn write_file_in_root(root: &OwnedFd, path: &Path, bytes: &[u8]) -> Result<(), Errno> {
+    let parts = normal_components(path);
+    let Some((name, dirs)) = parts.split_last() else {
+        return Err(Errno::EINVAL);
+    };
+    let prefix = make_dirs_in_root(root, dirs)?;
+    let parent = open_in_root(root, &prefix, libc::O_DIRECTORY)?;
+    let file = nix::fcntl::openat(
+        &parent,
+        *name,
+        OFlag::O_CREAT
+            | OFlag::O_TRUNC
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_WRONLY
+            | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )?;
+    regular(file.try_clone().map_err(|_| Errno::EBADF)?)?;
+    let written = nix::unistd::write(&file, bytes)?;
+    if written == bytes.len() {
+        Ok(())
+    } else {
+        Err(Errno::EIO)
+    }
+}
+
 /// Makes sure a directory exists at `path` inside the root (creating what
 /// is missing, 0755, by the same rules as `create_file_in_root`) and
 /// returns an `O_PATH` fd to it.
@@ -185,4 +219,71 @@ pub fn open_root_of(pid: i32) -> Result<OwnedFd, Errno> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary directory, removed
+    /// at the end of the test that made it.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir()
+                .join(format!("rootrun-rootfs-test-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create the scratch directory");
+            Scratch(dir)
+        }
+
+        fn root(&self) -> OwnedFd {
+            std::fs::File::open(&self.0).expect("open the root").into()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_written_file_lands_inside_the_root_even_through_an_absolute_symlink() {
+        let scratch = Scratch::new("write");
+        // etc -> /elsewhere: inside the root it names <root>/elsewhere.
+        std::fs::create_dir(scratch.0.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("/elsewhere", scratch.0.join("etc")).unwrap();
+        let path = Path::new("/etc/systemd/system/a.service.d/x.conf");
+        write_file_in_root(&scratch.root(), path, b"first\n").unwrap();
+        let landed = scratch
+            .0
+            .join("elsewhere/systemd/system/a.service.d/x.conf");
+        assert_eq!(std::fs::read(&landed).unwrap(), b"first\n");
+        // Written again (a kept writable layer): replaced, not appended.
+        write_file_in_root(&scratch.root(), path, b"2\n").unwrap();
+        assert_eq!(std::fs::read(&landed).unwrap(), b"2\n");
+    }
+
+    #[test]
+    fn a_symlink_or_a_fifo_at_the_name_is_refused() {
+        let scratch = Scratch::new("refuse");
+        std::os::unix::fs::symlink("/target", scratch.0.join("link")).unwrap();
+        assert_eq!(
+            write_file_in_root(&scratch.root(), Path::new("/link"), b"x"),
+            Err(Errno::ELOOP)
+        );
+        assert!(!scratch.0.join("target").exists());
+        nix::unistd::mkfifo(
+            &scratch.0.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        // Without O_NONBLOCK this would wait for a reader forever.
+        assert_eq!(
+            write_file_in_root(&scratch.root(), Path::new("/fifo"), b"x"),
+            Err(Errno::ENXIO)
+        );
+    }
 }

@@ -631,3 +631,106 @@ fn liblxc_5_and_6_headers_build_a_rootrun_that_passes_its_tests_and_runs_where_i
         },
     );
 }
+
+/// Issue 9: a Debian 13 arm64 root (systemd 257) under QEMU 10. Every unit
+/// with credentials failed "at step CREDENTIALS" (qemu-user rejects the
+/// CLONE_NEWNS fork systemd sets them up in); rootrun's drop-ins in the
+/// writable layer turn them off, so journald and the console getty start
+/// and the login prompt comes. The stop goes through systemd's own
+/// shutdown, well inside the stop timeout (no SIGKILL), and the root is
+/// unchanged (the frame checks its fingerprint).
+#[test]
+fn debian13_systemd_257_reaches_login_under_qemu_10_and_powers_off() {
+    let Some((frame, _)) = frame("host matrix: systemd 257", true) else {
+        return;
+    };
+    let Some(rootfs) = frame.debian13_systemd_rootfs("arm64") else {
+        return;
+    };
+    checked(frame, "Debian 13: systemd 257 under QEMU 10", |frame| {
+        let data = rootfs.parent().expect("the cache directory");
+        let rootfs = inside(data, &rootfs);
+        let plan = run_with_input(
+            &mut in_debian13(data, &["--dry-run", "--rootfs", &rootfs]),
+            b"",
+            LIMIT,
+        );
+        let plan_text = text(&plan.stdout);
+        for line in [
+            "# boot /sbin/init; halt with SIGRTMIN+8",
+            "# systemd 257 under emulation: credentials of 18 units turned off",
+            "write drop-ins turning off the credentials of 18 systemd units",
+        ] {
+            assert!(
+                plan_text.contains(line),
+                "{line:?} missing: {plan_text}{}",
+                text(&plan.stderr)
+            );
+        }
+        assert!(!plan_text.contains("# warning:"), "{plan_text}");
+        let booted = Instant::now();
+        let mut boot = frame.live(
+            &mut in_debian13(data, &["--stop-timeout=90", "--rootfs", &rootfs]),
+            Stdio::piped(),
+        );
+        if !boot.wait_for("login:", BOOT_LIMIT) {
+            boot.signal(Signal::SIGKILL);
+            let (_, seen) = boot.finish(BOOT_LIMIT);
+            panic!("systemd 257 did not reach login: under QEMU 10; console:\n{seen}");
+        }
+        let boot_time = booted.elapsed();
+        let stopping = Instant::now();
+        boot.signal(Signal::SIGTERM);
+        let stopped = loop {
+            match boot.exited() {
+                true => break stopping.elapsed(),
+                false if stopping.elapsed() > Duration::from_secs(120) => {
+                    boot.signal(Signal::SIGKILL);
+                    let (_, seen) = boot.finish(LIMIT);
+                    panic!("rootrun did not stop within 120 s of SIGTERM; console:\n{seen}");
+                }
+                false => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        let (out, seen) = boot.finish(LIMIT);
+        eprintln!(
+            "host-matrix: systemd 257 under QEMU 10 reached login: in {:.1} s, \
+             stopped {:.2} s after SIGTERM",
+            boot_time.as_secs_f64(),
+            stopped.as_secs_f64()
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(143), "{stderr}");
+        assert!(
+            stderr.contains("systemd 257 under emulation: credentials of 18 units turned off"),
+            "the banner does not say what rootrun did: {stderr}"
+        );
+        assert!(!stderr.contains("cannot start any unit"), "{stderr}");
+        for failure in ["at step CREDENTIALS", "Failed to spawn executor"] {
+            assert!(!seen.contains(failure), "{failure}: {seen}");
+        }
+        for started in [
+            "Started systemd-journald.service - Journal Service",
+            "Started console-getty.service - Console Getty",
+        ] {
+            assert!(seen.contains(started), "no {started:?}: {seen}");
+        }
+        // systemd's own shutdown: its stop jobs, poweroff.target, then
+        // systemd-shutdown's last words.
+        for step in [
+            "Stopped target sysinit.target",
+            "Reached target poweroff.target",
+            "Powering off.",
+        ] {
+            assert!(seen.contains(step), "no {step:?}: {seen}");
+        }
+        for wrong in ["rescue.target", "emergency.target", "Emergency Mode"] {
+            assert!(!seen.contains(wrong), "{wrong}: {seen}");
+        }
+        // Killed after --stop-timeout it would have taken 90 s.
+        assert!(
+            stopped < Duration::from_secs(30),
+            "systemd took {stopped:?} to power off after SIGTERM"
+        );
+    });
+}

@@ -194,6 +194,25 @@ pub fn systemd_rootfs(arch: &str) -> Result<PathBuf, String> {
     })
 }
 
+/// The cached Debian 13 root with systemd 257 for `arch`
+/// (tests/fixtures/build-debian13-systemd-rootfs.sh: debootstrap's second
+/// stage under the host's emulator, 10 to 15 minutes on 2 cores), keyed
+/// like `systemd_rootfs`.
+pub fn debian13_systemd_rootfs(arch: &str) -> Result<PathBuf, String> {
+    for program in ["debootstrap", "chroot"] {
+        tool(program)?;
+    }
+    let (script_path, script) = script("build-debian13-systemd-rootfs.sh")?;
+    let key = key(&["debian13-systemd-rootfs", &sha256_bytes(&script), arch]);
+    let entry = cache_dir()?
+        .join("rootfs")
+        .join(format!("systemd257-{arch}-{}", &key[..16]));
+    let what = format!("Debian 13 systemd {arch} rootfs");
+    cached(&entry, &what, |tmp| {
+        debootstrap(&script_path, tmp, arch, &what)
+    })
+}
+
 /// A native Debian 12 minbase root with `packages` (comma-separated, as
 /// debootstrap's --include takes them), e.g. `sysvinit-core` or
 /// `runit-init`; a `+NAME` is installed afterwards with apt-get, replacing

@@ -220,6 +220,15 @@ impl Frame {
         Some(tree)
     }
 
+    /// The Debian 13 root with systemd 257 for `arch` (cached like
+    /// `systemd_rootfs`, and as read-only to the test).
+    pub fn debian13_systemd_rootfs(&self, arch: &str) -> Option<PathBuf> {
+        let tree = need(&self.test, fixtures::debian13_systemd_rootfs(arch))?;
+        self.own(&tree);
+        self.watch(&tree);
+        Some(tree)
+    }
+
     /// A native Debian 12 root with `packages` (cached like
     /// `systemd_rootfs`, and as read-only to the test).
     pub fn debian_rootfs(&self, packages: &str) -> Option<PathBuf> {
