@@ -418,3 +418,50 @@ fn exec_runs_from_a_copy_that_the_guest_cannot_write() {
     assert_gone(&name);
     frame.check();
 }
+
+#[test]
+fn emulated_systemd_started_detached_powers_off_on_rootrun_stop() {
+    let Some(frame) = Frame::setup("systemd detached").emulation().start() else {
+        return;
+    };
+    let Some(tree) = frame.systemd_rootfs("arm64") else {
+        return;
+    };
+    let name = unique("systemd");
+    let tree_arg = tree.to_string_lossy().into_owned();
+    let (_, _running) = start_detached(
+        &frame,
+        &name,
+        &["--stop-timeout=90", "--rootfs"],
+        Path::new(&tree_arg),
+    );
+    // Follow the console from the start to the end.
+    let follow = Command::new(rootrun_binary())
+        .args(["logs", "-f", &name])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = Live::new(follow);
+    if !logs.wait_for("Reached target multi-user.target", Duration::from_secs(240)) {
+        let _ = stop(&name, &["--kill"]);
+        let (_, seen) = logs.finish(LIMIT);
+        panic!("systemd did not reach multi-user.target; console:\n{seen}");
+    }
+    let started = Instant::now();
+    let out = stop(&name, &[]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("exited 0"), "{}", text(&out.stderr));
+    assert!(
+        took < Duration::from_secs(45),
+        "the stop took {took:?}: systemd did not halt by itself"
+    );
+    let (_, seen) = logs.finish(LIMIT);
+    assert!(
+        seen.contains("Reached target poweroff.target"),
+        "systemd did not power off: {seen}"
+    );
+    eprintln!("rootrun stop of emulated systemd: {:.2} s", took.as_secs_f64());
+    assert_gone(&name);
+    frame.check();
+}
