@@ -306,6 +306,11 @@ pub struct RunArgs {
     #[arg(long = "bind", value_name = "HOST:GUEST[:ro]", value_parser = crate::config::parse_bind)]
     pub binds: Vec<crate::config::Bind>,
 
+    /// Run CMD as USER (command mode): `UID[:GID]`, or a name from the
+    /// image's /etc/passwd.
+    #[arg(short = 'u', long, value_name = "USER", requires = "command")]
+    pub user: Option<String>,
+
     /// Working directory of CMD inside the container (command mode).
     #[arg(short = 'w', long, value_name = "DIR", value_parser = parse_init, requires = "command")]
     pub workdir: Option<String>,

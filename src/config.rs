@@ -49,6 +49,8 @@ pub struct RunConfig {
     pub detach: bool,
     /// `-e KEY=VALUE`, in order.
     pub env: Vec<(String, String)>,
+    /// `-u USER` (command mode), as given.
+    pub user: Option<String>,
     /// `-w DIR` (command mode).
     pub workdir: Option<String>,
     /// `--bind`, in order.
@@ -260,6 +262,7 @@ impl RunConfig {
             name: args.name.clone(),
             detach: args.detach,
             env: args.env.clone(),
+            user: args.user.clone(),
             workdir: args.workdir.clone(),
             binds: args.binds.clone(),
             upper_dir: match (&args.persist, &args.keep_upper) {

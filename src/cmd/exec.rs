@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::cli::ExecArgs;
 use crate::error::Error;
+use crate::image::users::{self, User};
 use crate::lxc::container::Attach;
 use crate::lxc::{self, Container};
 use crate::state;
@@ -88,17 +89,10 @@ fn exit_code(status: i32) -> u8 {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-struct User {
-    uid: u32,
-    gid: u32,
-    home: String,
-}
-
 /// `-u`: `UID[:GID]`, or a name from the container's /etc/passwd (read
 /// inside its root: the image's symlinks cannot lead out).
 fn resolve_user(init: i32, user: &str) -> Result<User, Error> {
-    if let Some(found) = numeric_user(user) {
+    if let Some(found) = users::numeric(user) {
         return Ok(found);
     }
     let root = rootfs::open_root_of(init)
@@ -116,71 +110,16 @@ fn resolve_user(init: i32, user: &str) -> Result<User, Error> {
             ))
         })?;
     let _ = root.as_fd();
-    passwd_entry(&passwd, user).ok_or_else(|| {
+    users::from_passwd(&passwd, user).ok_or_else(|| {
         Error::Usage(format!(
             "-u {user}: no such user in the container's /etc/passwd (give a name or UID[:GID])"
         ))
     })
 }
 
-fn numeric_user(user: &str) -> Option<User> {
-    let (uid, gid) = match user.split_once(':') {
-        Some((uid, gid)) => (uid.parse().ok()?, gid.parse().ok()?),
-        None => {
-            let uid = user.parse().ok()?;
-            (uid, uid)
-        }
-    };
-    Some(User {
-        uid,
-        gid,
-        home: "/".into(),
-    })
-}
-
-/// `name:x:uid:gid:gecos:home:shell`.
-fn passwd_entry(passwd: &str, name: &str) -> Option<User> {
-    passwd.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        if fields.len() < 6 || fields[0] != name {
-            return None;
-        }
-        Some(User {
-            uid: fields[2].parse().ok()?,
-            gid: fields[3].parse().ok()?,
-            home: fields[5].to_owned(),
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn users_by_number_and_by_name() {
-        assert_eq!(
-            numeric_user("1000:100"),
-            Some(User {
-                uid: 1000,
-                gid: 100,
-                home: "/".into()
-            })
-        );
-        assert_eq!(numeric_user("33").map(|u| (u.uid, u.gid)), Some((33, 33)));
-        assert_eq!(numeric_user("www-data"), None);
-        let passwd =
-            "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www:/var/www:/usr/sbin/nologin\n";
-        assert_eq!(
-            passwd_entry(passwd, "www-data"),
-            Some(User {
-                uid: 33,
-                gid: 33,
-                home: "/var/www".into()
-            })
-        );
-        assert_eq!(passwd_entry(passwd, "www"), None);
-    }
 
     #[test]
     fn statuses_map_as_in_command_mode() {

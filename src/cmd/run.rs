@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::arch::{self, Arch, Binfmt, Emulation};
 use crate::config::{DryRun, Lower, RunConfig, Verbosity};
 use crate::error::Error;
-use crate::image::{self, entry, Image, ImageFacts, InitUse};
+use crate::image::{self, entry, users, Image, ImageFacts, InitUse};
 use crate::plan::{self, HostPlan, LaunchPlan, Mode, Registration};
 use crate::sys::privileges;
 use crate::{launch, lxc, notice, state};
@@ -39,7 +39,12 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     // binfmt_misc is only read here; a run that must mount or register does
     // so as steps of the plan.
     let (binfmt, binfmt_mounted) = super::host_binfmt(&facts)?;
-    let host = host_plan(&facts, binfmt, binfmt_mounted, config)?;
+    let mut host = host_plan(&facts, binfmt, binfmt_mounted, config)?;
+    host.user = config
+        .user
+        .as_deref()
+        .map(|user| resolve_user(&image, user))
+        .transpose()?;
     let plan = plan::plan(config, &facts, host, std::process::id());
     if let Some(key) = plan.refused_lxc_items().first() {
         return Err(Error::Usage(format!(
@@ -111,6 +116,26 @@ fn record(plan: &LaunchPlan, config: &RunConfig) -> state::Record {
         init_pid: None,
         stopping: false,
     }
+}
+
+/// `-u`: `UID[:GID]`, or a name from the image's /etc/passwd (read with
+/// backhand, its symlinks resolved inside the image).
+fn resolve_user(image: &Image, user: &str) -> Result<(u32, u32), Error> {
+    if let Some(found) = users::numeric(user) {
+        return Ok((found.uid, found.gid));
+    }
+    let passwd = image.read_head("/etc/passwd", 4 << 20).map_err(|e| {
+        Error::Usage(format!(
+            "-u {user}: cannot read the image's /etc/passwd: {e}"
+        ))
+    })?;
+    users::from_passwd(&String::from_utf8_lossy(&passwd), user)
+        .map(|found| (found.uid, found.gid))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "-u {user}: no such user in the image's /etc/passwd (give a name or UID[:GID])"
+            ))
+        })
 }
 
 /// The host paths the options name, checked before anything is done.
@@ -211,6 +236,7 @@ fn host_plan(
         rt_shift,
         qemu,
         lsm,
+        user: None,
     })
 }
 

@@ -16,6 +16,7 @@ mod init;
 mod metadata;
 mod squash;
 pub mod unpack;
+pub mod users;
 mod walk;
 
 #[cfg(test)]

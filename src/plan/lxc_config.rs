@@ -102,6 +102,10 @@ impl LaunchPlan {
         if let Some(dir) = &self.workdir {
             items.push(("lxc.init.cwd", dir.clone()));
         }
+        if let Some((uid, gid)) = self.user {
+            items.push(("lxc.init.uid", uid.to_string()));
+            items.push(("lxc.init.gid", gid.to_string()));
+        }
         match &self.mode {
             Mode::Boot { init } => {
                 items.push(("lxc.init.cmd", init.clone()));

@@ -129,6 +129,8 @@ pub struct HostPlan {
     pub qemu: Option<crate::arch::QemuVersion>,
     /// The host's AppArmor and SELinux state.
     pub lsm: Lsm,
+    /// `-u`: the command's uid and gid, resolved in the image.
+    pub user: Option<(u32, u32)>,
 }
 
 /// Everything a launch will do.
@@ -164,6 +166,8 @@ pub struct LaunchPlan {
     pub env: Vec<(String, String)>,
     /// Command mode: the working directory of CMD.
     pub workdir: Option<String>,
+    /// `-u`: the command's uid and gid.
+    pub user: Option<(u32, u32)>,
     /// Boot checks (`--expect`, `--timeout`, `--console-log`).
     pub expect: Option<String>,
     #[serde(serialize_with = "optional_seconds")]
@@ -271,6 +275,7 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         systemd,
         env: host.env,
         workdir: config.workdir.clone(),
+        user: host.user,
         expect: config.expect.clone(),
         timeout: config.timeout,
         console_log: config.console_log.clone(),

@@ -41,6 +41,7 @@ fn host(emulation: Emulation) -> HostPlan {
         rt_shift,
         qemu: None,
         lsm: Lsm::default(),
+        user: None,
     }
 }
 
@@ -57,6 +58,7 @@ fn options(command: &[&str]) -> RunConfig {
         name: None,
         detach: false,
         env: Vec::new(),
+        user: None,
         workdir: None,
         binds: Vec::new(),
         upper_dir: None,
@@ -336,6 +338,7 @@ fn foreign_images_mount_binfmt_register_and_bind_the_interpreter_as_planned() {
         rt_shift: 2,
         qemu: None,
         lsm: Lsm::default(),
+        user: None,
         env: Vec::new(),
         registration: Some(Registration {
             name: "rootrun-qemu-aarch64".into(),

@@ -451,7 +451,11 @@ fn emulated_systemd_started_detached_powers_off_on_rootrun_stop() {
     let out = stop(&name, &[]);
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("exited 0"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("exited 0"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(
         took < Duration::from_secs(45),
         "the stop took {took:?}: systemd did not halt by itself"
@@ -461,7 +465,42 @@ fn emulated_systemd_started_detached_powers_off_on_rootrun_stop() {
         seen.contains("Reached target poweroff.target"),
         "systemd did not power off: {seen}"
     );
-    eprintln!("rootrun stop of emulated systemd: {:.2} s", took.as_secs_f64());
+    eprintln!(
+        "rootrun stop of emulated systemd: {:.2} s",
+        took.as_secs_f64()
+    );
     assert_gone(&name);
+    frame.check();
+}
+
+#[test]
+fn command_mode_runs_as_the_user_given() {
+    let Some((frame, image)) = Frame::with_busybox("command -u", NATIVE) else {
+        return;
+    };
+    let run = |user: &str| {
+        frame.run(
+            rootrun().args(["-q", "-u", user]).arg(&image).args([
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo $(id -u):$(id -g)",
+            ]),
+            b"",
+            LIMIT,
+        )
+    };
+    let out = run("1000:1001");
+    assert_eq!(text(&out.stdout), "1000:1001\n", "{}", text(&out.stderr));
+    // A name, from the image's /etc/passwd.
+    let out = run("root");
+    assert_eq!(text(&out.stdout), "0:0\n", "{}", text(&out.stderr));
+    let out = run("nobody");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("-u nobody: no such user in the image's /etc/passwd"),
+        "{}",
+        text(&out.stderr)
+    );
     frame.check();
 }
