@@ -18,6 +18,13 @@ pub(crate) fn exit_code(
     log: &Path,
 ) -> Result<u8, Error> {
     match (stop, outcome) {
+        // A command stopped by `rootrun stop` ends as it ends (143 when
+        // the SIGTERM ended it), as `docker stop` reports it.
+        (Some(StopCause::Request { .. }), Outcome::Exited(status))
+            if matches!(plan.mode, Mode::Command { .. }) =>
+        {
+            Ok(status_code(&plan.mode, status))
+        }
         // Stopped on request, even before start() returned or by killing
         // the monitor: the request decides the code.
         (Some(StopCause::Signal(signal)), _) => Ok(128 + signal as u8),

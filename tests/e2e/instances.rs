@@ -504,3 +504,29 @@ fn command_mode_runs_as_the_user_given() {
     );
     frame.check();
 }
+
+#[test]
+fn a_command_stopped_by_name_ends_with_its_own_status() {
+    let Some((frame, image)) = Frame::with_busybox("command stopped by name", NATIVE) else {
+        return;
+    };
+    let name = unique("cmd");
+    let mut run = frame.live(
+        rootrun().args(["-q", "--name", &name]).arg(&image).args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo started; exec sleep 100",
+        ]),
+        Stdio::null(),
+    );
+    run.expect("started", LIMIT);
+    assert_eq!(listed(&name).expect("listed")["mode"], "command");
+    let out = stop(&name, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (out, _) = run.finish(LIMIT);
+    // The SIGTERM ended the command: 128+15, as `docker stop` reports it.
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    assert_gone(&name);
+    frame.check();
+}
