@@ -94,6 +94,45 @@ fn debian13_tree() -> PathBuf {
 /// rootrun with `args`, chrooted into the Debian 13 tree with `data` bound
 /// at `DATA_INSIDE`; paths in `args` are the ones inside. Not started yet;
 /// its PID will be rootrun's (the wrapper execs all the way).
+/// Boots `rootfs` with the Debian 13 tree's rootrun (`--stop-timeout=90`)
+/// until the console shows `until` (else panics with `failure` and the
+/// console), then SIGTERMs rootrun and waits at most 120 s for it to end.
+/// Returns its output, the console, and how long the boot and the stop took.
+fn boot_then_sigterm(
+    frame: &Frame,
+    data: &Path,
+    rootfs: &str,
+    until: &str,
+    failure: &str,
+) -> (Output, String, Duration, Duration) {
+    let booted = Instant::now();
+    let mut boot = frame.live(
+        &mut in_debian13(data, &["--stop-timeout=90", "--rootfs", rootfs]),
+        Stdio::piped(),
+    );
+    if !boot.wait_for(until, BOOT_LIMIT) {
+        boot.signal(Signal::SIGKILL);
+        let (_, seen) = boot.finish(BOOT_LIMIT);
+        panic!("{failure}; console:\n{seen}");
+    }
+    let boot_time = booted.elapsed();
+    let stopping = Instant::now();
+    boot.signal(Signal::SIGTERM);
+    let stopped = loop {
+        match boot.exited() {
+            true => break stopping.elapsed(),
+            false if stopping.elapsed() > Duration::from_secs(120) => {
+                boot.signal(Signal::SIGKILL);
+                let (_, seen) = boot.finish(LIMIT);
+                panic!("rootrun did not stop within 120 s of SIGTERM; console:\n{seen}");
+            }
+            false => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let (out, seen) = boot.finish(LIMIT);
+    (out, seen, boot_time, stopped)
+}
+
 fn in_debian13(data: &Path, args: &[&str]) -> Command {
     let mut cmd = chrooted(data);
     cmd.arg(BIN_INSIDE).args(args);
@@ -461,33 +500,15 @@ fn debian13_emulated_systemd_powers_off_on_sigterm_within_2_s_under_qemu_10() {
             text(&plan.stdout),
             text(&plan.stderr)
         );
-        let booted = Instant::now();
         // A stop timeout long enough that a wrong halt signal shows up as a
         // missing poweroff, not as a kill that happens to end the run.
-        let mut boot = frame.live(
-            &mut in_debian13(data, &["--stop-timeout=90", "--rootfs", &rootfs]),
-            Stdio::piped(),
+        let (out, seen, boot_time, stopped) = boot_then_sigterm(
+            frame,
+            data,
+            &rootfs,
+            "Reached target multi-user.target",
+            "systemd did not reach multi-user.target under QEMU 10",
         );
-        if !boot.wait_for("Reached target multi-user.target", BOOT_LIMIT) {
-            boot.signal(Signal::SIGKILL);
-            let (_, seen) = boot.finish(BOOT_LIMIT);
-            panic!("systemd did not reach multi-user.target under QEMU 10; console:\n{seen}");
-        }
-        let boot_time = booted.elapsed();
-        let stopping = Instant::now();
-        boot.signal(Signal::SIGTERM);
-        let stopped = loop {
-            match boot.exited() {
-                true => break stopping.elapsed(),
-                false if stopping.elapsed() > Duration::from_secs(120) => {
-                    boot.signal(Signal::SIGKILL);
-                    let (_, seen) = boot.finish(LIMIT);
-                    panic!("rootrun did not stop within 120 s of SIGTERM; console:\n{seen}");
-                }
-                false => std::thread::sleep(Duration::from_millis(10)),
-            }
-        };
-        let (out, seen) = boot.finish(LIMIT);
         eprintln!(
             "host-matrix: systemd under QEMU 10 reached multi-user.target in {:.1} s, \
              stopped {:.2} s after SIGTERM",
@@ -668,31 +689,13 @@ fn debian13_systemd_257_reaches_login_under_qemu_10_and_powers_off() {
             );
         }
         assert!(!plan_text.contains("# warning:"), "{plan_text}");
-        let booted = Instant::now();
-        let mut boot = frame.live(
-            &mut in_debian13(data, &["--stop-timeout=90", "--rootfs", &rootfs]),
-            Stdio::piped(),
+        let (out, seen, boot_time, stopped) = boot_then_sigterm(
+            frame,
+            data,
+            &rootfs,
+            "login:",
+            "systemd 257 did not reach login: under QEMU 10",
         );
-        if !boot.wait_for("login:", BOOT_LIMIT) {
-            boot.signal(Signal::SIGKILL);
-            let (_, seen) = boot.finish(BOOT_LIMIT);
-            panic!("systemd 257 did not reach login: under QEMU 10; console:\n{seen}");
-        }
-        let boot_time = booted.elapsed();
-        let stopping = Instant::now();
-        boot.signal(Signal::SIGTERM);
-        let stopped = loop {
-            match boot.exited() {
-                true => break stopping.elapsed(),
-                false if stopping.elapsed() > Duration::from_secs(120) => {
-                    boot.signal(Signal::SIGKILL);
-                    let (_, seen) = boot.finish(LIMIT);
-                    panic!("rootrun did not stop within 120 s of SIGTERM; console:\n{seen}");
-                }
-                false => std::thread::sleep(Duration::from_millis(10)),
-            }
-        };
-        let (out, seen) = boot.finish(LIMIT);
         eprintln!(
             "host-matrix: systemd 257 under QEMU 10 reached login: in {:.1} s, \
              stopped {:.2} s after SIGTERM",
