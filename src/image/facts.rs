@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::arch::{self, Arch, ElfFacts};
 use crate::image::{
-    gettys, Image, ImageError, InitFlavor, Metadata, Resolved, Services, SquashfsFacts,
+    gettys, Image, ImageError, InitClues, InitFlavor, Metadata, Resolved, Services, SquashfsFacts,
 };
 
 /// Tried in order when init is missing or not ELF (a script).
@@ -105,7 +105,10 @@ pub fn examine(
         .as_ref()
         .map(|r| InitFlavor::from_resolved_path(&r.path))
         .unwrap_or_default()
-        .refined(has_runit_stages(image));
+        .refined(InitClues {
+            runit_stages: has_runit_stages(image),
+            procd: image.resolve("/sbin/procd").is_ok(),
+        });
     let init_services = Services::of(init_flavor, image.resolve("/sbin/openrc").is_ok());
 
     let mut probes = Vec::new();

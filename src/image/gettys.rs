@@ -19,12 +19,22 @@ pub fn getty_ttys(inittab: &[u8]) -> Vec<String> {
             continue;
         }
         let mut fields = line.splitn(4, ':');
-        let (Some(_id), Some(_levels), Some(action), Some(process)) =
+        let (Some(id), Some(_levels), Some(action), Some(process)) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
             continue;
         };
         if !matches!(action, "respawn" | "once" | "askfirst") {
+            continue;
+        }
+        // BusyBox init and OpenWrt's procd read the id field as the
+        // terminal the process runs on (`ttyS0::askfirst:/usr/libexec/
+        // login.sh`; BusyBox's example inittab, procd's inittab.c
+        // fork_worker), whatever the process is; sysvinit's ids (`1`, `T0`)
+        // are no terminal names.
+        let id = id.trim().strip_prefix("/dev/").unwrap_or(id.trim());
+        if is_terminal_name(id) && !found.iter().any(|f| f == id) {
+            found.push(id.to_owned());
             continue;
         }
         let mut words = process.split_whitespace();
@@ -125,6 +135,23 @@ bad::respawn:/sbin/getty ../../etc/passwd tty/../x ttyS0/x
             console_ttys(&gettys),
             ["ttyAMA0", "ttymxc0", "hvc0", "ttyPS0"]
         );
+    }
+
+    #[test]
+    fn the_id_field_names_the_terminal_for_busybox_and_procd() {
+        // OpenWrt before askconsole, and a BusyBox root shell on a serial
+        // line: no getty program, the id is the terminal.
+        let inittab = "\
+::sysinit:/etc/init.d/rcS S boot
+::shutdown:/etc/init.d/rcS K shutdown
+ttyS0::askfirst:/usr/libexec/login.sh
+/dev/ttyAMA0::respawn:/bin/sh
+1:2345:respawn:/sbin/getty 38400 tty1
+../x::respawn:/bin/sh
+";
+        let gettys = getty_ttys(inittab.as_bytes());
+        assert_eq!(gettys, ["ttyS0", "ttyAMA0", "tty1"]);
+        assert_eq!(console_ttys(&gettys), ["ttyS0", "ttyAMA0"]);
     }
 
     #[test]

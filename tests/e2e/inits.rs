@@ -406,3 +406,77 @@ fn openrc_init_as_pid_1_reaches_a_login_prompt_and_runs_its_shutdown_runlevel() 
         Root::native("sysvinit-core,+openrc"),
     );
 }
+
+#[test]
+fn arm64_openrc_init_under_emulation_reaches_a_login_prompt_and_runs_its_shutdown_runlevel() {
+    openrc_init_to_login_and_shutdown(
+        "arm64 openrc-init to login and halt",
+        Root::emulated("arm64", "sysvinit-core,+openrc"),
+    );
+}
+
+/// OpenWrt's layout, as far as rootrun looks at it: /sbin/init is procd's
+/// own init (a file of its own, not a link: it runs preinit, then execs
+/// /sbin/procd as PID 1), /sbin/procd, and procd's /etc/inittab, whose id
+/// field names the terminal. No OpenWrt image or procd build is reachable
+/// here (only Debian's archive, which has no procd), so the two programs
+/// are stand-ins (the host's static BusyBox, for an ELF header): this
+/// proves what inspect and the plan say, not a boot.
+#[test]
+fn an_openwrt_layout_is_procd_halted_by_sigusr2_with_the_console_on_its_serial_line() {
+    let Some(frame) = Frame::setup("openwrt layout is procd")
+        .tools(&["busybox"])
+        .start()
+    else {
+        return;
+    };
+    let tree = frame.dir("openwrt");
+    for dir in ["sbin", "etc", "usr/libexec", "dev", "proc", "sys"] {
+        std::fs::create_dir_all(tree.join(dir)).expect("mkdir");
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox-static is installed");
+    for program in ["sbin/init", "sbin/procd"] {
+        std::fs::copy(busybox, tree.join(program)).expect("copy a stand-in ELF");
+    }
+    std::fs::write(
+        tree.join("etc/inittab"),
+        "::sysinit:/etc/init.d/rcS S boot\n\
+         ::shutdown:/etc/init.d/rcS K shutdown\n\
+         ttyS0::askfirst:/usr/libexec/login.sh\n",
+    )
+    .expect("write inittab");
+    let out = frame.run(
+        rootrun().arg("inspect").arg(&tree),
+        b"",
+        Duration::from_secs(30),
+    );
+    let report = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(report.contains("/sbin/init (procd)"), "{report}");
+    assert!(report.contains("halt         signal SIGUSR2"), "{report}");
+    assert!(report.contains("/dev/console and /dev/ttyS0"), "{report}");
+    let out = frame.run(
+        rootrun()
+            .args(["--dry-run", "--json", "--rootfs"])
+            .arg(&tree),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(plan["halt"]["signal"], "SIGUSR2", "{plan}");
+    assert_eq!(plan["console_ttys"], serde_json::json!(["ttyS0"]), "{plan}");
+    // Without /sbin/procd the same /sbin/init is sysvinit's.
+    std::fs::remove_file(tree.join("sbin/procd")).expect("rm");
+    let out = frame.run(
+        rootrun().args(["inspect", "--json"]).arg(&tree),
+        b"",
+        Duration::from_secs(30),
+    );
+    let facts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(facts["init_flavor"], "sysvinit", "{facts}");
+    frame.check();
+}
