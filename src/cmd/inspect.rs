@@ -55,7 +55,7 @@ pub fn run(args: &InspectArgs) -> Result<u8, Error> {
         image: args.image.clone(),
         names: facts.arch.map(Arch::names),
         console_ttys: if facts.dev_link.is_none() {
-            image::console_ttys(&facts.getty_ttys)
+            image::console_ttys(&facts.login_ttys(&crate::sys::proc::kernel_cmdline()))
         } else {
             Vec::new()
         },
@@ -115,6 +115,11 @@ fn console_row(report: &Report) -> String {
             " (gettys in /etc/inittab: {})",
             facts.getty_ttys.join(" ")
         )),
+    }
+    if facts.askconsole && facts.dev_link.is_none() {
+        text.push_str(
+            "; procd's askconsole runs on the kernel command line's console= (the host's)",
+        );
     }
     text
 }

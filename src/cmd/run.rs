@@ -150,6 +150,7 @@ fn host_plan(
         env: environment(config),
         rt_shift,
         lsm,
+        cmdline: crate::sys::proc::kernel_cmdline(),
     })
 }
 

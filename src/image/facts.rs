@@ -57,6 +57,8 @@ pub struct ImageFacts {
     pub squashfs: Option<SquashfsFacts>,
     /// The terminals getty lines of /etc/inittab wait on (`gettys`).
     pub getty_ttys: Vec<String>,
+    /// /etc/inittab has procd's `askconsole` line (`gettys::has_askconsole`).
+    pub askconsole: bool,
     /// Where /dev leads when it is a symlink in the image: then rootrun
     /// binds nothing into it (see `plan::console_ttys`).
     pub dev_link: Option<String>,
@@ -168,6 +170,9 @@ pub fn examine(
         let actual = evidence.as_ref()?.elf.arch;
         (!actual.answers_to(claimed)).then(|| claimed.clone())
     });
+    let inittab = image
+        .read_head("/etc/inittab", gettys::INITTAB_MAX)
+        .unwrap_or_default();
     Ok(ImageFacts {
         init: init.to_owned(),
         init_resolved,
@@ -182,10 +187,8 @@ pub fn examine(
         metadata_problem,
         arch_ignored,
         squashfs: image.squashfs_facts(),
-        getty_ttys: image
-            .read_head("/etc/inittab", gettys::INITTAB_MAX)
-            .map(|inittab| gettys::getty_ttys(&inittab))
-            .unwrap_or_default(),
+        getty_ttys: gettys::getty_ttys(&inittab),
+        askconsole: gettys::has_askconsole(&inittab),
         dev_link: image
             .resolve("/dev")
             .ok()
@@ -235,6 +238,23 @@ fn first_line(head: &[u8]) -> String {
 }
 
 impl ImageFacts {
+    /// The terminals the image's logins run on: its inittab's gettys, and
+    /// the one procd's `askconsole` takes from the kernel command line
+    /// `cmdline` (the host's, in a container).
+    pub fn login_ttys(&self, cmdline: &str) -> Vec<String> {
+        let mut ttys = self.getty_ttys.clone();
+        if let Some(tty) = self
+            .askconsole
+            .then(|| gettys::askconsole_tty(cmdline))
+            .flatten()
+        {
+            if !ttys.contains(&tty) {
+                ttys.push(tty);
+            }
+        }
+        ttys
+    }
+
     /// How this host runs the image, given its binfmt_misc state. An image
     /// without any ELF file is taken as native (it fails later with 127).
     pub fn emulation(

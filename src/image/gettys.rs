@@ -59,6 +59,32 @@ pub fn getty_ttys(inittab: &[u8]) -> Vec<String> {
     found
 }
 
+/// Whether `inittab` has procd's `askconsole` action (OpenWrt's
+/// `::askconsole:/usr/libexec/login.sh`), whose login runs on the terminal
+/// the kernel command line names (`askconsole_tty`).
+pub fn has_askconsole(inittab: &[u8]) -> bool {
+    String::from_utf8_lossy(inittab).lines().any(|line| {
+        let line = line.trim();
+        !line.starts_with('#') && line.split(':').nth(2) == Some("askconsole")
+    })
+}
+
+/// The terminal procd's `askconsole` runs on, given the kernel command line
+/// the container sees (the host's): the one `console=NAME[,options]`
+/// (procd's inittab.c, askconsole); with none or several, procd takes
+/// /dev/console itself, which is rootrun's console already (None).
+pub fn askconsole_tty(cmdline: &str) -> Option<String> {
+    let mut consoles = cmdline
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("console="));
+    let first = consoles.next()?;
+    if consoles.next().is_some() {
+        return None;
+    }
+    let name = first.split(',').next().unwrap_or_default();
+    is_terminal_name(name).then(|| name.to_owned())
+}
+
 /// `tty1`, `ttyS0`, `ttyAMA0`, `ttymxc0`, `ttyO0`, `ttyPS0`, `hvc0`: a
 /// family prefix, letters, then a number; nothing that could be a path.
 fn is_terminal_name(name: &str) -> bool {
@@ -152,6 +178,18 @@ ttyS0::askfirst:/usr/libexec/login.sh
         let gettys = getty_ttys(inittab.as_bytes());
         assert_eq!(gettys, ["ttyS0", "ttyAMA0", "tty1"]);
         assert_eq!(console_ttys(&gettys), ["ttyS0", "ttyAMA0"]);
+    }
+
+    #[test]
+    fn procds_askconsole_takes_the_one_console_of_the_kernel_command_line() {
+        assert!(has_askconsole(b"::askconsole:/usr/libexec/login.sh\n"));
+        assert!(!has_askconsole(b"#::askconsole:/x\n::askfirst:/x\n"));
+        let cmdline = "quiet console=ttyS0,115200n8 root=/dev/vda";
+        assert_eq!(askconsole_tty(cmdline).as_deref(), Some("ttyS0"));
+        // Several consoles, or none: procd uses /dev/console.
+        assert_eq!(askconsole_tty("console=tty0 console=ttyS0"), None);
+        assert_eq!(askconsole_tty("quiet"), None);
+        assert_eq!(askconsole_tty("console=../../etc/passwd"), None);
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub struct HostPlan {
     pub rt_shift: i32,
     /// The host's AppArmor and SELinux state.
     pub lsm: Lsm,
+    /// The kernel command line the container will see (the host's), for
+    /// procd's `askconsole` (`ImageFacts::login_ttys`).
+    pub cmdline: String,
 }
 
 /// Everything a launch will do.
@@ -198,7 +201,9 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
     let console_ttys = match mode {
         // An image whose /dev is a symlink gets no bind into it: see
         // `lxc_config`, the target must be in autodev's fresh tmpfs.
-        Mode::Boot { .. } if facts.dev_link.is_none() => console_ttys(&facts.getty_ttys),
+        Mode::Boot { .. } if facts.dev_link.is_none() => {
+            console_ttys(&facts.login_ttys(&host.cmdline))
+        }
         _ => Vec::new(),
     };
     let name = format!("{CONTAINER_PREFIX}{pid}");

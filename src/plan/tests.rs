@@ -23,6 +23,7 @@ fn facts(flavor: InitFlavor) -> ImageFacts {
         arch_ignored: None,
         squashfs: None,
         getty_ttys: Vec::new(),
+        askconsole: false,
         dev_link: None,
         head: Vec::new(),
     }
@@ -39,6 +40,7 @@ fn host(emulation: Emulation) -> HostPlan {
         env: Vec::new(),
         rt_shift,
         lsm: Lsm::default(),
+        cmdline: String::new(),
     }
 }
 
@@ -267,6 +269,7 @@ fn foreign_images_mount_binfmt_register_and_bind_the_interpreter_as_planned() {
         binfmt_mounted: false,
         rt_shift: 2,
         lsm: Lsm::default(),
+        cmdline: String::new(),
         env: Vec::new(),
         registration: Some(Registration {
             name: "rootrun-qemu-aarch64".into(),
@@ -529,4 +532,34 @@ fn raw_lxc_items_follow_rootruns_own_and_may_not_take_its_keys() {
         plan.refused_lxc_items(),
         ["lxc.rootfs.path", "lxc.signal.halt"]
     );
+}
+
+#[test]
+fn procds_askconsole_gets_the_console_on_the_kernel_command_lines_terminal() {
+    let mut openwrt = facts(InitFlavor::Procd);
+    openwrt.askconsole = true;
+    let with_cmdline = |cmdline: &str| HostPlan {
+        cmdline: cmdline.into(),
+        ..host(Emulation::Native)
+    };
+    let p = super::plan(
+        &options(&[]),
+        &openwrt,
+        with_cmdline("quiet console=ttyAMA0,115200"),
+        1,
+    );
+    assert_eq!(p.console_ttys, ["ttyAMA0"]);
+    assert_eq!(p.halt, HaltMethod::Signal("SIGUSR2"));
+    // Two consoles: procd takes /dev/console; tty1 as for any image.
+    let p = super::plan(
+        &options(&[]),
+        &openwrt,
+        with_cmdline("console=tty0 console=ttyS0"),
+        1,
+    );
+    assert_eq!(p.console_ttys, ["tty1"]);
+    // Without askconsole the command line is not looked at.
+    openwrt.askconsole = false;
+    let p = super::plan(&options(&[]), &openwrt, with_cmdline("console=ttyS0"), 1);
+    assert_eq!(p.console_ttys, ["tty1"]);
 }

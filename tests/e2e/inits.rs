@@ -469,6 +469,38 @@ fn an_openwrt_layout_is_procd_halted_by_sigusr2_with_the_console_on_its_serial_l
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(plan["halt"]["signal"], "SIGUSR2", "{plan}");
     assert_eq!(plan["console_ttys"], serde_json::json!(["ttyS0"]), "{plan}");
+    // Current OpenWrt runs its login by `askconsole`: procd takes the
+    // terminal of the one console= on the kernel command line, which a
+    // container shares with the host (/dev/console when there are none or
+    // several).
+    std::fs::write(
+        tree.join("etc/inittab"),
+        "::sysinit:/etc/init.d/rcS S boot\n::askconsole:/usr/libexec/login.sh\n",
+    )
+    .expect("write inittab");
+    let cmdline = std::fs::read_to_string("/proc/cmdline").expect("read /proc/cmdline");
+    let consoles: Vec<&str> = cmdline
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("console="))
+        .map(|c| c.split(',').next().unwrap_or_default())
+        .collect();
+    let want = match consoles[..] {
+        [one] => one,
+        _ => "tty1",
+    };
+    let out = frame.run(
+        rootrun()
+            .args(["--dry-run", "--json", "--rootfs"])
+            .arg(&tree),
+        b"",
+        Duration::from_secs(30),
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        plan["console_ttys"],
+        serde_json::json!([want]),
+        "kernel command line {cmdline:?}"
+    );
     // Without /sbin/procd the same /sbin/init is sysvinit's.
     std::fs::remove_file(tree.join("sbin/procd")).expect("rm");
     let out = frame.run(
