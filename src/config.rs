@@ -61,7 +61,8 @@ pub struct RunConfig {
     pub lxc_extra: Vec<(String, String)>,
     pub init: String,
     pub escape: u8,
-    pub stop_timeout: Duration,
+    /// `--stop-timeout`; None: the plan's default for the emulation.
+    pub stop_timeout: Option<Duration>,
     pub arch: Option<Arch>,
     /// `--halt-signal`: overrides the init flavour's (and the emulator's) choice.
     pub halt_signal: Option<&'static str>,
@@ -199,7 +200,7 @@ impl RunConfig {
             lxc_extra: args.lxc.clone(),
             init: args.init.clone(),
             escape: args.escape,
-            stop_timeout: Duration::from_secs(args.stop_timeout),
+            stop_timeout: args.stop_timeout.map(Duration::from_secs),
             arch: args.arch,
             halt_signal: args.halt_signal,
             register_binfmt: args.register_binfmt,

@@ -168,6 +168,14 @@ fn optional_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
     }
 }
 
+/// How long init has to halt when `--stop-timeout` does not say.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same under emulation, where an init's shutdown scripts run several
+/// times slower: Debian 12 arm64 with OpenRC took 11-20 s under QEMU 7.2
+/// here (tests/bench/inits.sh), and 10 s killed it half-way. lxc-stop's
+/// own default is 60 s.
+pub const EMULATED_STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) -> LaunchPlan {
     let mode = if config.command.is_empty() {
         Mode::Boot {
@@ -228,7 +236,10 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         halt,
         guest_big_endian,
         console_ttys,
-        stop_timeout: config.stop_timeout,
+        stop_timeout: config.stop_timeout.unwrap_or(match host.emulation {
+            Emulation::Native => STOP_TIMEOUT,
+            _ => EMULATED_STOP_TIMEOUT,
+        }),
         escape: config.escape,
         arch: facts.arch,
         emulation: host.emulation,

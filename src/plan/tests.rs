@@ -65,7 +65,7 @@ fn options(command: &[&str]) -> RunConfig {
         lxc_extra: Vec::new(),
         init: "/sbin/init".into(),
         escape: 1,
-        stop_timeout: Duration::from_secs(10),
+        stop_timeout: None,
         arch: None,
         halt_signal: None,
         register_binfmt: false,
@@ -562,4 +562,25 @@ fn procds_askconsole_gets_the_console_on_the_kernel_command_lines_terminal() {
     openwrt.askconsole = false;
     let p = super::plan(&options(&[]), &openwrt, with_cmdline("console=ttyS0"), 1);
     assert_eq!(p.console_ttys, ["tty1"]);
+}
+
+#[test]
+fn the_stop_timeout_is_longer_under_emulation_unless_given() {
+    let emulated = Emulation::Preloaded {
+        entry: "qemu-aarch64".into(),
+        interpreter: "/usr/bin/qemu-aarch64".into(),
+    };
+    let openrc = facts(InitFlavor::SysVinit);
+    let p = super::plan(&options(&[]), &openrc, host(Emulation::Native), 1);
+    assert_eq!(p.stop_timeout, Duration::from_secs(10));
+    let p = super::plan(&options(&[]), &openrc, host(emulated.clone()), 1);
+    assert_eq!(p.stop_timeout, Duration::from_secs(60));
+    let mut config = options(&[]);
+    config.stop_timeout = Some(Duration::from_secs(5));
+    let p = super::plan(&config, &openrc, host(emulated), 1);
+    assert_eq!(
+        p.stop_timeout,
+        Duration::from_secs(5),
+        "--stop-timeout wins"
+    );
 }

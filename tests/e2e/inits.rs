@@ -146,9 +146,9 @@ fn boot_tree_and_stop(
 }
 
 /// What `rootrun --dry-run --json` plans for booting `tree` with
-/// `options`: its `halt` (`"runlevel0"` or `{"signal": NAME}`) and
-/// `emulation.how`.
-fn planned_halt(frame: &Frame, tree: &std::path::Path, options: &[&str]) -> (String, String) {
+/// `options`: its `halt` (`"runlevel0"` or `{"signal": NAME}`),
+/// `emulation.how` and `stop_timeout`.
+fn planned_halt(frame: &Frame, tree: &std::path::Path, options: &[&str]) -> (String, String, u64) {
     let out = frame.run(
         rootrun()
             .args(["--dry-run", "--json"])
@@ -167,18 +167,25 @@ fn planned_halt(frame: &Frame, tree: &std::path::Path, options: &[&str]) -> (Str
             .as_str()
             .unwrap_or_default()
             .to_owned(),
+        plan["stop_timeout"].as_u64().unwrap_or_default(),
     )
 }
 
 /// For an emulated root: the plan's halt is `halt` as it is natively (no
 /// real-time signal involved, so QEMU's reserved real-time signals shift
-/// nothing), and the root does run under emulation.
+/// nothing), the root does run under emulation, and the default stop
+/// timeout is the emulated one.
 fn assert_unshifted_halt(frame: &Frame, root: &Root, options: &[&str], halt: &str) {
     let Some(tree) = root.tree(frame) else { return };
-    let (planned, how) = planned_halt(frame, &tree, options);
+    let (planned, how, stop_timeout) = planned_halt(frame, &tree, options);
     assert_eq!(planned, halt, "{}", root.name());
     if root.arch.is_some() {
         assert_ne!(how, "native", "{} runs under emulation", root.name());
+        // OpenRC's shutdown takes 11-20 s under QEMU 7.2: the default
+        // stop timeout leaves it the time.
+        assert_eq!(stop_timeout, 60, "{}", root.name());
+    } else {
+        assert_eq!(stop_timeout, 10, "{}", root.name());
     }
 }
 
