@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::arch::{self, Arch, ArchNames, Binfmt, Emulation, Entry, Linkage, BINFMT_DIR};
 use crate::cli::InspectArgs;
 use crate::error::Error;
-use crate::image::{self, Image, ImageFacts};
+use crate::image::{self, Image, ImageFacts, InitFlavor};
 use crate::notice;
 
 #[derive(Debug, Serialize)]
@@ -110,6 +110,11 @@ fn console_row(report: &Report) -> String {
         (Some(link), _) => text.push_str(&format!(
             " (/dev is a symlink to {link}: no tty gets the console)"
         )),
+        // openrc-init runs its gettys as services (agetty.tty1 in a
+        // runlevel), whatever an inittab left in the image says.
+        (None, _) if facts.init_flavor == InitFlavor::OpenRc => text.push_str(
+            " (openrc-init reads no /etc/inittab: gettys are agetty.TTY services in a runlevel)",
+        ),
         (None, true) => text.push_str(" (no getty lines in /etc/inittab)"),
         (None, false) => text.push_str(&format!(
             " (gettys in /etc/inittab: {})",

@@ -366,6 +366,10 @@ fn openrc_init_to_login_and_shutdown(test: &str, root: Root) {
         "{report}"
     );
     assert!(report.contains("halt         signal SIGPWR"), "{report}");
+    assert!(
+        report.contains("openrc-init reads no /etc/inittab"),
+        "{report}"
+    );
     assert_unshifted_halt(&frame, &root, &options, r#"{"signal":"SIGPWR"}"#);
 
     let persist = frame.dir("persist");
