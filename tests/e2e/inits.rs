@@ -23,6 +23,8 @@ const EMULATED_BOOT_LIMIT: Duration = Duration::from_secs(240);
 /// Long, so that a stop that only ends by SIGKILL cannot pass for a clean
 /// one: the test wants it over in a fraction of this.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// OpenRC's shutdown takes 11-20 s under emulation on an idle machine.
+const EMULATED_STOP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Which root a test boots: Debian 12 with `packages` (as
 /// `Frame::debian_rootfs` takes them), native or of a foreign Debian
@@ -69,6 +71,13 @@ impl<'a> Root<'a> {
         format!("{} {}", self.packages, self.arch.unwrap_or("native"))
     }
 
+    fn stop_timeout(&self) -> Duration {
+        match self.arch {
+            Some(_) => EMULATED_STOP_TIMEOUT,
+            None => STOP_TIMEOUT,
+        }
+    }
+
     fn boot_limit(&self) -> Duration {
         match self.arch {
             Some(_) => EMULATED_BOOT_LIMIT,
@@ -113,7 +122,7 @@ fn boot_tree_and_stop(
     let mut boot = frame.live(
         rootrun()
             .arg("-q")
-            .arg(format!("--stop-timeout={}", STOP_TIMEOUT.as_secs()))
+            .arg(format!("--stop-timeout={}", root.stop_timeout().as_secs()))
             .args(options)
             .arg("--rootfs")
             .arg(tree),
@@ -123,12 +132,12 @@ fn boot_tree_and_stop(
     let to_login = started.elapsed();
     let stopping = Instant::now();
     boot.signal(Signal::SIGTERM);
-    let (out, seen) = boot.finish(STOP_TIMEOUT + Duration::from_secs(30));
+    let (out, seen) = boot.finish(root.stop_timeout() + Duration::from_secs(30));
     let stop = stopping.elapsed();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{stderr}\n{seen}");
     assert!(
-        stop < STOP_TIMEOUT / 2,
+        stop < root.stop_timeout() / 2,
         "the stop took {stop:?}: init did not halt by itself\n{seen}"
     );
     eprintln!(
