@@ -328,9 +328,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "a", value_name = "KEY", value_parser = parse_escape)]
     pub escape: u8,
 
-    /// Seconds to wait for init to halt after a stop request before killing it.
-    #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=86_400))]
-    pub stop_timeout: u64,
+    /// Seconds to wait for init to halt after a stop request before killing it
+    /// [default: 10; 60 under emulation]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub stop_timeout: Option<u64>,
 
     /// CPU architecture of the image, in any dialect (aarch64, arm64, armhf,
     /// ppc64el, ...), for an image whose programs rootrun cannot read

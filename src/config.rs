@@ -69,7 +69,8 @@ pub struct RunConfig {
     pub net: Net,
     pub init: String,
     pub escape: u8,
-    pub stop_timeout: Duration,
+    /// `--stop-timeout`; None: the plan's default for the emulation.
+    pub stop_timeout: Option<Duration>,
     pub arch: Option<Arch>,
     /// `--halt-signal`: overrides the init flavour's (and the emulator's) choice.
     pub halt_signal: Option<&'static str>,
@@ -278,7 +279,7 @@ impl RunConfig {
             net: args.net.clone(),
             init: args.init.clone(),
             escape: args.escape,
-            stop_timeout: Duration::from_secs(args.stop_timeout),
+            stop_timeout: args.stop_timeout.map(Duration::from_secs),
             arch: args.arch,
             halt_signal: args.halt_signal,
             register_binfmt: args.register_binfmt,

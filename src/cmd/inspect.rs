@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::arch::{self, Arch, ArchNames, Binfmt, Emulation, Entry, Linkage, BINFMT_DIR};
 use crate::cli::InspectArgs;
 use crate::error::Error;
-use crate::image::{self, Image, ImageFacts};
+use crate::image::{self, Image, ImageFacts, InitFlavor};
 use crate::notice;
 use crate::plan::{emulated_systemd, EmulatedSystemd};
 
@@ -59,7 +59,7 @@ pub fn run(args: &InspectArgs) -> Result<u8, Error> {
         image: args.image.clone(),
         names: facts.arch.map(Arch::names),
         console_ttys: if facts.dev_link.is_none() {
-            image::console_ttys(&facts.getty_ttys)
+            image::console_ttys(&facts.login_ttys(&crate::sys::proc::kernel_cmdline()))
         } else {
             Vec::new()
         },
@@ -122,11 +122,21 @@ fn console_row(report: &Report) -> String {
         (Some(link), _) => text.push_str(&format!(
             " (/dev is a symlink to {link}: no tty gets the console)"
         )),
+        // openrc-init runs its gettys as services (agetty.tty1 in a
+        // runlevel), whatever an inittab left in the image says.
+        (None, _) if facts.init_flavor == InitFlavor::OpenRc => text.push_str(
+            " (openrc-init reads no /etc/inittab: gettys are agetty.TTY services in a runlevel)",
+        ),
         (None, true) => text.push_str(" (no getty lines in /etc/inittab)"),
         (None, false) => text.push_str(&format!(
             " (gettys in /etc/inittab: {})",
             facts.getty_ttys.join(" ")
         )),
+    }
+    if facts.askconsole && facts.dev_link.is_none() {
+        text.push_str(
+            "; procd's askconsole runs on the kernel command line's console= (the host's)",
+        );
     }
     text
 }

@@ -237,6 +237,7 @@ fn host_plan(
         qemu,
         lsm,
         user: None,
+        cmdline: crate::sys::proc::kernel_cmdline(),
     })
 }
 

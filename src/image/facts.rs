@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::arch::{self, Arch, ElfFacts};
 use crate::image::{
-    gettys, Image, ImageError, InitFlavor, Metadata, Resolved, Services, SquashfsFacts,
+    gettys, Image, ImageError, InitClues, InitFlavor, Metadata, Resolved, Services, SquashfsFacts,
 };
 
 /// Tried in order when init is missing or not ELF (a script).
@@ -65,6 +65,8 @@ pub struct ImageFacts {
     pub squashfs: Option<SquashfsFacts>,
     /// The terminals getty lines of /etc/inittab wait on (`gettys`).
     pub getty_ttys: Vec<String>,
+    /// /etc/inittab has procd's `askconsole` line (`gettys::has_askconsole`).
+    pub askconsole: bool,
     /// Where /dev leads when it is a symlink in the image: then rootrun
     /// binds nothing into it (see `plan::console_ttys`).
     pub dev_link: Option<String>,
@@ -113,7 +115,10 @@ pub fn examine(
         .as_ref()
         .map(|r| InitFlavor::from_resolved_path(&r.path))
         .unwrap_or_default()
-        .refined(has_runit_stages(image));
+        .refined(InitClues {
+            runit_stages: has_runit_stages(image),
+            procd: image.resolve("/sbin/procd").is_ok(),
+        });
     let init_services = Services::of(init_flavor, image.resolve("/sbin/openrc").is_ok());
     let systemd_version = match (init_flavor, &init_resolved) {
         (InitFlavor::Systemd, Some(resolved)) => image
@@ -180,6 +185,9 @@ pub fn examine(
         let actual = evidence.as_ref()?.elf.arch;
         (!actual.answers_to(claimed)).then(|| claimed.clone())
     });
+    let inittab = image
+        .read_head("/etc/inittab", gettys::INITTAB_MAX)
+        .unwrap_or_default();
     Ok(ImageFacts {
         init: init.to_owned(),
         init_resolved,
@@ -195,10 +203,8 @@ pub fn examine(
         metadata_problem,
         arch_ignored,
         squashfs: image.squashfs_facts(),
-        getty_ttys: image
-            .read_head("/etc/inittab", gettys::INITTAB_MAX)
-            .map(|inittab| gettys::getty_ttys(&inittab))
-            .unwrap_or_default(),
+        getty_ttys: gettys::getty_ttys(&inittab),
+        askconsole: gettys::has_askconsole(&inittab),
         dev_link: image
             .resolve("/dev")
             .ok()
@@ -263,6 +269,23 @@ fn first_line(head: &[u8]) -> String {
 }
 
 impl ImageFacts {
+    /// The terminals the image's logins run on: its inittab's gettys, and
+    /// the one procd's `askconsole` takes from the kernel command line
+    /// `cmdline` (the host's, in a container).
+    pub fn login_ttys(&self, cmdline: &str) -> Vec<String> {
+        let mut ttys = self.getty_ttys.clone();
+        if let Some(tty) = self
+            .askconsole
+            .then(|| gettys::askconsole_tty(cmdline))
+            .flatten()
+        {
+            if !ttys.contains(&tty) {
+                ttys.push(tty);
+            }
+        }
+        ttys
+    }
+
     /// How this host runs the image, given its binfmt_misc state. An image
     /// without any ELF file is taken as native (it fails later with 127).
     pub fn emulation(

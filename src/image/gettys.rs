@@ -19,12 +19,22 @@ pub fn getty_ttys(inittab: &[u8]) -> Vec<String> {
             continue;
         }
         let mut fields = line.splitn(4, ':');
-        let (Some(_id), Some(_levels), Some(action), Some(process)) =
+        let (Some(id), Some(_levels), Some(action), Some(process)) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
             continue;
         };
         if !matches!(action, "respawn" | "once" | "askfirst") {
+            continue;
+        }
+        // BusyBox init and OpenWrt's procd read the id field as the
+        // terminal the process runs on (`ttyS0::askfirst:/usr/libexec/
+        // login.sh`; BusyBox's example inittab, procd's inittab.c
+        // fork_worker), whatever the process is; sysvinit's ids (`1`, `T0`)
+        // are no terminal names.
+        let id = id.trim().strip_prefix("/dev/").unwrap_or(id.trim());
+        if is_terminal_name(id) && !found.iter().any(|f| f == id) {
+            found.push(id.to_owned());
             continue;
         }
         let mut words = process.split_whitespace();
@@ -47,6 +57,32 @@ pub fn getty_ttys(inittab: &[u8]) -> Vec<String> {
         }
     }
     found
+}
+
+/// Whether `inittab` has procd's `askconsole` action (OpenWrt's
+/// `::askconsole:/usr/libexec/login.sh`), whose login runs on the terminal
+/// the kernel command line names (`askconsole_tty`).
+pub fn has_askconsole(inittab: &[u8]) -> bool {
+    String::from_utf8_lossy(inittab).lines().any(|line| {
+        let line = line.trim();
+        !line.starts_with('#') && line.split(':').nth(2) == Some("askconsole")
+    })
+}
+
+/// The terminal procd's `askconsole` runs on, given the kernel command line
+/// the container sees (the host's): the one `console=NAME[,options]`
+/// (procd's inittab.c, askconsole); with none or several, procd takes
+/// /dev/console itself, which is rootrun's console already (None).
+pub fn askconsole_tty(cmdline: &str) -> Option<String> {
+    let mut consoles = cmdline
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("console="));
+    let first = consoles.next()?;
+    if consoles.next().is_some() {
+        return None;
+    }
+    let name = first.split(',').next().unwrap_or_default();
+    is_terminal_name(name).then(|| name.to_owned())
 }
 
 /// `tty1`, `ttyS0`, `ttyAMA0`, `ttymxc0`, `ttyO0`, `ttyPS0`, `hvc0`: a
@@ -125,6 +161,35 @@ bad::respawn:/sbin/getty ../../etc/passwd tty/../x ttyS0/x
             console_ttys(&gettys),
             ["ttyAMA0", "ttymxc0", "hvc0", "ttyPS0"]
         );
+    }
+
+    #[test]
+    fn the_id_field_names_the_terminal_for_busybox_and_procd() {
+        // OpenWrt before askconsole, and a BusyBox root shell on a serial
+        // line: no getty program, the id is the terminal.
+        let inittab = "\
+::sysinit:/etc/init.d/rcS S boot
+::shutdown:/etc/init.d/rcS K shutdown
+ttyS0::askfirst:/usr/libexec/login.sh
+/dev/ttyAMA0::respawn:/bin/sh
+1:2345:respawn:/sbin/getty 38400 tty1
+../x::respawn:/bin/sh
+";
+        let gettys = getty_ttys(inittab.as_bytes());
+        assert_eq!(gettys, ["ttyS0", "ttyAMA0", "tty1"]);
+        assert_eq!(console_ttys(&gettys), ["ttyS0", "ttyAMA0"]);
+    }
+
+    #[test]
+    fn procds_askconsole_takes_the_one_console_of_the_kernel_command_line() {
+        assert!(has_askconsole(b"::askconsole:/usr/libexec/login.sh\n"));
+        assert!(!has_askconsole(b"#::askconsole:/x\n::askfirst:/x\n"));
+        let cmdline = "quiet console=ttyS0,115200n8 root=/dev/vda";
+        assert_eq!(askconsole_tty(cmdline).as_deref(), Some("ttyS0"));
+        // Several consoles, or none: procd uses /dev/console.
+        assert_eq!(askconsole_tty("console=tty0 console=ttyS0"), None);
+        assert_eq!(askconsole_tty("quiet"), None);
+        assert_eq!(askconsole_tty("console=../../etc/passwd"), None);
     }
 
     #[test]

@@ -52,22 +52,29 @@ impl InitFlavor {
         }
     }
 
-    /// The flavour of an init whose file name told nothing: runit's stage
-    /// scripts (runit(8): /etc/runit/1, 2 and 3) make it runit whatever
-    /// /sbin/init is called.
-    pub fn refined(self, has_runit_stages: bool) -> Self {
+    /// The flavour once the image's other files are known: runit's stage
+    /// scripts (runit(8): /etc/runit/1, 2 and 3) make an init whose file
+    /// name told nothing runit; OpenWrt's /sbin/init is a file of procd's
+    /// own (its `initd`, which runs preinit and then execs /sbin/procd as
+    /// PID 1), not sysvinit's, in an image that has /sbin/procd.
+    pub fn refined(self, clues: InitClues) -> Self {
         match self {
-            InitFlavor::Other if has_runit_stages => InitFlavor::Runit,
+            InitFlavor::Other if clues.runit_stages => InitFlavor::Runit,
+            InitFlavor::SysVinit if clues.procd => InitFlavor::Procd,
             other => other,
         }
     }
 
     /// The signal that makes this init power off cleanly, and the one
     /// rootrun falls back to when its request cannot be made:
-    /// BusyBox init and procd power off on SIGUSR2; systemd on SIGRTMIN+4
-    /// (systemd(1), "Signals"); runit (Debian's, runit(8)) and openrc-init
-    /// run their shutdown on SIGPWR; sysvinit and unknown inits get
-    /// SIGPWR, liblxc's default.
+    /// BusyBox init powers off on SIGUSR2; so does procd (its signal.c:
+    /// SIGUSR2 and SIGPWR are poweroff, SIGUSR1 halt, SIGTERM and SIGINT
+    /// reboot; it then runs inittab's `shutdown` action, `rcS K shutdown`,
+    /// and ends its processes); systemd on SIGRTMIN+4 (systemd(1),
+    /// "Signals"); runit (Debian's, runit(8)) runs stage 3 on SIGPWR;
+    /// openrc-init runs the `shutdown` runlevel and halts on SIGPWR or
+    /// SIGTERM (its dispatch_signal; SIGINT reboots); sysvinit and unknown
+    /// inits get SIGPWR, liblxc's default.
     pub fn halt_signal(self) -> &'static str {
         match self {
             InitFlavor::BusyBox | InitFlavor::Procd => "SIGUSR2",
@@ -89,6 +96,16 @@ impl InitFlavor {
             other => HaltMethod::Signal(other.halt_signal()),
         }
     }
+}
+
+/// Files of an image that tell its init apart when init's own name does
+/// not.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InitClues {
+    /// /etc/runit/1, 2 and 3 exist.
+    pub runit_stages: bool,
+    /// /sbin/procd exists (OpenWrt).
+    pub procd: bool,
 }
 
 /// What starts the services of an init that leaves them to another
@@ -171,10 +188,40 @@ mod tests {
 
     #[test]
     fn runit_is_told_from_its_stage_scripts() {
-        assert_eq!(InitFlavor::Other.refined(true), InitFlavor::Runit);
-        assert_eq!(InitFlavor::Other.refined(false), InitFlavor::Other);
+        let runit = InitClues {
+            runit_stages: true,
+            ..InitClues::default()
+        };
+        assert_eq!(InitFlavor::Other.refined(runit), InitFlavor::Runit);
+        assert_eq!(
+            InitFlavor::Other.refined(InitClues::default()),
+            InitFlavor::Other
+        );
         // A file name that told already wins.
-        assert_eq!(InitFlavor::SysVinit.refined(true), InitFlavor::SysVinit);
+        assert_eq!(InitFlavor::SysVinit.refined(runit), InitFlavor::SysVinit);
+    }
+
+    #[test]
+    fn openwrts_init_is_procd_where_procd_is() {
+        let openwrt = InitClues {
+            procd: true,
+            ..InitClues::default()
+        };
+        assert_eq!(InitFlavor::SysVinit.refined(openwrt), InitFlavor::Procd);
+        assert_eq!(
+            InitFlavor::SysVinit.refined(InitClues::default()),
+            InitFlavor::SysVinit
+        );
+        // BusyBox's init in an image that also has procd stays BusyBox.
+        assert_eq!(InitFlavor::BusyBox.refined(openwrt), InitFlavor::BusyBox);
+        assert_eq!(
+            InitFlavor::Procd.halt_method(),
+            HaltMethod::Signal("SIGUSR2")
+        );
+        assert_eq!(
+            InitFlavor::OpenRc.halt_method(),
+            HaltMethod::Signal("SIGPWR")
+        );
     }
 
     #[test]

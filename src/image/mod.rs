@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub use error::ImageError;
 pub use facts::{examine, DetectError, Evidence, ImageFacts, InitUse, Probe};
 pub use gettys::console_ttys;
-pub use init::{HaltMethod, InitFlavor, Services, INITCTL};
+pub use init::{HaltMethod, InitClues, InitFlavor, Services, INITCTL};
 pub use metadata::{Metadata, Properties};
 pub use squash::SquashfsFacts;
 pub use walk::{FileKind, Resolved, MAX_SYMLINK_HOPS};

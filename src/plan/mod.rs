@@ -131,6 +131,9 @@ pub struct HostPlan {
     pub lsm: Lsm,
     /// `-u`: the command's uid and gid, resolved in the image.
     pub user: Option<(u32, u32)>,
+    /// The kernel command line the container will see (the host's), for
+    /// procd's `askconsole` (`ImageFacts::login_ttys`).
+    pub cmdline: String,
 }
 
 /// Everything a launch will do.
@@ -193,6 +196,14 @@ fn optional_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
     }
 }
 
+/// How long init has to halt when `--stop-timeout` does not say.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same under emulation, where an init's shutdown scripts run several
+/// times slower: Debian 12 arm64 with OpenRC took 11-20 s under QEMU 7.2
+/// here (tests/bench/inits.sh), and 10 s killed it half-way. lxc-stop's
+/// own default is 60 s.
+pub const EMULATED_STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) -> LaunchPlan {
     let mode = if config.command.is_empty() {
         Mode::Boot {
@@ -226,7 +237,9 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
     let console_ttys = match mode {
         // An image whose /dev is a symlink gets no bind into it: see
         // `lxc_config`, the target must be in autodev's fresh tmpfs.
-        Mode::Boot { .. } if facts.dev_link.is_none() => console_ttys(&facts.getty_ttys),
+        Mode::Boot { .. } if facts.dev_link.is_none() => {
+            console_ttys(&facts.login_ttys(&host.cmdline))
+        }
         _ => Vec::new(),
     };
     let name = format!("{CONTAINER_PREFIX}{pid}");
@@ -267,7 +280,10 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         halt,
         guest_big_endian,
         console_ttys,
-        stop_timeout: config.stop_timeout,
+        stop_timeout: config.stop_timeout.unwrap_or(match host.emulation {
+            Emulation::Native => STOP_TIMEOUT,
+            _ => EMULATED_STOP_TIMEOUT,
+        }),
         escape: config.escape,
         arch: facts.arch,
         emulation: host.emulation,

@@ -24,6 +24,7 @@ fn facts(flavor: InitFlavor) -> ImageFacts {
         arch_ignored: None,
         squashfs: None,
         getty_ttys: Vec::new(),
+        askconsole: false,
         dev_link: None,
         head: Vec::new(),
     }
@@ -42,6 +43,7 @@ fn host(emulation: Emulation) -> HostPlan {
         qemu: None,
         lsm: Lsm::default(),
         user: None,
+        cmdline: String::new(),
     }
 }
 
@@ -70,7 +72,7 @@ fn options(command: &[&str]) -> RunConfig {
         net: crate::config::Net::None,
         init: "/sbin/init".into(),
         escape: 1,
-        stop_timeout: Duration::from_secs(10),
+        stop_timeout: None,
         arch: None,
         halt_signal: None,
         register_binfmt: false,
@@ -339,6 +341,7 @@ fn foreign_images_mount_binfmt_register_and_bind_the_interpreter_as_planned() {
         qemu: None,
         lsm: Lsm::default(),
         user: None,
+        cmdline: String::new(),
         env: Vec::new(),
         registration: Some(Registration {
             name: "rootrun-qemu-aarch64".into(),
@@ -654,5 +657,56 @@ fn the_qemu_7_2_limitation_shows_in_the_dry_run() {
     assert!(
         text.contains("# warning: systemd 257 cannot start any unit under QEMU 7.2.22"),
         "{text}"
+    );
+}
+
+#[test]
+fn procds_askconsole_gets_the_console_on_the_kernel_command_lines_terminal() {
+    let mut openwrt = facts(InitFlavor::Procd);
+    openwrt.askconsole = true;
+    let with_cmdline = |cmdline: &str| HostPlan {
+        cmdline: cmdline.into(),
+        ..host(Emulation::Native)
+    };
+    let p = super::plan(
+        &options(&[]),
+        &openwrt,
+        with_cmdline("quiet console=ttyAMA0,115200"),
+        1,
+    );
+    assert_eq!(p.console_ttys, ["ttyAMA0"]);
+    assert_eq!(p.halt, HaltMethod::Signal("SIGUSR2"));
+    // Two consoles: procd takes /dev/console; tty1 as for any image.
+    let p = super::plan(
+        &options(&[]),
+        &openwrt,
+        with_cmdline("console=tty0 console=ttyS0"),
+        1,
+    );
+    assert_eq!(p.console_ttys, ["tty1"]);
+    // Without askconsole the command line is not looked at.
+    openwrt.askconsole = false;
+    let p = super::plan(&options(&[]), &openwrt, with_cmdline("console=ttyS0"), 1);
+    assert_eq!(p.console_ttys, ["tty1"]);
+}
+
+#[test]
+fn the_stop_timeout_is_longer_under_emulation_unless_given() {
+    let emulated = Emulation::Preloaded {
+        entry: "qemu-aarch64".into(),
+        interpreter: "/usr/bin/qemu-aarch64".into(),
+    };
+    let openrc = facts(InitFlavor::SysVinit);
+    let p = super::plan(&options(&[]), &openrc, host(Emulation::Native), 1);
+    assert_eq!(p.stop_timeout, Duration::from_secs(10));
+    let p = super::plan(&options(&[]), &openrc, host(emulated.clone()), 1);
+    assert_eq!(p.stop_timeout, Duration::from_secs(60));
+    let mut config = options(&[]);
+    config.stop_timeout = Some(Duration::from_secs(5));
+    let p = super::plan(&config, &openrc, host(emulated), 1);
+    assert_eq!(
+        p.stop_timeout,
+        Duration::from_secs(5),
+        "--stop-timeout wins"
     );
 }

@@ -109,6 +109,12 @@ fn waits_for_signals(wchan: &str) -> bool {
     wchan.starts_with("do_sigtimedwait")
 }
 
+/// The kernel command line as processes here (and in a container, which
+/// sees the host's) read it; empty when unreadable.
+pub fn kernel_cmdline() -> String {
+    fs::read_to_string("/proc/cmdline").unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@
 //! checks the content is unchanged.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -223,25 +224,87 @@ pub fn debian_rootfs(packages: &str) -> Result<PathBuf, String> {
     tool("debootstrap")?;
     let (script_path, script) = script("build-debian-rootfs.sh")?;
     let key = key(&["debian-rootfs", &sha256_bytes(&script), packages]);
-    let label: String = packages
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let entry = cache_dir()?
-        .join("rootfs")
-        .join(format!("debian-{label}-{}", &key[..16]));
+    let entry =
+        cache_dir()?
+            .join("rootfs")
+            .join(format!("debian-{}-{}", label(packages), &key[..16]));
     let what = format!("Debian root with {packages}");
     cached(&entry, &what, |tmp| {
         debootstrap(&script_path, tmp, packages, &what)
     })
 }
 
+/// A Debian 12 root of a foreign `arch` (a Debian name: arm64) with
+/// `packages` (as `debian_rootfs` takes them), built under QEMU user
+/// emulation by tests/fixtures/build-debian-foreign-rootfs.sh from one
+/// cached minbase root of that architecture (the slow debootstrap second
+/// stage, paid once for every init): a variant is that base copied, with
+/// `packages` installed by apt-get in the tree.
+pub fn foreign_debian_rootfs(arch: &str, packages: &str) -> Result<PathBuf, String> {
+    for program in ["debootstrap", "chroot"] {
+        tool(program)?;
+    }
+    let (script_path, script) = script("build-debian-foreign-rootfs.sh")?;
+    let script_hash = sha256_bytes(&script);
+    let base_key = key(&["debian-foreign-base", &script_hash, arch]);
+    let rootfs = cache_dir()?.join("rootfs");
+    let base = rootfs.join(format!("debian-base-{arch}-{}", &base_key[..16]));
+    let what = format!("Debian {arch} minbase root");
+    let base = cached(&base, &what, |tmp| {
+        build_script(
+            &script_path,
+            &[OsStr::new("base"), tmp.as_os_str(), OsStr::new(arch)],
+            tmp,
+            &what,
+        )
+    })?;
+    let variant_key = key(&[
+        "debian-foreign-variant",
+        &script_hash,
+        arch,
+        packages,
+        &base_key,
+    ]);
+    let entry = rootfs.join(format!(
+        "debian-{arch}-{}-{}",
+        label(packages),
+        &variant_key[..16]
+    ));
+    let what = format!("Debian {arch} root with {packages}");
+    cached(&entry, &what, |tmp| {
+        build_script(
+            &script_path,
+            &[
+                OsStr::new("variant"),
+                tmp.as_os_str(),
+                base.as_os_str(),
+                OsStr::new(packages),
+            ],
+            tmp,
+            &what,
+        )
+    })
+}
+
+/// `packages` as a file name part.
+fn label(packages: &str) -> String {
+    packages
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
 /// Runs a debootstrap build script (`SCRIPT DIR ARG`) into `tmp`; panics
 /// with its stderr when it fails.
 fn debootstrap(script_path: &Path, tmp: &Path, arg: &str, what: &str) {
+    build_script(script_path, &[tmp.as_os_str(), OsStr::new(arg)], tmp, what);
+}
+
+/// Runs a build script with `args` that builds `tmp` (and logs next to
+/// it); panics with its stderr when it fails.
+fn build_script(script_path: &Path, args: &[&OsStr], tmp: &Path, what: &str) {
     let built = Command::new(script_path)
-        .arg(tmp)
-        .arg(arg)
+        .args(args)
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", script_path.display()));
     assert!(

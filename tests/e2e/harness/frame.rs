@@ -238,6 +238,16 @@ impl Frame {
         Some(tree)
     }
 
+    /// A Debian 12 root of a foreign `arch` with `packages`, built under
+    /// emulation from a shared base (cached and read-only to the test, like
+    /// `debian_rootfs`).
+    pub fn foreign_debian_rootfs(&self, arch: &str, packages: &str) -> Option<PathBuf> {
+        let tree = need(&self.test, fixtures::foreign_debian_rootfs(arch, packages))?;
+        self.own(&tree);
+        self.watch(&tree);
+        Some(tree)
+    }
+
     /// `path` (an image or a tree) must be unchanged at `check`.
     pub fn watch(&self, path: &Path) {
         let print = fingerprint(path);
