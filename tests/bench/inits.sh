@@ -1,10 +1,12 @@
 #!/bin/bash
-# Boot-to-login and stop times of stock Debian 12 roots with other inits
-# than systemd: rootrun against hand-made LXC on the same root.
+# Boot-to-login and stop times of stock Debian 12 roots (sysvinit, runit,
+# OpenRC, openrc-init, and systemd under emulation): rootrun in the
+# foreground, rootrun -d + rootrun stop, and hand-made LXC on the same root.
 #
 #   tests/bench/inits.sh [-n N]     (as root; default N=3 runs of each, 1 under emulation;
 #                                    ROOTRUN=PATH times that binary instead of a release build;
-#                                    ONLY=REGEX times the flavours whose label matches)
+#                                    ONLY=REGEX times the flavours whose label matches;
+#                                    EMULATED_RUNS=N runs of each arm64 flavour)
 #
 # The roots are the test suite's fixtures (tests/fixtures/build-debian-rootfs.sh,
 # build-debian-foreign-rootfs.sh), taken from its cache
@@ -17,7 +19,11 @@
 #             a pipe; boot = start until 'login:' is on the console; stop =
 #             SIGTERM to rootrun until it exits (rootrun asks init to halt
 #             through its own path: runlevel 0 request for sysvinit, SIGPWR
-#             for runit and openrc-init).
+#             for runit and openrc-init, SIGRTMIN+4 shifted for the
+#             emulator for systemd).
+#   rootrun -d  the same boot detached: `rootrun -d --name N` until 'login:'
+#             is in `rootrun logs N`; stop = `rootrun stop N` until it
+#             returns (everything removed).
 #   lxc       lxc-start -d -n NAME -P LXCPATH with a configuration this
 #             script writes to LXCPATH/NAME/config: rootrun's liblxc
 #             configuration for the root (from --dry-run), the same overlay
@@ -100,6 +106,7 @@ flavours=(
     "runit arm64|debian-arm64-runit-init||/sbin/init|lxc-stop"
     "openrc (sysvinit) arm64|debian-arm64-sysvinit-core--openrc||/sbin/init|telinit"
     "openrc-init arm64|debian-arm64-sysvinit-core--openrc|--init /sbin/openrc-init|/sbin/openrc-init|lxc-stop"
+    "systemd arm64|systemd-arm64||/sbin/init|lxc-stop"
 )
 
 if [[ -z ${ROOTRUN:-} ]]; then
@@ -154,6 +161,33 @@ time_rootrun() { # OUT TREE LABEL OPTIONS...
     if (( rc != 143 )); then
         echo "inits.sh: rootrun $label: exit $rc after SIGTERM (want 143)" >&2; tail -20 "$log" >&2; return 1
     fi
+    echo "$((t1 - t0)) $((t2 - t1))" >> "$out"
+}
+
+# One detached boot and `rootrun stop` of TREE; appends "boot_us stop_us"
+# to OUT.
+time_detached() { # OUT TREE LABEL OPTIONS...
+    local out=$1 tree=$2 label=$3 t0 t1 t2 deadline; shift 3
+    local cname=bench-inits-$$-$RANDOM persist=$work/persist-d
+    local extra=()
+    if [[ " $* " == *" /sbin/openrc-init "* ]]; then
+        rm -rf "$persist"; enable_agetty "$persist/upper"
+        extra=(--persist "$persist")
+    fi
+    t0=${EPOCHREALTIME/./}
+    "$rootrun" -q -d --name "$cname" --stop-timeout "$stop_limit" "$@" "${extra[@]}" \
+        --rootfs "$tree" >/dev/null
+    deadline=$((SECONDS + boot_limit))
+    until "$rootrun" logs "$cname" 2>/dev/null | grep -q 'login:'; do
+        if (( SECONDS > deadline )); then
+            echo "inits.sh: rootrun -d $label: no login: within ${boot_limit}s" >&2
+            "$rootrun" stop --kill "$cname" >/dev/null 2>&1; return 1
+        fi
+        sleep 0.02
+    done
+    t1=${EPOCHREALTIME/./}
+    "$rootrun" stop "$cname" 2>/dev/null
+    t2=${EPOCHREALTIME/./}
     echo "$((t1 - t0)) $((t2 - t1))" >> "$out"
 }
 
@@ -247,27 +281,31 @@ for entry in "${flavours[@]}"; do
         continue
     fi
     n=$runs
-    [[ $label == *arm64* ]] && n=1
+    [[ $label == *arm64* ]] && n=${EMULATED_RUNS:-1}
     echo "timing $label ($n run(s) each): $tree" >&2
-    rr=$work/rr.$RANDOM lx=$work/lx.$RANDOM conf=$work/lxc.conf
+    rr=$work/rr.$RANDOM rd=$work/rd.$RANDOM lx=$work/lx.$RANDOM conf=$work/lxc.conf
     lxc_conf "$tree" "$conf"
     for ((i = 1; i <= n; i++)); do
         # shellcheck disable=SC2086 # options are words
         time_rootrun "$rr" "$tree" "$label" $options
+        # shellcheck disable=SC2086 # options are words
+        time_detached "$rd" "$tree" "$label" $options
         runs_made=$((${runs_made:-0} + 1))
         unshare --mount --propagation private bash -c "$lxc_inner" inner \
             "$lx" "$tree" "$init" "$stop" "$conf" "$runs_made"
     done
-    results+=("$label|$n|$(median "$rr" 1)|$(median "$lx" 1)|$(median "$rr" 2)|$(median "$lx" 2)")
+    results+=("$label|$n|$(median "$rr" 1)|$(median "$rd" 1)|$(median "$lx" 1)|$(median "$rr" 2)|$(median "$rd" 2)|$(median "$lx" 2)")
 done
 
 echo
 echo "boot to 'login:' and stop, Debian 12 roots, median of N runs ($(uname -r), $(nproc) CPUs)"
-printf '%-24s %2s | %8s %8s %6s | %8s %8s %6s\n' "" "N" "boot s" "" "" "stop s" "" ""
-printf '%-24s %2s | %8s %8s %6s | %8s %8s %6s\n' "init" "" "rootrun" "lxc" "ratio" "rootrun" "lxc" "ratio"
+echo "(fg: rootrun in the foreground; -d: rootrun -d and rootrun stop; ratios against lxc)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }'; }
+row() { printf '%-24s %2s | %7s %7s %7s %6s %6s | %7s %7s %7s %6s %6s\n' "$@"; }
+row "" "N" "boot s" "" "" "" "" "stop s" "" "" "" ""
+row "init" "" "fg" "-d" "lxc" "fg" "-d" "fg" "-d" "lxc" "fg" "-d"
 for r in "${results[@]}"; do
-    IFS='|' read -r label n rb lb rs ls <<< "$r"
-    printf '%-24s %2s | %8s %8s %6s | %8s %8s %6s\n' "$label" "$n" "$rb" "$lb" \
-        "$(awk -v a="$rb" -v b="$lb" 'BEGIN { printf "%.2fx", a / b }')" "$rs" "$ls" \
-        "$(awk -v a="$rs" -v b="$ls" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')"
+    IFS='|' read -r label n rb db lb rs ds ls <<< "$r"
+    row "$label" "$n" "$rb" "$db" "$lb" "$(ratio "$rb" "$lb")" "$(ratio "$db" "$lb")" \
+        "$rs" "$ds" "$ls" "$(ratio "$rs" "$ls")" "$(ratio "$ds" "$ls")"
 done
