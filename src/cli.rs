@@ -100,10 +100,11 @@ pub enum Command {
     /// Run a command in a running container (liblxc's attach), with its
     /// exit status passed through as in command mode.
     ///
-    /// With stdin a terminal the command gets a pseudo-terminal of its own.
-    /// rootrun re-executes itself from a sealed memory file first, so a
-    /// process inside the container cannot write the rootrun binary through
-    /// /proc/PID/exe (CVE-2019-5736).
+    /// With stdin a (controlling) terminal the command gets a
+    /// pseudo-terminal of its own. rootrun first re-executes itself from a
+    /// copy nobody can write (its own file on a read-only detached mount,
+    /// or a sealed memfd), so a process inside the container cannot write
+    /// the rootrun binary through /proc/PID/exe (CVE-2019-5736).
     #[command(after_help = "Example: sudo rootrun exec fw -- /bin/sh -c 'ps; df -h'")]
     Exec(ExecArgs),
 }
