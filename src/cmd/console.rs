@@ -18,6 +18,7 @@ use crate::state::control::{self, Frame, Request};
 use crate::sys::SysError;
 
 pub fn run(args: &ConsoleArgs) -> Result<u8, Error> {
+    super::need_root()?;
     let found = state::find(&args.name)?;
     let (mut stream, _) = control::connect(&found, Request::Console)?;
     let stdin = io::stdin();

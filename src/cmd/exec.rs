@@ -12,18 +12,13 @@ use crate::image::users::{self, User};
 use crate::lxc::container::Attach;
 use crate::lxc::{self, Container};
 use crate::state;
-use crate::sys::{memfd, namespace, privileges, rootfs};
+use crate::sys::{memfd, namespace, rootfs};
 
 /// The PATH a command gets (as liblxc's own attach default).
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 pub fn run(args: &ExecArgs) -> Result<u8, Error> {
-    let missing = privileges::missing();
-    if !missing.is_empty() {
-        return Err(Error::Privileges(
-            missing.iter().map(ToString::to_string).collect(),
-        ));
-    }
+    super::need_root()?;
     // Before anything enters the container: from here on /proc/self/exe
     // is a copy nobody can write, not the rootrun file on the host.
     if !memfd::running_protected() {

@@ -13,6 +13,7 @@ use crate::state::{self, Found};
 const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 
 pub fn run(args: &LogsArgs) -> Result<u8, Error> {
+    super::need_root()?;
     let found = state::find(&args.name)?;
     if !found.record.detached {
         return Err(Error::Usage(format!(

@@ -24,6 +24,7 @@ struct Row<'a> {
 }
 
 pub fn run(args: &LsArgs) -> Result<u8, Error> {
+    super::need_root()?;
     let found = state::list();
     let now = state::now();
     let rows: Vec<Row<'_>> = found.iter().map(|f| row(f, now)).collect();

@@ -35,6 +35,19 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
     }
 }
 
+/// Named containers are root's: their directories under /run/rootrun are
+/// 0700, and stopping or attaching needs the capabilities a run needs.
+pub(crate) fn need_root() -> Result<(), Error> {
+    let missing = crate::sys::privileges::missing();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Privileges(
+            missing.iter().map(ToString::to_string).collect(),
+        ))
+    }
+}
+
 /// The binfmt_misc the kernel will consult for the image, and whether it is
 /// mounted in rootrun's view (else a run mounts it as a step of its plan).
 /// Not mounted here, it may still hold entries (it lives while mounted

@@ -15,6 +15,7 @@ use crate::state::{self};
 const CLEANUP_WAIT: Duration = Duration::from_secs(30);
 
 pub fn run(args: &StopArgs) -> Result<u8, Error> {
+    super::need_root()?;
     let found = state::find(&args.name)?;
     let request = if args.kill {
         Request::Kill

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{rootrun, text, Frame, Live};
+use crate::harness::{rootrun, rootrun_as_nobody, text, Frame, Live};
 
 const NATIVE: &str = "amd64";
 const LIMIT: Duration = Duration::from_secs(60);
@@ -227,6 +227,16 @@ fn two_containers_cannot_take_one_name_and_default_names_count_up() {
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(125), "a path is no name");
+    // The containers are root's: another user is told so, not shown none.
+    for args in [&["ls"][..], &["stop", &name], &["logs", &name]] {
+        let out = rootrun_as_nobody().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("run rootrun with sudo"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
     for name in [name, stem.clone(), format!("{stem}-2")] {
         let out = stop(&name, &["--kill"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
