@@ -107,6 +107,23 @@ pub enum Command {
     /// the rootrun binary through /proc/PID/exe (CVE-2019-5736).
     #[command(after_help = "Example: sudo rootrun exec fw -- /bin/sh -c 'ps; df -h'")]
     Exec(ExecArgs),
+    /// Print a shell completion script for SHELL on stdout.
+    #[command(after_help = "\
+Install, for example:
+  rootrun completions bash > /etc/bash_completion.d/rootrun
+  rootrun completions zsh > /usr/local/share/zsh/site-functions/_rootrun
+  rootrun completions fish > ~/.config/fish/completions/rootrun.fish")]
+    Completions(CompletionsArgs),
+    /// Print rootrun's manual page (roff) on stdout: `rootrun man | man -l -`.
+    Man,
+}
+
+/// `rootrun completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// `rootrun ls`.

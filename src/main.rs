@@ -23,7 +23,12 @@ fn main() -> ExitCode {
             }
             return ExitCode::from(EXIT_ROOTRUN);
         }
-        // --help or --version: a closed pipe is no failure.
+        // --version: the liblxc versions too (found at run time).
+        Err(version) if version.kind() == ErrorKind::DisplayVersion => {
+            let _ = rootrun::notice::stdout(&rootrun::cmd::version_text());
+            return ExitCode::SUCCESS;
+        }
+        // --help: a closed pipe is no failure.
         Err(help_or_version) => {
             let _ = help_or_version.print();
             return ExitCode::SUCCESS;

@@ -14,11 +14,27 @@ mod unpack;
 use std::path::Path;
 
 use crate::arch::{self, Arch, Binfmt, BINFMT_DIR};
+use clap::CommandFactory;
+
 use crate::cli::{Cli, Command};
 use crate::config::RunConfig;
 use crate::error::Error;
 use crate::image::ImageFacts;
 use crate::sys::binfmt_probe;
+
+/// `rootrun --version`: rootrun's version, the liblxc it loads here (or why
+/// it cannot) and the liblxc its bindings were generated from.
+pub fn version_text() -> String {
+    let loaded = match crate::lxc::library::load() {
+        Ok(lib) => format!("liblxc {} (loaded)", lib.version),
+        Err(e) => format!("liblxc not usable: {e}"),
+    };
+    format!(
+        "rootrun {}\n{loaded}\nbindings generated from liblxc {}\n",
+        env!("CARGO_PKG_VERSION"),
+        crate::lxc::sys::BINDINGS_VERSION
+    )
+}
 
 /// Runs the command; returns rootrun's exit code.
 pub fn dispatch(cli: Cli) -> Result<u8, Error> {
@@ -31,6 +47,20 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
         Some(Command::Stop(args)) => stop::run(&args),
         Some(Command::Logs(args)) => logs::run(&args),
         Some(Command::Exec(args)) => exec::run(&args),
+        Some(Command::Completions(args)) => {
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "rootrun", &mut out);
+            crate::notice::stdout(&String::from_utf8_lossy(&out))?;
+            Ok(0)
+        }
+        Some(Command::Man) => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map_err(Error::Stdout)?;
+            crate::notice::stdout(&String::from_utf8_lossy(&out))?;
+            Ok(0)
+        }
         None => run::run(&RunConfig::from_args(&cli.run)?),
     }
 }

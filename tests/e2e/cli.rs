@@ -660,3 +660,58 @@ fn raw_lxc_items_reach_liblxc_and_rootruns_own_keys_are_refused() {
     );
     frame.check();
 }
+
+#[test]
+fn version_completions_and_man_page_come_from_the_command_line_definitions() {
+    let out = rootrun().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let version = text(&out.stdout);
+    let lines: Vec<&str> = version.lines().collect();
+    assert_eq!(lines[0], format!("rootrun {}", env!("CARGO_PKG_VERSION")));
+    assert!(
+        lines[1].starts_with("liblxc ") && lines[1].ends_with("(loaded)"),
+        "{version}"
+    );
+    assert!(
+        lines[2].starts_with("bindings generated from liblxc "),
+        "{version}"
+    );
+
+    // bash: a script bash parses, completing the subcommands.
+    let out = rootrun().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let script = text(&out.stdout);
+    for word in ["exec", "console", "--detach", "--rootfs"] {
+        assert!(
+            script.contains(word),
+            "{word} missing from the bash completion"
+        );
+    }
+    let mut bash = Command::new("bash")
+        .arg("-n")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(bash.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    drop(bash.stdin.take());
+    assert!(
+        bash.wait().unwrap().success(),
+        "bash -n refused the completion"
+    );
+    for (shell, first) in [("zsh", "#compdef rootrun"), ("fish", "complete -c rootrun")] {
+        let out = rootrun().args(["completions", shell]).output().unwrap();
+        assert!(text(&out.stdout).contains(first), "{shell}");
+    }
+    let out = rootrun().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "an unknown shell is a usage error"
+    );
+
+    let out = rootrun().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let page = text(&out.stdout);
+    assert!(page.contains(".TH rootrun 1"), "{page}");
+    assert!(page.contains(r"stop\-timeout"), "the options are in the page");
+}
