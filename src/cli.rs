@@ -25,6 +25,7 @@ use crate::config::{parse_arch, parse_escape, parse_hostname, parse_init};
     after_long_help = EXAMPLES,
     name = "rootrun",
     version,
+    args_override_self = true,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -74,7 +75,8 @@ pub enum Command {
     /// instead of init and exits with its status.
     #[command(
         after_help = "A command to run in the image goes after `--`: rootrun run IMAGE -- uname -m",
-        after_long_help = EXAMPLES
+        after_long_help = EXAMPLES,
+        args_override_self = true
     )]
     Run(Box<RunArgs>),
     /// Show what rootrun reads from IMAGE without mounting it: the CPU
@@ -265,6 +267,12 @@ pub struct RunArgs {
     /// goes to `rootrun logs NAME` and `rootrun console NAME`.
     #[arg(short, long, conflicts_with_all = ["command", "expect", "timeout", "stop_on_eof", "console_log"])]
     pub detach: bool,
+
+    /// Take defaults from FILE (YAML; keys are these options' long names)
+    /// [default: IMAGE.rootrun.yaml beside the image, when there is one].
+    /// Options given here win over the file's.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Set an environment variable for init or CMD (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = crate::config::parse_env)]

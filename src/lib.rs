@@ -8,6 +8,7 @@ pub mod arch;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod config_file;
 pub mod console;
 pub mod error;
 pub mod image;
@@ -22,3 +23,4 @@ mod session;
 pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod yaml;

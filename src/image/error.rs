@@ -100,6 +100,6 @@ pub enum ImageError {
         image: PathBuf,
         path: String,
         #[source]
-        source: serde_yaml_ng::Error,
+        source: crate::yaml::Error,
     },
 }

@@ -29,26 +29,26 @@ pub struct Properties {
     #[serde(default, deserialize_with = "scalar")]
     pub architecture: Option<String>,
     #[serde(flatten)]
-    pub other: BTreeMap<String, serde_yaml_ng::Value>,
+    pub other: BTreeMap<String, crate::yaml::Value>,
 }
 
 /// Accepts any YAML scalar as text: `release: 12` or `release: 3.19` are as valid as
 /// `release: bookworm` to the humans who write these files.
 fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     use serde::de::Error;
-    match serde_yaml_ng::Value::deserialize(d)? {
-        serde_yaml_ng::Value::Null => Ok(None),
-        serde_yaml_ng::Value::String(s) => Ok(Some(s)),
-        serde_yaml_ng::Value::Number(n) => Ok(Some(n.to_string())),
-        serde_yaml_ng::Value::Bool(b) => Ok(Some(b.to_string())),
+    match crate::yaml::Value::deserialize(d)? {
+        crate::yaml::Value::Null => Ok(None),
+        crate::yaml::Value::String(s) => Ok(Some(s)),
+        crate::yaml::Value::Number(n) => Ok(Some(n.to_string())),
+        crate::yaml::Value::Bool(b) => Ok(Some(b.to_string())),
         other => Err(D::Error::custom(format!(
             "expected a scalar, found {other:?}"
         ))),
     }
 }
 
-pub fn parse(text: &[u8]) -> Result<Metadata, serde_yaml_ng::Error> {
-    serde_yaml_ng::from_slice(text)
+pub fn parse(text: &[u8]) -> Result<Metadata, crate::yaml::Error> {
+    crate::yaml::from_slice(text)
 }
 
 #[cfg(test)]

@@ -713,5 +713,67 @@ fn version_completions_and_man_page_come_from_the_command_line_definitions() {
     assert!(out.status.success());
     let page = text(&out.stdout);
     assert!(page.contains(".TH rootrun 1"), "{page}");
-    assert!(page.contains(r"stop\-timeout"), "the options are in the page");
+    assert!(
+        page.contains(r"stop\-timeout"),
+        "the options are in the page"
+    );
+}
+
+#[test]
+fn a_configuration_beside_the_image_gives_defaults_the_command_line_overrides() {
+    let Some((frame, image)) = Frame::with_busybox("configuration file", NATIVE) else {
+        return;
+    };
+    let dir = frame.dir("conf");
+    let fw = dir.join("fw.img");
+    fs::hard_link(&image, &fw).unwrap();
+    frame.watch(&fw);
+    fs::create_dir(dir.join("data")).unwrap();
+    fs::write(dir.join("data/note"), "from-the-host\n").unwrap();
+    fs::write(
+        dir.join("fw.img.rootrun.yaml"),
+        "# defaults for fw.img\nhostname: from-yaml\nenv: {GREETING: hello, MODE: yaml}\n\
+         bind: [data:/data:ro]\nstop_timeout: 5\n\
+         command: [/bin/sh, -c, 'echo $GREETING $MODE $(hostname) $(cat /data/note)']\n",
+    )
+    .unwrap();
+    let run = |args: &[&str], tail: &[&str]| {
+        frame.run(
+            rootrun().arg("-q").args(args).arg(&fw).args(tail),
+            b"",
+            LIMIT,
+        )
+    };
+    let out = run(&[], &[]);
+    assert_eq!(
+        text(&out.stdout),
+        "hello yaml from-yaml from-the-host\n",
+        "{}",
+        text(&out.stderr)
+    );
+    // The command line wins: a single value replaces, env adds after.
+    let out = run(&["--hostname", "from-cli", "-e", "MODE=cli"], &[]);
+    assert_eq!(text(&out.stdout), "hello cli from-cli from-the-host\n");
+    let out = run(&[], &["--", "/bin/echo", "cli-command"]);
+    assert_eq!(text(&out.stdout), "cli-command\n");
+    // --config names another file; its mistakes name their line.
+    let other = dir.join("other.yaml");
+    fs::write(&other, "hostname: other\nnetwork: host\n").unwrap();
+    let out = run(&["--config", other.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("line 2")
+            && text(&out.stderr).contains("unknown field `network`"),
+        "{}",
+        text(&out.stderr)
+    );
+    fs::write(&other, "hostname: other\nnet: natt\n").unwrap();
+    let out = run(&["--config", other.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("line 2: net: invalid value 'natt'"),
+        "{}",
+        text(&out.stderr)
+    );
+    frame.check();
 }
