@@ -118,6 +118,32 @@ Install, for example:
     Completions(CompletionsArgs),
     /// Print rootrun's manual page (roff) on stdout: `rootrun man | man -l -`.
     Man,
+    /// Write what LXD or Incus need to import IMAGE: OUTDIR/metadata.tar.gz
+    /// (metadata.yaml with the detected architecture and the image's
+    /// os-release) and, when this host's handler lacks the F flag,
+    /// OUTDIR/profile.yaml with the disk device for the interpreter.
+    #[command(after_help = "\
+Then, on a host with LXD (or incus instead of lxc):
+  lxc image import OUTDIR/metadata.tar.gz IMAGE --alias fw
+  lxc profile create qemu-aarch64 && lxc profile edit qemu-aarch64 < OUTDIR/profile.yaml
+  lxc launch fw c1 -p default -p qemu-aarch64")]
+    Export(ExportArgs),
+}
+
+/// `rootrun export IMAGE OUTDIR`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// SquashFS image.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+
+    /// Where the files go: an empty directory, or a path to create.
+    #[arg(value_name = "OUTDIR")]
+    pub dir: PathBuf,
+
+    /// Take this architecture instead of reading it from ELF headers.
+    #[arg(long, value_name = "NAME", value_parser = parse_arch)]
+    pub arch: Option<Arch>,
 }
 
 /// `rootrun completions SHELL`.

@@ -15,3 +15,8 @@ pub use serde_yaml_ng::Value;
 pub fn from_slice<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T, Error> {
     serde_yaml_ng::from_slice(text)
 }
+
+/// Writes `value` as YAML.
+pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_yaml_ng::to_string(value)
+}

@@ -4,6 +4,7 @@
 mod console;
 mod detach;
 mod exec;
+mod export;
 mod inspect;
 mod logs;
 mod ls;
@@ -122,6 +123,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             crate::notice::stdout(&String::from_utf8_lossy(&out))?;
             Ok(0)
         }
+        Some(Command::Export(args)) => export::run(&args),
         Some(Command::Man) => {
             let mut out = Vec::new();
             clap_mangen::Man::new(Cli::command())
