@@ -123,7 +123,9 @@ impl Owned {
     /// while taken), sweeping stale directories on the way.
     pub fn claim(requested: Option<&str>, default: &str, record: Record) -> Result<Owned, Error> {
         let parent = open_parent()?;
+        // What rootruns killed by SIGKILL left: their directories, unlocked.
         sweep_claims(parent.as_fd());
+        let _ = list();
         let candidates: Box<dyn Iterator<Item = String>> = match requested {
             Some(name) => Box::new(std::iter::once(name.to_owned())),
             None => Box::new(

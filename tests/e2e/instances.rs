@@ -360,15 +360,19 @@ fn a_killed_supervisor_takes_its_container_along_and_the_next_run_sweeps() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Its directory is still there, unlocked: `ls` sweeps it.
-    assert_gone(&name);
-    // Its cgroups go with the next run's sweep.
+    // Its directory stays, unlocked, until a rootrun meets it (another
+    // test's start may be first): the next start sweeps it, and its cgroups.
     let out = frame.run(
         rootrun().arg("-q").arg(&image).args(["--", "true"]),
         b"",
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !Path::new("/run/rootrun").join(&name).exists(),
+        "the next start did not sweep /run/rootrun/{name}"
+    );
+    assert_gone(&name);
     frame.check();
 }
 
