@@ -242,6 +242,11 @@ pub struct InspectArgs {
     #[arg(long, default_value = "/sbin/init", value_name = "PATH")]
     pub init: String,
 
+    /// A split image's metadata tarball (metadata.tar.gz) to read instead
+    /// of the image's own /metadata.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub metadata: Option<PathBuf>,
+
     /// Take this architecture instead of reading it from ELF headers.
     #[arg(long, value_name = "NAME", value_parser = parse_arch)]
     pub arch: Option<Arch>,
@@ -293,6 +298,11 @@ pub struct RunArgs {
     /// goes to `rootrun logs NAME` and `rootrun console NAME`.
     #[arg(short, long, conflicts_with_all = ["command", "expect", "timeout", "stop_on_eof", "console_log"])]
     pub detach: bool,
+
+    /// A split image's metadata tarball (metadata.tar.gz) to read instead
+    /// of the image's own /metadata.yaml (checked against the ELF).
+    #[arg(long, value_name = "FILE")]
+    pub metadata: Option<PathBuf>,
 
     /// Take defaults from FILE (YAML; keys are these options' long names)
     /// [default: IMAGE.rootrun.yaml beside the image, when there is one].

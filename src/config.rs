@@ -43,6 +43,8 @@ pub struct RunConfig {
     /// Run this instead of init (command mode) when not empty.
     pub command: Vec<String>,
     pub hostname: Option<String>,
+    /// `--metadata FILE`: a split image's metadata tarball.
+    pub metadata: Option<PathBuf>,
     /// `--name`: None takes a name from the image.
     pub name: Option<String>,
     /// `-d`: start in the background, return once init runs.
@@ -260,6 +262,7 @@ impl RunConfig {
             lower,
             command: args.command.clone(),
             hostname: args.hostname.clone(),
+            metadata: args.metadata.clone(),
             name: args.name.clone(),
             detach: args.detach,
             env: args.env.clone(),

@@ -48,8 +48,13 @@ pub struct HostView {
 
 pub fn run(args: &InspectArgs) -> Result<u8, Error> {
     let image = Image::open(&args.image)?;
-    let facts = image::examine(&image, &args.init, args.arch, image::InitUse::LookOnly)
+    let mut facts = image::examine(&image, &args.init, args.arch, image::InitUse::LookOnly)
         .map_err(|e| Error::Detect(Box::new(e)))?;
+    if let Some(path) = &args.metadata {
+        let metadata = image::metadata_from_tarball(path)
+            .map_err(|e| Error::Usage(format!("--metadata {}: {e}", path.display())))?;
+        facts.use_metadata(metadata);
+    }
     let (binfmt, mounted) = super::host_binfmt(&facts)?;
     let host = HostView {
         binfmt_mounted: mounted,

@@ -31,8 +31,13 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     } else {
         InitUse::Boot
     };
-    let facts = image::examine(&image, &config.init, config.arch, init_use)
+    let mut facts = image::examine(&image, &config.init, config.arch, init_use)
         .map_err(|e| Error::Detect(Box::new(e)))?;
+    if let Some(path) = &config.metadata {
+        let metadata = image::metadata_from_tarball(path)
+            .map_err(|e| Error::Usage(format!("--metadata {}: {e}", path.display())))?;
+        facts.use_metadata(metadata);
+    }
     for warning in facts.warnings() {
         notice::warning(&warning);
     }

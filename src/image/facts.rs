@@ -94,6 +94,27 @@ pub enum InitUse {
     LookOnly,
 }
 
+/// The architecture `metadata` claims when the ELF evidence disagrees.
+fn mismatch(metadata: Option<&Metadata>, evidence: Option<&Evidence>) -> Option<String> {
+    let m = metadata?;
+    let claimed = m
+        .architecture
+        .as_ref()
+        .or(m.properties.architecture.as_ref())?;
+    let actual = evidence?.elf.arch;
+    (!actual.answers_to(claimed)).then(|| claimed.clone())
+}
+
+impl ImageFacts {
+    /// `--metadata FILE`: a split image's metadata.tar.gz, read instead of
+    /// the image's own /metadata.yaml, and cross-checked the same way.
+    pub fn use_metadata(&mut self, metadata: Metadata) {
+        self.metadata_mismatch = mismatch(Some(&metadata), self.evidence.as_ref());
+        self.metadata = Some(metadata);
+        self.metadata_problem = None;
+    }
+}
+
 pub fn examine(
     image: &Image,
     init: &str,
@@ -177,14 +198,7 @@ pub fn examine(
         }
         Err(err) => return Err(err.into()),
     };
-    let metadata_mismatch = metadata.as_ref().and_then(|m| {
-        let claimed = m
-            .architecture
-            .as_ref()
-            .or(m.properties.architecture.as_ref())?;
-        let actual = evidence.as_ref()?.elf.arch;
-        (!actual.answers_to(claimed)).then(|| claimed.clone())
-    });
+    let metadata_mismatch = mismatch(metadata.as_ref(), evidence.as_ref());
     let inittab = image
         .read_head("/etc/inittab", gettys::INITTAB_MAX)
         .unwrap_or_default();

@@ -51,6 +51,53 @@ pub fn parse(text: &[u8]) -> Result<Metadata, crate::yaml::Error> {
     crate::yaml::from_slice(text)
 }
 
+/// metadata.yaml out of a split image's metadata tarball (`lxc image
+/// export` writes `metadata.tar.gz` or `.tar.xz`; gzip and plain tar are
+/// read), at most `max` bytes of it.
+pub fn from_tarball(path: &std::path::Path, max: u64) -> Result<Metadata, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut magic = [0u8; 2];
+    let gzip = {
+        let mut peek = &file;
+        peek.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b]
+    };
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let not_tar = |_| "not a tar archive (plain or gzip)".to_owned();
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().map_err(not_tar)?;
+    for entry in entries {
+        let mut entry = entry.map_err(not_tar)?;
+        let name = entry.path().map_err(not_tar)?.into_owned();
+        let name: std::path::PathBuf = name
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        if name != std::path::Path::new("metadata.yaml") {
+            continue;
+        }
+        if entry.size() > max {
+            return Err(format!(
+                "metadata.yaml is {} bytes, more than {max}",
+                entry.size()
+            ));
+        }
+        let mut text = Vec::new();
+        entry
+            .by_ref()
+            .take(max)
+            .read_to_end(&mut text)
+            .map_err(|e| e.to_string())?;
+        return parse(&text).map_err(|e| format!("metadata.yaml: {e}"));
+    }
+    Err("it holds no metadata.yaml".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,11 @@ pub use facts::{examine, DetectError, Evidence, ImageFacts, InitUse, Probe};
 pub use gettys::console_ttys;
 pub use init::{HaltMethod, InitClues, InitFlavor, Services, INITCTL};
 pub use metadata::{Metadata, Properties};
+
+/// `--metadata FILE`: the metadata.yaml of a split image's tarball.
+pub fn metadata_from_tarball(path: &Path) -> Result<Metadata, String> {
+    metadata::from_tarball(path, METADATA_MAX)
+}
 pub use squash::SquashfsFacts;
 pub use walk::{FileKind, Resolved, MAX_SYMLINK_HOPS};
 

@@ -57,6 +57,7 @@ fn options(command: &[&str]) -> RunConfig {
         lower: Lower::Squashfs,
         command: command.iter().map(|s| s.to_string()).collect(),
         hostname: None,
+        metadata: None,
         name: None,
         detach: false,
         env: Vec::new(),

@@ -68,6 +68,51 @@ fn export_writes_lxds_metadata_and_a_profile_only_for_a_handler_without_f() {
         Some("Test OS 3.1 (aarch64)")
     );
     assert!(!out_dir.join("profile.yaml").exists());
+    // The tarball reads back as the image's metadata (`--metadata`).
+    let tarball = out_dir.join("metadata.tar.gz");
+    let out = rootrun()
+        .args(["inspect", "--json", "--metadata"])
+        .arg(&tarball)
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["metadata"]["properties"]["os"], "testos");
+    assert_eq!(report["metadata_mismatch"], serde_json::Value::Null);
+    // A tarball claiming another architecture: the ELF wins, with a warning.
+    let wrong = frame.path("wrong.tar.gz");
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        fs::File::create(&wrong).unwrap(),
+        flate2::Compression::default(),
+    ));
+    let yaml = b"architecture: x86_64\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(yaml.len() as u64);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, "./metadata.yaml", &yaml[..])
+        .unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+    let out = rootrun()
+        .args(["inspect", "--json", "--metadata"])
+        .arg(&wrong)
+        .arg(&image)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["metadata_mismatch"], "x86_64", "{report}");
+    assert_eq!(report["arch"], "aarch64");
+    let out = rootrun()
+        .args(["inspect", "--metadata", "/etc/hostname"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("not a tar archive"),
+        "{}",
+        text(&out.stderr)
+    );
     // A used directory is refused.
     let again = rootrun()
         .arg("export")
