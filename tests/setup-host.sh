@@ -64,6 +64,12 @@ for package in libclang-dev lxc-dev; do
     fi
 done
 
+# cargo-deb, for the package test (tests/package/deb.sh): a pinned version
+# from crates.io, built once (about 2 minutes) into cargo's bin directory.
+if ! command -v cargo-deb >/dev/null 2>&1 && command -v cargo >/dev/null 2>&1; then
+    cargo install cargo-deb --locked --version 3.8.0 --quiet
+fi
+
 binfmt=/proc/sys/fs/binfmt_misc
 if [ ! -e "$binfmt/register" ]; then
     mount -t binfmt_misc binfmt_misc "$binfmt"

@@ -17,6 +17,7 @@ mod inits;
 mod instances;
 mod modes;
 mod network;
+mod package;
 mod session;
 mod systemd;
 mod unpack;
