@@ -18,8 +18,12 @@ pub enum ImageError {
         source: std::io::Error,
     },
 
-    #[error("{path}: not a SquashFS image (no little-endian \"hsqs\" magic at offset 0)", path = .path.display())]
-    NotSquashfs { path: PathBuf },
+    #[error("{path}: not a SquashFS image {}", not_squashfs(.found), path = .path.display())]
+    NotSquashfs {
+        path: PathBuf,
+        /// What it is instead, when rootrun recognises it.
+        found: Option<super::formats::Found>,
+    },
 
     #[error("{path}: SquashFS version {major}.{minor} is not supported (only 4.0)", path = .path.display())]
     UnsupportedVersion {
@@ -102,4 +106,14 @@ pub enum ImageError {
         #[source]
         source: crate::yaml::Error,
     },
+}
+
+fn not_squashfs(found: &Option<super::formats::Found>) -> String {
+    match found {
+        Some(found) => format!(
+            "but {}; rootrun boots SquashFS images and extracted trees: {}",
+            found.what, found.hint
+        ),
+        None => "(no little-endian \"hsqs\" magic at offset 0)".into(),
+    }
 }

@@ -11,6 +11,7 @@ mod dirtable;
 pub mod entry;
 mod error;
 mod facts;
+pub mod formats;
 mod gettys;
 mod init;
 mod metadata;
@@ -165,8 +166,9 @@ impl Image {
 /// Checks the magic and version before backhand parses anything, so a text file or a
 /// big-endian image gets an error that says what it is rather than a generic parse failure.
 fn check_superblock(path: &Path, file: &mut File) -> Result<(), ImageError> {
-    // magic at 0, version_major at 28, version_minor at 30 (squashfs_fs.h, struct squashfs_super_block)
-    let mut head = [0u8; 32];
+    // magic at 0, version_major at 28, version_minor at 30 (squashfs_fs.h,
+    // struct squashfs_super_block); more for `formats` when it is not one.
+    let mut head = [0u8; formats::HEAD];
     let mut filled = 0;
     while filled < head.len() {
         match file.read(&mut head[filled..]) {
@@ -185,6 +187,7 @@ fn check_superblock(path: &Path, file: &mut File) -> Result<(), ImageError> {
     if filled < 4 || head[..4] != *b"hsqs" {
         return Err(ImageError::NotSquashfs {
             path: path.to_path_buf(),
+            found: formats::identify(&head[..filled]),
         });
     }
     let major = u16::from_le_bytes([head[28], head[29]]);

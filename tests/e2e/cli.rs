@@ -777,3 +777,48 @@ fn a_configuration_beside_the_image_gives_defaults_the_command_line_overrides() 
     );
     frame.check();
 }
+
+#[test]
+fn a_file_system_or_archive_that_is_not_squashfs_is_named_with_what_to_do() {
+    let Some(frame) = Frame::new("other formats") else {
+        return;
+    };
+    let ext4 = frame.path("root.ext4");
+    fs::write(&ext4, vec![0u8; 8 << 20]).unwrap();
+    let made = Command::new("mkfs.ext4")
+        .arg("-q")
+        .arg(&ext4)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let tarball = frame.path("root.tar");
+    let packed = Command::new("tar")
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(frame.scratch())
+        .arg("root.ext4")
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    for (file, what, hint) in [
+        (
+            &ext4,
+            "but an ext2/ext3/ext4 file system",
+            "mount -o ro,loop,noload",
+        ),
+        (&tarball, "but a tar archive", "--rootfs DIR"),
+    ] {
+        for args in [&["inspect"][..], &["-q"][..]] {
+            let out = rootrun().args(args).arg(file).output().unwrap();
+            assert_eq!(out.status.code(), Some(125), "{args:?}");
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains(what) && stderr.contains(hint),
+                "{args:?}: {stderr}"
+            );
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        }
+    }
+    frame.check();
+}
