@@ -276,6 +276,12 @@ fn start(
     }
     let rootrun = nix::unistd::getpid();
     let quiet = named.as_ref().is_some_and(|named| named.detached);
+    if quiet {
+        // A detached container may run for days: its rootrun must not keep
+        // the caller's working directory busy (every path it needed is
+        // open or mounted by now; the rest are absolute).
+        let _ = std::env::set_current_dir("/");
+    }
     let prefetch = Prefetch::start(root(staged)?, &staged.first_read, quiet);
     let monitor =
         process::spawn(|| monitor::monitor_main(plan, rootrun, &signals, &outcome, quiet))?;

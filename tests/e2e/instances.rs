@@ -113,6 +113,11 @@ fn a_detached_container_runs_commands_keeps_its_log_and_stops_clean() {
     let (supervisor, _running) = start_detached(&frame, &name, &["--stop-timeout=30"], &image);
     let init = listed(&name).unwrap()["init_pid"].as_i64().unwrap() as i32;
     assert!(pid_alive(init));
+    // It keeps no directory of the caller's busy.
+    assert_eq!(
+        fs::read_link(format!("/proc/{supervisor}/cwd")).unwrap(),
+        Path::new("/")
+    );
 
     // Exit statuses pass through, as in command mode.
     let out = exec(
