@@ -19,5 +19,6 @@ mod modes;
 mod network;
 mod package;
 mod session;
+mod soak;
 mod systemd;
 mod unpack;
