@@ -372,4 +372,47 @@ pub struct RunArgs {
     /// runs.
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
+
+    #[command(flatten)]
+    pub debug: DebugArgs,
+}
+
+/// Debugging a run: liblxc's log, the emulator's options, syscall traces,
+/// gdb (`crate::debug`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Debugging")]
+pub struct DebugArgs {
+    /// liblxc's log level: trace, debug, info, notice, warn, error, crit,
+    /// alert, fatal [default: error].
+    #[arg(long, value_name = "LEVEL", value_parser = crate::debug::parse_log_level)]
+    pub log_level: Option<crate::debug::LogLevel>,
+
+    /// Keep the run's logs in DIR (empty or new): liblxc's log (lxc.log),
+    /// the console (console.log, boot mode), the emulator's traces
+    /// (emulator/).
+    #[arg(long, value_name = "DIR")]
+    pub keep_logs: Option<PathBuf>,
+
+    /// The CPU model QEMU emulates for every process of the container
+    /// (QEMU_CPU; `qemu-ARCH-static -cpu help` lists them). Emulated images
+    /// only.
+    #[arg(long, value_name = "MODEL", value_parser = crate::debug::parse_qemu_cpu)]
+    pub qemu_cpu: Option<String>,
+
+    /// A qemu-user variable (QEMU_LOG, QEMU_RESERVED_VA, ...) for every
+    /// process of the container (repeatable). Emulated images only.
+    #[arg(long, value_name = "QEMU_K=V", value_parser = crate::debug::parse_qemu_env)]
+    pub qemu_env: Vec<(String, String)>,
+
+    /// QEMU's syscall trace of the container's first process (init, or
+    /// CMD) into the log directory (emulator/strace.PID, PID as the
+    /// container sees it); needs --keep-logs. Emulated images only.
+    #[arg(long)]
+    pub strace: bool,
+
+    /// The container's first process (init, or CMD) starts halted under
+    /// QEMU's gdbstub, reachable on 127.0.0.1:PORT; rootrun prints the
+    /// gdb-multiarch command line. Its children run freely.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub gdb: Option<u16>,
 }

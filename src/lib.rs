@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod console;
+pub mod debug;
 pub mod error;
 pub mod image;
 pub mod launch;

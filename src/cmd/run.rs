@@ -40,6 +40,11 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     // so as steps of the plan.
     let (binfmt, binfmt_mounted) = super::host_binfmt(&facts)?;
     let mut host = host_plan(&facts, binfmt, binfmt_mounted, config)?;
+    crate::debug::refuse_unsupported(
+        &config.debug,
+        host.emulation == Emulation::Native,
+        facts.dev_link.is_some(),
+    )?;
     host.user = config
         .user
         .as_deref()

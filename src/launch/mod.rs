@@ -2,6 +2,7 @@
 //! resource pushed onto a guard stack that is released in reverse whatever
 //! happens; the last step starts the container and runs the session.
 
+mod debug;
 mod guards;
 mod monitor;
 mod prefetch;
@@ -277,6 +278,8 @@ fn start(
     let rootrun = nix::unistd::getpid();
     let quiet = named.as_ref().is_some_and(|named| named.detached);
     let prefetch = Prefetch::start(root(staged)?, &staged.first_read, quiet);
+    let gdb = debug::GdbBridge::start(plan, quiet)?;
+    debug::announce_gdb(plan, root(staged)?, staged.first_read.first());
     let monitor =
         process::spawn(|| monitor::monitor_main(plan, rootrun, &signals, &outcome, quiet))?;
 
@@ -310,6 +313,8 @@ fn start(
     });
     // Its open files would keep the mounts busy.
     drop(prefetch);
+    drop(gdb);
+    debug::report_traces(plan);
     // The signals stay blocked: rootrun exits right after reporting `code`,
     // and a Ctrl-C or SIGTERM that came during the teardown (the container is
     // gone already) must not kill it first with the default action.

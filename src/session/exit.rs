@@ -38,7 +38,7 @@ pub(crate) fn exit_code(
         }
         (None, Outcome::Exited(status)) => Ok(status_code(&plan.mode, status)),
         (None, Outcome::StartFailed | Outcome::Unknown) => Err(Error::Start {
-            detail: lxc_log_errors(log),
+            detail: lxc_log_errors(log, plan.debug.kept.as_deref()),
         }),
     }
 }
@@ -68,8 +68,18 @@ fn status_code(mode: &Mode, status: i32) -> u8 {
     crate::error::EXIT_ROOTRUN
 }
 
-/// The ERROR lines liblxc wrote to its log, without their prefixes.
-fn lxc_log_errors(log: &Path) -> String {
+/// The ERROR lines liblxc wrote to its log, without their prefixes, and
+/// where the whole log is when it is kept (`--keep-logs`).
+fn lxc_log_errors(log: &Path, kept: Option<&Path>) -> String {
+    let errors = last_errors(log, kept.is_none());
+    match kept {
+        Some(dir) => format!("{errors} (logs kept in {})", dir.display()),
+        None => errors,
+    }
+}
+
+/// `gone`: the log vanishes with the run, so naming it helps nobody.
+fn last_errors(log: &Path, gone: bool) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text
         .lines()
@@ -77,7 +87,9 @@ fn lxc_log_errors(log: &Path) -> String {
         .map(|line| line.rsplit_once(" - ").map_or(line, |(_, msg)| msg))
         .collect();
     let tail = &lines[lines.len().saturating_sub(3)..];
-    if tail.is_empty() {
+    if tail.is_empty() && gone {
+        "liblxc gave no reason (--keep-logs DIR --log-level debug keeps its whole log)".into()
+    } else if tail.is_empty() {
         format!("liblxc gave no reason (see {})", log.display())
     } else {
         tail.join("; ")

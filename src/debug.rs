@@ -1,0 +1,276 @@
+//! Debugging options of a run (`--log-level`, `--keep-logs`, `--qemu-cpu`,
+//! `--qemu-env`, `--strace`, `--gdb`) as one configuration, and the
+//! validators clap calls for their values. The plan turns them into keys,
+//! mounts and the emulator's environment (`plan::debug`).
+
+use std::path::PathBuf;
+
+use crate::cli::DebugArgs;
+use crate::error::Error;
+
+/// liblxc's log levels (lxc.container.conf(5), `lxc.log.level`), most
+/// verbose first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Notice,
+    Warn,
+    #[default]
+    Error,
+    Crit,
+    Alert,
+    Fatal,
+}
+
+const LEVELS: [(LogLevel, &str); 9] = [
+    (LogLevel::Trace, "TRACE"),
+    (LogLevel::Debug, "DEBUG"),
+    (LogLevel::Info, "INFO"),
+    (LogLevel::Notice, "NOTICE"),
+    (LogLevel::Warn, "WARN"),
+    (LogLevel::Error, "ERROR"),
+    (LogLevel::Crit, "CRIT"),
+    (LogLevel::Alert, "ALERT"),
+    (LogLevel::Fatal, "FATAL"),
+];
+
+impl LogLevel {
+    /// The value of `lxc.log.level`.
+    pub fn lxc_name(self) -> &'static str {
+        LEVELS
+            .iter()
+            .find(|(level, _)| *level == self)
+            .map_or("ERROR", |(_, name)| name)
+    }
+}
+
+/// `--log-level`: a liblxc level name, any case (`WARNING` for `WARN`).
+pub fn parse_log_level(text: &str) -> Result<LogLevel, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let upper = if upper == "WARNING" {
+        "WARN".into()
+    } else {
+        upper
+    };
+    LEVELS
+        .iter()
+        .find(|(_, name)| *name == upper)
+        .map(|(level, _)| *level)
+        .ok_or_else(|| {
+            format!(
+                "{text:?}: give one of liblxc's levels: trace, debug, info, notice, warn, \
+                 error, crit, alert, fatal"
+            )
+        })
+}
+
+/// The QEMU variables rootrun sets itself for `--strace` and `--gdb`, and
+/// the one that keeps them to one process: `--qemu-env` may not take them.
+const RESERVED: [&str; 4] = [
+    "QEMU_GDB",
+    "QEMU_STRACE",
+    "QEMU_UNSET_ENV",
+    "QEMU_LOG_FILENAME",
+];
+
+/// `--qemu-env K=V`: one of qemu-user's `QEMU_*` variables (qemu-user
+/// `-h` lists them).
+pub fn parse_qemu_env(text: &str) -> Result<(String, String), String> {
+    let (key, value) = crate::config::parse_env(text)?;
+    let key_ok = key.len() > "QEMU_".len()
+        && key.starts_with("QEMU_")
+        && key
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !key_ok {
+        return Err(format!(
+            "{key:?}: --qemu-env takes qemu-user's QEMU_* variables (QEMU_CPU, QEMU_LOG, \
+             QEMU_RESERVED_VA, ...); -e sets the guest's environment"
+        ));
+    }
+    if RESERVED.contains(&key.as_str()) {
+        return Err(format!(
+            "{key} is rootrun's to set (--strace, --gdb keep it to one process)"
+        ));
+    }
+    Ok((key, value))
+}
+
+/// `--qemu-cpu MODEL`: a CPU model name (`qemu-ARCH -cpu help` lists them).
+pub fn parse_qemu_cpu(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a CPU model name (`qemu-aarch64-static -cpu help` lists them)"
+        ))
+    }
+}
+
+/// What a run was asked to do for debugging.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DebugConfig {
+    pub log_level: LogLevel,
+    /// `--keep-logs DIR`: the run's log directory on the host, kept.
+    pub keep_logs: Option<PathBuf>,
+    pub qemu_cpu: Option<String>,
+    /// `--qemu-env`, in order.
+    pub qemu_env: Vec<(String, String)>,
+    /// `--strace`: QEMU's syscall trace of the container's first process.
+    pub strace: bool,
+    /// `--gdb PORT`: the first process waits for gdb on 127.0.0.1:PORT.
+    pub gdb: Option<u16>,
+}
+
+impl DebugConfig {
+    pub fn from_args(args: &DebugArgs) -> Result<Self, Error> {
+        if args.strace && args.keep_logs.is_none() {
+            return Err(Error::Usage(
+                "--strace writes one file per traced process into the run's log directory, \
+                 which goes with the run: give --keep-logs DIR too"
+                    .into(),
+            ));
+        }
+        if let Some(dir) = &args.keep_logs {
+            check_log_dir(dir)?;
+        }
+        Ok(DebugConfig {
+            log_level: args.log_level.unwrap_or_default(),
+            keep_logs: args.keep_logs.as_ref().map(|dir| absolute(dir)),
+            qemu_cpu: args.qemu_cpu.clone(),
+            qemu_env: args.qemu_env.clone(),
+            strace: args.strace,
+            gdb: args.gdb,
+        })
+    }
+
+    /// The first option given that only an emulator can honour.
+    pub fn emulator_option(&self) -> Option<&'static str> {
+        if self.gdb.is_some() {
+            Some("--gdb")
+        } else if self.strace {
+            Some("--strace")
+        } else if self.qemu_cpu.is_some() {
+            Some("--qemu-cpu")
+        } else if !self.qemu_env.is_empty() {
+            Some("--qemu-env")
+        } else {
+            None
+        }
+    }
+
+    /// The emulator needs a directory of rootrun's inside the container
+    /// (its trace files, its gdb socket).
+    pub fn needs_emulator_dir(&self) -> bool {
+        self.strace || self.gdb.is_some()
+    }
+}
+
+/// Options this run cannot honour: the emulator's for a native image
+/// (with what works instead), the emulator directory in an image whose
+/// /dev is a symlink (autodev's tmpfs, where it goes, is not there).
+pub fn refuse_unsupported(
+    config: &DebugConfig,
+    native: bool,
+    dev_is_link: bool,
+) -> Result<(), Error> {
+    match config.emulator_option() {
+        Some("--gdb") if native => Err(Error::Usage(
+            "--gdb uses QEMU's gdbstub, and this image runs natively, without an emulator: \
+             attach the host's gdb to the container's init instead, `gdb -p PID` with the PID \
+             `rootrun ls` shows under INIT (sysroot /proc/PID/root)"
+                .into(),
+        )),
+        Some("--strace") if native => Err(Error::Usage(
+            "--strace uses QEMU's syscall trace, and this image runs natively, without an \
+             emulator: run strace(1) on the host, `strace -f -p PID` with the PID `rootrun ls` \
+             shows under INIT"
+                .into(),
+        )),
+        Some(option) if native => Err(Error::Usage(format!(
+            "{option} sets options of QEMU user-mode emulation, and this image runs natively \
+             on this CPU, without an emulator"
+        ))),
+        _ if dev_is_link && config.needs_emulator_dir() => Err(Error::Usage(
+            "--strace and --gdb need the emulator's directory in the container's /dev, and \
+             the image's /dev is a symlink"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `--keep-logs DIR`: empty or new, and not on rootrun's private tmpfs
+/// (which would hide it and take it along).
+fn check_log_dir(dir: &std::path::Path) -> Result<(), Error> {
+    let used = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if used || (dir.exists() && !dir.is_dir()) {
+        return Err(Error::Usage(format!(
+            "--keep-logs {}: give an empty directory or a new path",
+            dir.display()
+        )));
+    }
+    if absolute(dir).starts_with(crate::plan::STATE_DIR) {
+        return Err(Error::Usage(format!(
+            "--keep-logs {}: not under {} (rootrun's own tmpfs covers it during a run)",
+            dir.display(),
+            crate::plan::STATE_DIR
+        )));
+    }
+    Ok(())
+}
+
+fn absolute(dir: &std::path::Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_levels_parse_in_any_case_and_name_liblxcs_keys() {
+        assert_eq!(parse_log_level("debug"), Ok(LogLevel::Debug));
+        assert_eq!(parse_log_level("Warning"), Ok(LogLevel::Warn));
+        assert_eq!(LogLevel::Trace.lxc_name(), "TRACE");
+        assert_eq!(LogLevel::default().lxc_name(), "ERROR");
+        assert!(parse_log_level("loud").is_err());
+    }
+
+    #[test]
+    fn qemu_env_takes_qemu_variables_but_not_rootruns_own() {
+        assert_eq!(
+            parse_qemu_env("QEMU_RESERVED_VA=0x1000000"),
+            Ok(("QEMU_RESERVED_VA".into(), "0x1000000".into()))
+        );
+        assert!(parse_qemu_env("LD_PRELOAD=x").is_err());
+        assert!(parse_qemu_env("QEMU_=x").is_err());
+        assert!(parse_qemu_env("QEMU_GDB=1234").is_err());
+        assert!(parse_qemu_env("QEMU_UNSET_ENV=A").is_err());
+    }
+
+    #[test]
+    fn cpu_models_are_plain_names() {
+        assert_eq!(parse_qemu_cpu("cortex-a53"), Ok("cortex-a53".into()));
+        assert!(parse_qemu_cpu("").is_err());
+        assert!(parse_qemu_cpu("a,b=c").is_err());
+    }
+
+    #[test]
+    fn only_emulated_runs_take_emulator_options() {
+        let mut config = DebugConfig::default();
+        assert_eq!(config.emulator_option(), None);
+        config.qemu_env.push(("QEMU_LOG".into(), "unimp".into()));
+        assert_eq!(config.emulator_option(), Some("--qemu-env"));
+        config.gdb = Some(1234);
+        assert_eq!(config.emulator_option(), Some("--gdb"));
+        assert!(config.needs_emulator_dir());
+    }
+}

@@ -1,0 +1,177 @@
+//! The running side of `--gdb` and `--strace` (`plan::debug`): the bridge
+//! from the host's loopback to the gdbstub's socket, the command line
+//! printed for gdb, and the list of trace files at the end.
+
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::error::Error;
+use crate::notice;
+use crate::plan::{gdb_architecture, DebugPlan, LaunchPlan, Mode, STRACE_PREFIX};
+use crate::sys::{process, rootfs};
+
+/// How long a gdb connection waits for the gdbstub's socket to appear
+/// (the emulator creates it before the guest's first instruction).
+const STUB_WAIT: Duration = Duration::from_secs(30);
+
+/// A child that accepts gdb on 127.0.0.1:PORT and relays each connection
+/// to QEMU's gdbstub, whose Unix socket is in the emulator directory:
+/// QEMU_GDB with a port would listen in the container's network
+/// namespace, which the host cannot reach (`--net none`). Killed and
+/// reaped on drop.
+pub struct GdbBridge(Option<Pid>);
+
+impl GdbBridge {
+    pub fn start(plan: &LaunchPlan, quiet: bool) -> Result<Self, Error> {
+        let Some(port) = plan.debug.gdb else {
+            return Ok(GdbBridge(None));
+        };
+        // Bound here, so a port in use is an error before the start.
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .map_err(|e| Error::Usage(format!("--gdb {port}: listen on 127.0.0.1:{port}: {e}")))?;
+        let socket = DebugPlan::gdb_socket(&plan.layout);
+        let rootrun = nix::unistd::getpid();
+        let child = process::spawn(move || {
+            if quiet {
+                process::stdio_to_null();
+            }
+            if process::die_with_parent(rootrun).is_ok() {
+                serve(&listener, &socket);
+            }
+        })?;
+        Ok(GdbBridge(Some(child)))
+    }
+}
+
+impl Drop for GdbBridge {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
+fn serve(listener: &TcpListener, socket: &Path) {
+    for tcp in listener.incoming().flatten() {
+        if let Some(stub) = connect_stub(socket) {
+            relay(tcp, stub);
+        }
+    }
+}
+
+fn connect_stub(socket: &Path) -> Option<UnixStream> {
+    let since = Instant::now();
+    loop {
+        match UnixStream::connect(socket) {
+            Ok(stream) => return Some(stream),
+            Err(_) if since.elapsed() < STUB_WAIT => std::thread::sleep(Duration::from_millis(50)),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Copies both ways until either side closes (threads are fine here: this
+/// child forks nothing).
+fn relay(tcp: TcpStream, stub: UnixStream) {
+    let (Ok(mut tcp_in), Ok(mut stub_out)) = (tcp.try_clone(), stub.try_clone()) else {
+        return;
+    };
+    let upstream = std::thread::spawn(move || {
+        let _ = io::copy(&mut tcp_in, &mut stub_out);
+        let _ = stub_out.shutdown(Shutdown::Write);
+    });
+    let (mut tcp_out, mut stub_in) = (tcp, stub);
+    let _ = io::copy(&mut stub_in, &mut tcp_out);
+    let _ = tcp_out.shutdown(Shutdown::Both);
+    let _ = upstream.join();
+}
+
+/// The gdb-multiarch command line that attaches to the halted first
+/// process: the container's root as the host sees it while rootrun runs
+/// (`/proc/ROOTRUN/root` enters rootrun's mount namespace, proc(5)), and
+/// the program file resolved inside that root (an absolute symlink such as
+/// /sbin/init -> /bin/busybox would lead gdb to the host's file).
+pub fn gdb_command(plan: &LaunchPlan, root: &OwnedFd, program: Option<&PathBuf>) -> String {
+    let port = plan.debug.gdb.unwrap_or_default();
+    let host_root = format!("/proc/{}/root", std::process::id());
+    let sysroot = format!("{host_root}{}", plan.layout.rootfs.display());
+    let file = program
+        .and_then(|path| rootfs::open_in_root(root, path, libc::O_RDONLY).ok())
+        .map(|fd| format!("{host_root}{}", rootfs::fd_path(&fd).display()));
+    let mut line = "gdb-multiarch -q".to_owned();
+    if let Some(arch) = plan.arch.and_then(|arch| gdb_architecture(arch.qemu())) {
+        line += &format!(" -ex 'set architecture {arch}'");
+    }
+    line += &format!(" -ex 'set sysroot {sysroot}' -ex 'target remote 127.0.0.1:{port}'");
+    if let Some(file) = file {
+        line += &format!(" '{file}'");
+    }
+    line
+}
+
+/// The first process's name, for the notes.
+fn first_process(plan: &LaunchPlan) -> String {
+    match &plan.mode {
+        Mode::Boot { init } => format!("init ({init})"),
+        Mode::Command { argv } => argv.first().cloned().unwrap_or_default(),
+    }
+}
+
+/// Says where the first process waits for gdb, and how to attach.
+pub fn announce_gdb(plan: &LaunchPlan, root: &OwnedFd, program: Option<&PathBuf>) {
+    let Some(port) = plan.debug.gdb else { return };
+    notice::note(&format!(
+        "{} starts halted under QEMU's gdbstub on 127.0.0.1:{port} (that process only, not \
+         its children); attach with:",
+        first_process(plan)
+    ));
+    notice::note(&gdb_command(plan, root, program));
+}
+
+/// `--strace`: which processes were traced, and where their traces are.
+pub fn report_traces(plan: &LaunchPlan) {
+    if !plan.debug.strace {
+        return;
+    }
+    let dir = &plan.layout.emulator;
+    let mut traces: Vec<(u32, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let pid = name.to_str()?.strip_prefix(STRACE_PREFIX)?.parse().ok()?;
+            Some((pid, entry.path()))
+        })
+        .collect();
+    traces.sort();
+    if traces.is_empty() {
+        notice::warning(&format!(
+            "--strace: the emulator wrote no trace into {}",
+            dir.display()
+        ));
+    }
+    for (pid, path) in traces {
+        // The guest may have written anything there: count lines of a
+        // regular file only, never following a link.
+        let lines = fs::symlink_metadata(&path)
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .and_then(|_| fs::read(&path).ok())
+            .map_or(0, |bytes| bytes.iter().filter(|b| **b == b'\n').count());
+        notice::note(&format!(
+            "syscall trace of {} (PID {pid} in the container): {} ({lines} lines)",
+            first_process(plan),
+            path.display()
+        ));
+    }
+}
