@@ -81,18 +81,29 @@ fn lxc_log_errors(log: &Path, kept: Option<&Path>) -> String {
 /// `gone`: the log vanishes with the run, so naming it helps nobody.
 fn last_errors(log: &Path, gone: bool) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
+    let lines = relevant_errors(&text);
+    if lines.is_empty() && gone {
+        "liblxc gave no reason (--keep-logs DIR --log-level debug keeps its whole log)".into()
+    } else if lines.is_empty() {
+        format!("liblxc gave no reason (see {})", log.display())
+    } else {
+        lines.join("; ")
+    }
+}
+
+/// liblxc's ERROR lines, each without its prefix (`lxc NAME TIME ERROR
+/// module - file:function:line - `), the errno text kept: the first two,
+/// where the cause is (a failed mount), and the last, what it led to
+/// (liblxc's own "Failed to spawn" and sync lines come in between).
+fn relevant_errors(text: &str) -> Vec<&str> {
     let lines: Vec<&str> = text
         .lines()
         .filter(|line| line.contains(" ERROR "))
-        .map(|line| line.rsplit_once(" - ").map_or(line, |(_, msg)| msg))
+        .map(|line| line.splitn(3, " - ").nth(2).unwrap_or(line))
         .collect();
-    let tail = &lines[lines.len().saturating_sub(3)..];
-    if tail.is_empty() && gone {
-        "liblxc gave no reason (--keep-logs DIR --log-level debug keeps its whole log)".into()
-    } else if tail.is_empty() {
-        format!("liblxc gave no reason (see {})", log.display())
-    } else {
-        tail.join("; ")
+    match lines.as_slice() {
+        [first, second, .., last] if lines.len() > 3 => vec![first, second, last],
+        _ => lines,
     }
 }
 
@@ -110,6 +121,26 @@ mod tests {
         Mode::Command {
             argv: vec!["true".into()],
         }
+    }
+
+    #[test]
+    fn the_cause_of_a_failed_start_comes_first_with_its_errno() {
+        let log = "\
+lxc c 1.0 ERROR    conf - conf.c:mount_entry:2446 - No such file or directory - Failed to mount \"/x\"
+lxc c 1.0 ERROR    conf - conf.c:lxc_setup:4419 - Failed to setup mount entries
+lxc c 1.0 ERROR    start - start.c:do_start:1272 - Failed to setup container \"c\"
+lxc c 1.0 ERROR    sync - sync.c:sync_wait:34 - An error occurred in another process
+lxc c 1.0 ERROR    start - start.c:__lxc_start:2107 - Failed to spawn container \"c\"
+lxc c 1.0 DEBUG    conf - conf.c:x:1 - not this
+";
+        assert_eq!(
+            relevant_errors(log),
+            [
+                "No such file or directory - Failed to mount \"/x\"",
+                "Failed to setup mount entries",
+                "Failed to spawn container \"c\"",
+            ]
+        );
     }
 
     #[test]
