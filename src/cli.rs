@@ -106,6 +106,23 @@ pub enum Command {
     /// /proc/PID/exe (CVE-2019-5736).
     #[command(after_help = "Example: sudo rootrun exec fw -- /bin/sh -c 'ps; df -h'")]
     Exec(ExecArgs),
+    /// Check whether this host is ready: root, liblxc, kernel support,
+    /// cgroups, binfmt_misc and the handler per architecture; with IMAGE,
+    /// whether and how it runs here. Exit 0 when ready, 1 otherwise.
+    Doctor(DoctorArgs),
+}
+
+/// `rootrun doctor [IMAGE]`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// An image (or extracted tree) to check too.
+    #[arg(value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+
+    /// Print JSON: `ready` and `checks` (each `check`, `status`, `detail`,
+    /// `fix`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rootrun ls`.

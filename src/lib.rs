@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod console;
 pub mod debug;
+pub mod doctor;
 pub mod error;
 pub mod image;
 pub mod launch;

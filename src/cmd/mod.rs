@@ -3,6 +3,7 @@
 
 mod console;
 mod detach;
+mod doctor;
 mod exec;
 mod inspect;
 mod logs;
@@ -31,6 +32,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
         Some(Command::Stop(args)) => stop::run(&args),
         Some(Command::Logs(args)) => logs::run(&args),
         Some(Command::Exec(args)) => exec::run(&args),
+        Some(Command::Doctor(args)) => doctor::run(&args),
         None => run::run(&RunConfig::from_args(&cli.run)?),
     }
 }

@@ -25,6 +25,8 @@ type VersionFn = unsafe extern "C" fn() -> *const c_char;
 pub struct Library {
     pub(crate) container_new: NewFn,
     pub(crate) container_put: PutFn,
+    /// What `lxc_get_version()` said (`rootrun doctor`).
+    pub version: String,
 }
 
 static LIBRARY: OnceLock<Result<Library, LxcError>> = OnceLock::new();
@@ -80,6 +82,7 @@ fn open() -> Result<Library, LxcError> {
     Ok(Library {
         container_new,
         container_put,
+        version,
     })
 }
 
