@@ -350,15 +350,14 @@ fn gdb_halts_the_first_process_at_its_entry_point_and_its_children_run_free() {
         .nth(1)
         .expect("the program file, quoted last");
     assert!(file.ends_with("/bin/busybox"), "{command}");
-    let busybox = image_busybox(&frame);
+    let busybox = image_busybox();
     assert_eq!(pc, entry_point(&busybox), "{command}");
     frame.check();
 }
 
 /// The arm64 BusyBox the fixture image was built from.
-fn image_busybox(frame: &Frame) -> std::path::PathBuf {
+fn image_busybox() -> std::path::PathBuf {
     let cache = crate::harness::cache_dir().expect("fixture cache");
-    let _ = frame;
     fs::read_dir(cache.join("busybox-static"))
         .expect("busybox-static cache")
         .flatten()
@@ -381,4 +380,80 @@ fn connect(port: u16) -> TcpStream {
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
+}
+
+/// The printed line, in the stderr file of a rootrun still running.
+fn printed_gdb_command(stderr: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = fs::read_to_string(stderr).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("gdb-multiarch")) {
+            return line.trim_start_matches("rootrun: ").to_owned();
+        }
+        assert!(Instant::now() < deadline, "no gdb command line: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn gdb_multiarch_attaches_to_a_halted_init_with_the_printed_command_line() {
+    let Some((frame, image)) = Frame::setup("gdb boot")
+        .emulation()
+        .tools(&["gdb-multiarch"])
+        .busybox("arm64")
+    else {
+        return;
+    };
+    let port = free_port();
+    let stderr_path = frame.path("rootrun.stderr");
+    let stderr = fs::File::create(&stderr_path).expect("stderr file");
+    let child = frame.spawn(
+        rootrun()
+            .args(["--gdb", &port.to_string()])
+            .arg(&image)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr),
+    );
+    let mut boot = crate::harness::Live::new(child);
+    let command = printed_gdb_command(&stderr_path);
+    // Halted: init has not run its sysinit line.
+    assert!(!boot.wait_for("ROOTRUN-BOOT-OK", Duration::from_secs(2)));
+
+    // The line as printed, in batch mode: the PC at the entry point, a
+    // breakpoint on the next instruction, continue, then detach (batch
+    // mode would kill the inferior at the end).
+    let entry = entry_point(&image_busybox());
+    let script = format!(
+        "{} -ex 'print $pc' -ex 'break *{:#x}' -ex continue -ex 'print $pc' -ex delete -ex detach",
+        command.replacen("gdb-multiarch -q", "gdb-multiarch -q -batch -nx", 1),
+        entry + 4
+    );
+    let gdb = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("run gdb-multiarch");
+    let gdb_out = text(&gdb.stdout) + &text(&gdb.stderr);
+    assert!(
+        gdb_out.contains(&format!("$1 = (void (*)()) {entry:#x}")),
+        "{gdb_out}"
+    );
+    assert!(
+        gdb_out.contains(&format!("Breakpoint 1, {:#018x}", entry + 4)),
+        "{gdb_out}"
+    );
+    assert!(gdb_out.contains("detached"), "{gdb_out}");
+
+    // Init goes on booting; its shell (a child) runs without a debugger.
+    boot.expect("ROOTRUN-BOOT-OK", LIMIT);
+    boot.write_and_close_stdin(b"echo init-child-ran; poweroff -f\n");
+    boot.expect("init-child-ran", LIMIT);
+    let (out, _) = boot.finish(LIMIT);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        fs::read_to_string(&stderr_path).unwrap_or_default()
+    );
+    frame.check();
 }
