@@ -10,6 +10,7 @@ mod boot;
 mod boot_checks;
 mod cli;
 mod debug;
+mod diagnoses;
 mod doctor;
 mod foreign;
 mod host_matrix;
