@@ -25,7 +25,7 @@ use crate::image::entry;
 use crate::image::unpack::{self, TerminalProgress, UnpackOptions};
 use crate::notice;
 use crate::plan::{drop_in_path, ConsolePath, LaunchPlan, Step, DROP_IN, SECCOMP_POLICY};
-use crate::session::{exit_code, Session};
+use crate::session::{death_hint, exit_code, Session};
 use crate::sys::mount;
 use crate::sys::process::{self, Outcome, SharedOutcome};
 use crate::sys::{cgroup, loopdev, namespace, net, rootfs, SysError};
@@ -315,6 +315,9 @@ fn start(
     drop(prefetch);
     drop(gdb);
     debug::report_traces(plan);
+    if let Some(hint) = death_hint(plan, outcome.outcome()) {
+        notice::warning(&hint);
+    }
     // The signals stay blocked: rootrun exits right after reporting `code`,
     // and a Ctrl-C or SIGTERM that came during the teardown (the container is
     // gone already) must not kill it first with the default action.

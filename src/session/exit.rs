@@ -50,22 +50,64 @@ fn status_code(mode: &Mode, status: i32) -> u8 {
     if libc::WIFEXITED(status) {
         return libc::WEXITSTATUS(status) as u8;
     }
-    // liblxc reports a signalled init as `signal << 8 | 0x7f` (observed with
-    // liblxc 5.0.2: poweroff inside the container gives 0x27f).
-    let signal = if libc::WIFSIGNALED(status) {
-        Some(libc::WTERMSIG(status))
-    } else if status & 0x7f == 0x7f {
-        Some((status >> 8) & 0x7f)
-    } else {
-        None
-    };
-    if let Some(signal) = signal {
+    if let Some(signal) = killed_by(status) {
         if matches!(mode, Mode::Boot { .. }) && signal == libc::SIGINT {
             return 0;
         }
         return 128u8.saturating_add(signal as u8);
     }
     crate::error::EXIT_ROOTRUN
+}
+
+/// The signal that killed init (or CMD), from its wait status.
+fn killed_by(status: i32) -> Option<i32> {
+    // liblxc reports a signalled init as `signal << 8 | 0x7f` (observed with
+    // liblxc 5.0.2: poweroff inside the container gives 0x27f).
+    if libc::WIFEXITED(status) {
+        None
+    } else if libc::WIFSIGNALED(status) {
+        Some(libc::WTERMSIG(status))
+    } else if status & 0x7f == 0x7f {
+        Some((status >> 8) & 0x7f)
+    } else {
+        None
+    }
+}
+
+/// What a bare exit code would not say: init (or CMD) killed by SIGBUS
+/// means, for a program the kernel maps from the image, that reading a
+/// page of it failed (mmap(2): SIGBUS on access to a part of the file that
+/// cannot be read) -- a corrupt or truncated image, whose SquashFS blocks
+/// do not decompress.
+pub(crate) fn death_hint(plan: &LaunchPlan, outcome: Outcome) -> Option<String> {
+    let Outcome::Exited(status) = outcome else {
+        return None;
+    };
+    // liblxc's init in command mode passes a killed command on as exit
+    // status 128+n, which the command could also have exited with.
+    let sigbus = 128 + libc::SIGBUS;
+    let who = match (&plan.mode, killed_by(status)) {
+        (Mode::Boot { init }, Some(libc::SIGBUS)) => {
+            format!("init ({init}) was killed by SIGBUS: ")
+        }
+        (Mode::Command { argv }, Some(libc::SIGBUS)) => {
+            format!(
+                "{} was killed by SIGBUS",
+                argv.first().cloned().unwrap_or_default()
+            )
+        }
+        (Mode::Command { argv }, None) if libc::WEXITSTATUS(status) == sigbus => format!(
+            "{} ended with status {sigbus}, as a command killed by SIGBUS does; if it was, ",
+            argv.first().cloned().unwrap_or_default()
+        ),
+        _ => return None,
+    };
+    Some(format!(
+        "{who}reading its program (or a file it mapped) from {} \
+         failed, the mark of a corrupt or truncated image; check it with `unsquashfs -l` \
+         or `rootrun unpack` (the kernel log has the SquashFS error)",
+        plan.image.display()
+    ))
 }
 
 /// The ERROR lines liblxc wrote to its log, without their prefixes, and
@@ -141,6 +183,13 @@ lxc c 1.0 DEBUG    conf - conf.c:x:1 - not this
                 "Failed to spawn container \"c\"",
             ]
         );
+    }
+
+    #[test]
+    fn only_sigbus_gets_a_hint() {
+        assert_eq!(killed_by(libc::SIGBUS), Some(libc::SIGBUS));
+        assert_eq!(killed_by(libc::SIGBUS << 8 | 0x7f), Some(libc::SIGBUS));
+        assert_eq!(killed_by(7 << 8), None);
     }
 
     #[test]

@@ -86,3 +86,85 @@ fn a_handler_with_the_c_flag_is_named_with_its_risk() {
     );
     frame.check();
 }
+
+#[test]
+fn a_dynamic_program_whose_loader_is_missing_names_the_loader() {
+    let Some(frame) = Frame::new("missing loader") else {
+        return;
+    };
+    // The host's /bin/true is dynamically linked; the BusyBox image has no
+    // loader (no /lib64 at all).
+    let Some(image) = image_changed(&frame, "no-loader", |tree| {
+        fs::copy("/bin/true", tree.join("bin/dyn")).expect("copy /bin/true");
+    }) else {
+        return;
+    };
+    let command = frame.run(rootrun().arg(&image).args(["--", "/bin/dyn"]), b"", LIMIT);
+    let boot = frame.run(
+        rootrun().args(["--init", "/bin/dyn"]).arg(&image),
+        b"",
+        LIMIT,
+    );
+    for (args, out) in [("-- /bin/dyn", command), ("--init /bin/dyn", boot)] {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(127), "{args:?}: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("not found in the image"))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(line.contains("ld-linux"), "{line}");
+        assert!(line.contains("/bin/dyn needs it to run"), "{line}");
+    }
+    frame.check();
+}
+
+#[test]
+fn init_killed_by_sigbus_from_a_corrupt_image_is_explained() {
+    let Some((frame, image)) = Frame::setup("sigbus").busybox("amd64") else {
+        return;
+    };
+    // Garbage over compressed data of BusyBox (most of the image): the
+    // kernel's SquashFS reader fails on a page exec maps lazily, and the
+    // process gets SIGBUS. Which offset lands in such a page depends on
+    // the image; the first that does is the broken situation.
+    let size = fs::metadata(&image).expect("image").len();
+    let broken = frame.path("corrupt.img");
+    let mut found = None;
+    for percent in [40, 20, 60, 30, 50] {
+        fs::copy(&image, &broken).expect("copy the image");
+        let mut bytes = fs::read(&broken).expect("read");
+        let at = (size * percent / 100) as usize;
+        bytes[at..at + 64].fill(0xa5);
+        fs::write(&broken, &bytes).expect("write");
+        let out = frame.run(
+            rootrun().arg(&broken).args(["--", "/bin/busybox", "true"]),
+            b"",
+            LIMIT,
+        );
+        if out.status.code() == Some(135) {
+            found = Some(out);
+            break;
+        }
+    }
+    let out = found.expect("no corruption made BusyBox die of SIGBUS");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("/bin/busybox ended with status 135, as a command killed by SIGBUS does"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("corrupt or truncated image"), "{stderr}");
+
+    // Booted, init itself dies of it.
+    let out = frame.run(rootrun().arg(&broken), b"", LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(135), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "init (/sbin/init) was killed by SIGBUS: reading its program (or a file it mapped) \
+             from {} failed",
+            broken.display()
+        )),
+        "{stderr}"
+    );
+    frame.check();
+}
