@@ -428,8 +428,9 @@ pub struct DebugArgs {
     pub strace: bool,
 
     /// The container's first process (init, or CMD) starts halted under
-    /// QEMU's gdbstub, reachable on 127.0.0.1:PORT; rootrun prints the
-    /// gdb-multiarch command line. Its children run freely.
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub gdb: Option<u16>,
+    /// QEMU's gdbstub, reachable on 127.0.0.1:PORT or at the Unix socket
+    /// PATH; rootrun prints the gdb-multiarch command line. Its children
+    /// run freely.
+    #[arg(long, value_name = "PORT|PATH", value_parser = crate::debug::parse_gdb)]
+    pub gdb: Option<crate::debug::GdbTarget>,
 }

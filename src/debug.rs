@@ -114,6 +114,50 @@ pub fn parse_qemu_cpu(text: &str) -> Result<String, String> {
     }
 }
 
+/// `--gdb`: where gdb reaches the gdbstub from the host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GdbTarget {
+    /// 127.0.0.1:PORT.
+    Port(u16),
+    /// A Unix socket rootrun creates at this host path (and removes).
+    Socket(PathBuf),
+}
+
+impl std::fmt::Display for GdbTarget {
+    /// What gdb's `target remote` takes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GdbTarget::Port(port) => write!(f, "127.0.0.1:{port}"),
+            GdbTarget::Socket(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// `--gdb PORT` (1-65535) or `--gdb /PATH` (a Unix socket to create; it
+/// must fit in sun_path, unix(7)).
+pub fn parse_gdb(text: &str) -> Result<GdbTarget, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return match port {
+            0 => Err("--gdb 0: give a port from 1 to 65535".into()),
+            port => Ok(GdbTarget::Port(port)),
+        };
+    }
+    let ok = text.starts_with('/')
+        && text.len() < 108
+        && !text
+            .chars()
+            .any(|c| c.is_control() || c == '\'' || c == ' ');
+    if ok {
+        Ok(GdbTarget::Socket(PathBuf::from(text)))
+    } else {
+        Err(format!(
+            "{text:?}: give a TCP port on 127.0.0.1 (1-65535) or an absolute path for a Unix \
+             socket (at most 107 bytes, no spaces or quotes)"
+        ))
+    }
+}
+
 /// What a run was asked to do for debugging.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DebugConfig {
@@ -125,8 +169,8 @@ pub struct DebugConfig {
     pub qemu_env: Vec<(String, String)>,
     /// `--strace`: QEMU's syscall trace of the container's first process.
     pub strace: bool,
-    /// `--gdb PORT`: the first process waits for gdb on 127.0.0.1:PORT.
-    pub gdb: Option<u16>,
+    /// `--gdb PORT|PATH`: the first process waits for gdb there.
+    pub gdb: Option<GdbTarget>,
 }
 
 impl DebugConfig {
@@ -147,7 +191,7 @@ impl DebugConfig {
             qemu_cpu: args.qemu_cpu.clone(),
             qemu_env: args.qemu_env.clone(),
             strace: args.strace,
-            gdb: args.gdb,
+            gdb: args.gdb.clone(),
         })
     }
 
@@ -257,6 +301,19 @@ mod tests {
     }
 
     #[test]
+    fn gdb_takes_a_port_or_a_socket_path() {
+        assert_eq!(parse_gdb("1234"), Ok(GdbTarget::Port(1234)));
+        assert_eq!(
+            parse_gdb("/tmp/fw.gdb"),
+            Ok(GdbTarget::Socket("/tmp/fw.gdb".into()))
+        );
+        assert_eq!(GdbTarget::Port(1234).to_string(), "127.0.0.1:1234");
+        assert!(parse_gdb("0").is_err());
+        assert!(parse_gdb("relative.sock").is_err());
+        assert!(parse_gdb("/with space").is_err());
+    }
+
+    #[test]
     fn cpu_models_are_plain_names() {
         assert_eq!(parse_qemu_cpu("cortex-a53"), Ok("cortex-a53".into()));
         assert!(parse_qemu_cpu("").is_err());
@@ -269,7 +326,7 @@ mod tests {
         assert_eq!(config.emulator_option(), None);
         config.qemu_env.push(("QEMU_LOG".into(), "unimp".into()));
         assert_eq!(config.emulator_option(), Some("--qemu-env"));
-        config.gdb = Some(1234);
+        config.gdb = Some(GdbTarget::Port(1234));
         assert_eq!(config.emulator_option(), Some("--gdb"));
         assert!(config.needs_emulator_dir());
     }

@@ -3,16 +3,17 @@
 //! printed for gdb, and the list of trace files at the end.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use crate::debug::GdbTarget;
 use crate::error::Error;
 use crate::notice;
 use crate::plan::{gdb_architecture, DebugPlan, LaunchPlan, Mode, STRACE_PREFIX};
@@ -22,49 +23,104 @@ use crate::sys::{process, rootfs};
 /// (the emulator creates it before the guest's first instruction).
 const STUB_WAIT: Duration = Duration::from_secs(30);
 
-/// A child that accepts gdb on 127.0.0.1:PORT and relays each connection
-/// to QEMU's gdbstub, whose Unix socket is in the emulator directory:
-/// QEMU_GDB with a port would listen in the container's network
-/// namespace, which the host cannot reach (`--net none`). Killed and
-/// reaped on drop.
-pub struct GdbBridge(Option<Pid>);
+/// A child that accepts gdb on 127.0.0.1:PORT (or a Unix socket on the
+/// host) and relays each connection to QEMU's gdbstub, whose Unix socket is
+/// in the emulator directory: QEMU_GDB with a port would listen in the
+/// container's network namespace, which the host cannot reach (`--net
+/// none`). Killed and reaped on drop; a socket file of its own goes too.
+pub struct GdbBridge {
+    child: Option<Pid>,
+    socket: Option<PathBuf>,
+}
+
+/// Where gdb connects.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
 
 impl GdbBridge {
     pub fn start(plan: &LaunchPlan, quiet: bool) -> Result<Self, Error> {
-        let Some(port) = plan.debug.gdb else {
-            return Ok(GdbBridge(None));
+        let mut bridge = GdbBridge {
+            child: None,
+            socket: None,
+        };
+        let Some(target) = &plan.debug.gdb else {
+            return Ok(bridge);
         };
         // Bound here, so a port in use is an error before the start.
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-            .map_err(|e| Error::Usage(format!("--gdb {port}: listen on 127.0.0.1:{port}: {e}")))?;
-        let socket = DebugPlan::gdb_socket(&plan.layout);
+        let listen_error = |e: io::Error| Error::Usage(format!("--gdb: listen on {target}: {e}"));
+        let listener = match target {
+            GdbTarget::Port(port) => Listener::Tcp(
+                TcpListener::bind((Ipv4Addr::LOCALHOST, *port)).map_err(listen_error)?,
+            ),
+            GdbTarget::Socket(path) => {
+                let listener = UnixListener::bind(path).map_err(listen_error)?;
+                bridge.socket = Some(path.clone());
+                Listener::Unix(listener)
+            }
+        };
+        let stub = DebugPlan::gdb_socket(&plan.layout);
         let rootrun = nix::unistd::getpid();
-        let child = process::spawn(move || {
+        bridge.child = Some(process::spawn(move || {
             if quiet {
                 process::stdio_to_null();
             }
             if process::die_with_parent(rootrun).is_ok() {
-                serve(&listener, &socket);
+                serve(&listener, &stub);
             }
-        })?;
-        Ok(GdbBridge(Some(child)))
+        })?);
+        Ok(bridge)
     }
 }
 
 impl Drop for GdbBridge {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
+        if let Some(pid) = self.child {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(path) = &self.socket {
+            let _ = fs::remove_file(path);
         }
     }
 }
 
-fn serve(listener: &TcpListener, socket: &Path) {
-    for tcp in listener.incoming().flatten() {
-        if let Some(stub) = connect_stub(socket) {
-            relay(tcp, stub);
+fn serve(listener: &Listener, stub: &Path) {
+    loop {
+        let accepted: Option<Box<dyn Duplex>> = match listener {
+            Listener::Tcp(l) => l.accept().ok().map(|(s, _)| Box::new(s) as Box<dyn Duplex>),
+            Listener::Unix(l) => l.accept().ok().map(|(s, _)| Box::new(s) as Box<dyn Duplex>),
+        };
+        if let (Some(client), Some(stub)) = (accepted, connect_stub(stub)) {
+            relay(client, stub);
         }
+    }
+}
+
+/// Either side of the relay: a stream that can be split in two.
+trait Duplex: Read + Write + Send {
+    fn split(&self) -> io::Result<Box<dyn Duplex>>;
+    fn close(&self, how: Shutdown);
+}
+
+impl Duplex for TcpStream {
+    fn split(&self) -> io::Result<Box<dyn Duplex>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+
+    fn close(&self, how: Shutdown) {
+        let _ = self.shutdown(how);
+    }
+}
+
+impl Duplex for UnixStream {
+    fn split(&self) -> io::Result<Box<dyn Duplex>> {
+        Ok(Box::new(self.try_clone()?))
+    }
+
+    fn close(&self, how: Shutdown) {
+        let _ = self.shutdown(how);
     }
 }
 
@@ -81,17 +137,17 @@ fn connect_stub(socket: &Path) -> Option<UnixStream> {
 
 /// Copies both ways until either side closes (threads are fine here: this
 /// child forks nothing).
-fn relay(tcp: TcpStream, stub: UnixStream) {
-    let (Ok(mut tcp_in), Ok(mut stub_out)) = (tcp.try_clone(), stub.try_clone()) else {
+fn relay(mut client: Box<dyn Duplex>, stub: UnixStream) {
+    let (Ok(mut client_in), Ok(mut stub_out)) = (client.split(), stub.try_clone()) else {
         return;
     };
     let upstream = std::thread::spawn(move || {
-        let _ = io::copy(&mut tcp_in, &mut stub_out);
+        let _ = io::copy(&mut client_in, &mut stub_out);
         let _ = stub_out.shutdown(Shutdown::Write);
     });
-    let (mut tcp_out, mut stub_in) = (tcp, stub);
-    let _ = io::copy(&mut stub_in, &mut tcp_out);
-    let _ = tcp_out.shutdown(Shutdown::Both);
+    let mut stub_in = stub;
+    let _ = io::copy(&mut stub_in, &mut client);
+    client.close(Shutdown::Both);
     let _ = upstream.join();
 }
 
@@ -101,7 +157,12 @@ fn relay(tcp: TcpStream, stub: UnixStream) {
 /// the program file resolved inside that root (an absolute symlink such as
 /// /sbin/init -> /bin/busybox would lead gdb to the host's file).
 pub fn gdb_command(plan: &LaunchPlan, root: &OwnedFd, program: Option<&PathBuf>) -> String {
-    let port = plan.debug.gdb.unwrap_or_default();
+    let target = plan
+        .debug
+        .gdb
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let host_root = format!("/proc/{}/root", std::process::id());
     let sysroot = format!("{host_root}{}", plan.layout.rootfs.display());
     let file = program
@@ -111,7 +172,7 @@ pub fn gdb_command(plan: &LaunchPlan, root: &OwnedFd, program: Option<&PathBuf>)
     if let Some(arch) = plan.arch.and_then(|arch| gdb_architecture(arch.qemu())) {
         line += &format!(" -ex 'set architecture {arch}'");
     }
-    line += &format!(" -ex 'set sysroot {sysroot}' -ex 'target remote 127.0.0.1:{port}'");
+    line += &format!(" -ex 'set sysroot {sysroot}' -ex 'target remote {target}'");
     if let Some(file) = file {
         line += &format!(" '{file}'");
     }
@@ -128,9 +189,11 @@ fn first_process(plan: &LaunchPlan) -> String {
 
 /// Says where the first process waits for gdb, and how to attach.
 pub fn announce_gdb(plan: &LaunchPlan, root: &OwnedFd, program: Option<&PathBuf>) {
-    let Some(port) = plan.debug.gdb else { return };
+    let Some(target) = &plan.debug.gdb else {
+        return;
+    };
     notice::note(&format!(
-        "{} starts halted under QEMU's gdbstub on 127.0.0.1:{port} (that process only, not \
+        "{} starts halted under QEMU's gdbstub on {target} (that process only, not \
          its children); attach with:",
         first_process(plan)
     ));

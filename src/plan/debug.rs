@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::debug::DebugConfig;
+use crate::debug::{DebugConfig, GdbTarget};
 
 use super::Layout;
 
@@ -41,8 +41,8 @@ pub struct DebugPlan {
     /// `--keep-logs DIR`.
     pub kept: Option<PathBuf>,
     pub strace: bool,
-    /// `--gdb PORT` on 127.0.0.1.
-    pub gdb: Option<u16>,
+    /// `--gdb`: where gdb reaches the stub from the host.
+    pub gdb: Option<GdbTarget>,
     /// Added to init's (or CMD's) environment for its emulator.
     pub emulator_env: Vec<(String, String)>,
 }
@@ -53,7 +53,7 @@ impl DebugPlan {
             log_level: config.log_level.lxc_name(),
             kept: config.keep_logs.clone(),
             strace: config.strace,
-            gdb: config.gdb,
+            gdb: config.gdb.clone(),
             emulator_env: emulator_env(config),
         }
     }
@@ -149,7 +149,7 @@ mod tests {
         let config = DebugConfig {
             qemu_cpu: Some("cortex-a53".into()),
             strace: true,
-            gdb: Some(1234),
+            gdb: Some(GdbTarget::Port(1234)),
             ..Default::default()
         };
         let env = emulator_env(&config);

@@ -232,7 +232,7 @@ fn packet(data: &str) -> Vec<u8> {
 }
 
 /// Reads one reply packet's data, skipping acknowledgements.
-fn reply(stream: &mut TcpStream) -> String {
+fn reply(stream: &mut (impl Read + Write)) -> String {
     let mut got = Vec::new();
     let mut byte = [0u8; 1];
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -455,5 +455,51 @@ fn gdb_multiarch_attaches_to_a_halted_init_with_the_printed_command_line() {
         "{}",
         fs::read_to_string(&stderr_path).unwrap_or_default()
     );
+    frame.check();
+}
+
+#[test]
+fn gdb_on_a_unix_socket_path_is_served_there_and_the_socket_goes_with_the_run() {
+    let Some((frame, image)) = Frame::setup("gdb unix").emulation().busybox("arm64") else {
+        return;
+    };
+    let socket = frame.path("gdb.sock");
+    let mut cmd = rootrun();
+    cmd.arg("-q")
+        .arg("--gdb")
+        .arg(&socket)
+        .arg(&image)
+        .args(["--", "/bin/echo", "continued"]);
+    let child = frame.spawn(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let rootrun = crate::harness::Live::new(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        match std::os::unix::net::UnixStream::connect(&socket) {
+            Ok(stream) => break stream,
+            Err(e) if Instant::now() > deadline => panic!("connect {}: {e}", socket.display()),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream.write_all(&packet("?")).expect("send ?");
+    let stop = reply(&mut stream);
+    assert!(stop.starts_with("T05") || stop.starts_with("S05"), "{stop}");
+    stream.write_all(&packet("c")).expect("send c");
+    assert_eq!(reply(&mut stream), "W00");
+    let (out, stdout) = rootrun.finish(LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout, "continued\n");
+    assert!(
+        stderr.contains(&format!("-ex 'target remote {}'", socket.display())),
+        "{stderr}"
+    );
+    assert!(!socket.exists(), "the socket is removed with the run");
     frame.check();
 }
