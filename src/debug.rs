@@ -182,6 +182,13 @@ impl DebugConfig {
                     .into(),
             ));
         }
+        if args.log_level.is_some() && args.keep_logs.is_none() {
+            return Err(Error::Usage(
+                "--log-level sets what liblxc writes to the run's log, which goes with the run: \
+                 give --keep-logs DIR too (a failed start shows the log's errors either way)"
+                    .into(),
+            ));
+        }
         if let Some(dir) = &args.keep_logs {
             check_log_dir(dir)?;
         }

@@ -458,11 +458,12 @@ fn steps(
 }
 
 /// Boot mode: `--console-log FILE`, else the kept log directory's
-/// `console.log`.
+/// `console.log` (not with `-d`: a detached console goes to the
+/// container's own log, `rootrun logs NAME`).
 fn console_log(config: &RunConfig, mode: &Mode) -> Option<PathBuf> {
     match mode {
         Mode::Boot { .. } => config.console_log.clone().or_else(|| {
-            let kept = config.debug.keep_logs.as_ref()?;
+            let kept = config.debug.keep_logs.as_ref().filter(|_| !config.detach)?;
             Some(kept.join("console.log"))
         }),
         Mode::Command { .. } => None,
