@@ -422,10 +422,11 @@ pub struct DebugArgs {
     pub qemu_env: Vec<(String, String)>,
 
     /// QEMU's syscall trace of the container's first process (init, or
-    /// CMD) into the log directory (emulator/strace.PID, PID as the
+    /// CMD), or with =PATH of the program at PATH in the image each time it
+    /// runs, into the log directory (emulator/strace.PID, PID as the
     /// container sees it); needs --keep-logs. Emulated images only.
-    #[arg(long)]
-    pub strace: bool,
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub strace: Option<String>,
 
     /// The container's first process (init, or CMD) starts halted under
     /// QEMU's gdbstub, reachable on 127.0.0.1:PORT or at the Unix socket

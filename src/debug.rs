@@ -169,13 +169,26 @@ pub struct DebugConfig {
     pub qemu_env: Vec<(String, String)>,
     /// `--strace`: QEMU's syscall trace of the container's first process.
     pub strace: bool,
+    /// `--strace=PATH`: of the program at PATH, each time it runs.
+    pub strace_program: Option<String>,
     /// `--gdb PORT|PATH`: the first process waits for gdb there.
     pub gdb: Option<GdbTarget>,
 }
 
 impl DebugConfig {
     pub fn from_args(args: &DebugArgs) -> Result<Self, Error> {
-        if args.strace && args.keep_logs.is_none() {
+        let strace_program = match args.strace.as_deref() {
+            None | Some("") => None,
+            Some(path) if path.starts_with('/') && !path.contains(['\n', '\0']) => {
+                Some(path.to_owned())
+            }
+            Some(path) => {
+                return Err(Error::Usage(format!(
+                    "--strace={path}: give the program's absolute path in the image"
+                )))
+            }
+        };
+        if args.strace.is_some() && args.keep_logs.is_none() {
             return Err(Error::Usage(
                 "--strace writes one file per traced process into the run's log directory, \
                  which goes with the run: give --keep-logs DIR too"
@@ -197,7 +210,8 @@ impl DebugConfig {
             keep_logs: args.keep_logs.as_ref().map(|dir| absolute(dir)),
             qemu_cpu: args.qemu_cpu.clone(),
             qemu_env: args.qemu_env.clone(),
-            strace: args.strace,
+            strace: args.strace.as_deref() == Some(""),
+            strace_program,
             gdb: args.gdb.clone(),
         })
     }
@@ -206,7 +220,7 @@ impl DebugConfig {
     pub fn emulator_option(&self) -> Option<&'static str> {
         if self.gdb.is_some() {
             Some("--gdb")
-        } else if self.strace {
+        } else if self.strace || self.strace_program.is_some() {
             Some("--strace")
         } else if self.qemu_cpu.is_some() {
             Some("--qemu-cpu")
@@ -220,7 +234,7 @@ impl DebugConfig {
     /// The emulator needs a directory of rootrun's inside the container
     /// (its trace files, its gdb socket).
     pub fn needs_emulator_dir(&self) -> bool {
-        self.strace || self.gdb.is_some()
+        self.strace || self.strace_program.is_some() || self.gdb.is_some()
     }
 }
 

@@ -6,6 +6,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,8 +17,8 @@ use nix::unistd::Pid;
 use crate::debug::GdbTarget;
 use crate::error::Error;
 use crate::notice;
-use crate::plan::{gdb_architecture, DebugPlan, LaunchPlan, Mode, STRACE_PREFIX};
-use crate::sys::{process, rootfs};
+use crate::plan::{gdb_architecture, strace_wrapper, DebugPlan, LaunchPlan, Mode, STRACE_PREFIX};
+use crate::sys::{process, rootfs, SysError};
 
 /// How long a gdb connection waits for the gdbstub's socket to appear
 /// (the emulator creates it before the guest's first instruction).
@@ -179,6 +180,70 @@ pub fn gdb_command(plan: &LaunchPlan, root: &OwnedFd, program: Option<&PathBuf>)
     line
 }
 
+/// `--strace=PATH`: the program copied where the container sees it in
+/// /dev (the copy the wrapper runs), the wrapper written beside it and
+/// bound read-only over PATH, every component resolved inside the root.
+pub fn trace_program(
+    root: &OwnedFd,
+    program: &str,
+    copy_dir: &Path,
+) -> Result<crate::sys::mount::Mount, Error> {
+    let refuse = |why: String| Error::Usage(format!("--strace={program}: {why}"));
+    let open = |path: &str| {
+        rootfs::open_in_root(root, Path::new(path), libc::O_RDONLY | libc::O_CLOEXEC)
+            .map(fs::File::from)
+    };
+    let mut original = open(program).map_err(|e| refuse(format!("in the image: {e}")))?;
+    let meta = original
+        .metadata()
+        .map_err(|e| refuse(format!("in the image: {e}")))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file in the image".into()));
+    }
+    // The wrapper is a /bin/sh script: tracing that shell would make the
+    // script its own interpreter.
+    let shell = open("/bin/sh").ok().and_then(|sh| sh.metadata().ok());
+    if shell.is_some_and(|sh| (sh.dev(), sh.ino()) == (meta.dev(), meta.ino())) {
+        return Err(refuse(
+            "it is the image's /bin/sh, which runs the wrapper that traces it; trace a copy \
+             of it under another name"
+                .into(),
+        ));
+    }
+    if !shell_exists(root) {
+        return Err(refuse("the image has no /bin/sh to run the wrapper".into()));
+    }
+    let name = Path::new(program)
+        .file_name()
+        .ok_or_else(|| refuse("no file name".into()))?;
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .recursive(true)
+        .create(copy_dir)
+        .map_err(|e| SysError::io("create directory", copy_dir, e))?;
+    let copy_path = copy_dir.join(name);
+    let mut copy = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(&copy_path)
+        .map_err(|e| SysError::io("create", &copy_path, e))?;
+    io::copy(&mut original, &mut copy).map_err(|e| SysError::io("copy to", &copy_path, e))?;
+    let wrapper = copy_dir.with_file_name("strace-wrapper");
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(&wrapper)
+        .and_then(|mut file| file.write_all(strace_wrapper(program).as_bytes()))
+        .map_err(|e| SysError::io("write", &wrapper, e))?;
+    super::bind_host(root, &wrapper, Path::new(program), true)
+}
+
+fn shell_exists(root: &OwnedFd) -> bool {
+    rootfs::open_in_root(root, Path::new("/bin/sh"), libc::O_PATH).is_ok()
+}
+
 /// The first process's name, for the notes.
 fn first_process(plan: &LaunchPlan) -> String {
     match &plan.mode {
@@ -202,9 +267,11 @@ pub fn announce_gdb(plan: &LaunchPlan, root: &OwnedFd, program: Option<&PathBuf>
 
 /// `--strace`: which processes were traced, and where their traces are.
 pub fn report_traces(plan: &LaunchPlan) {
-    if !plan.debug.strace {
-        return;
-    }
+    let traced = match &plan.debug.strace_program {
+        Some(program) => program.clone(),
+        None if plan.debug.strace => first_process(plan),
+        None => return,
+    };
     let dir = &plan.layout.emulator;
     let mut traces: Vec<(u32, PathBuf)> = fs::read_dir(dir)
         .into_iter()
@@ -232,8 +299,7 @@ pub fn report_traces(plan: &LaunchPlan) {
             .and_then(|_| fs::read(&path).ok())
             .map_or(0, |bytes| bytes.iter().filter(|b| **b == b'\n').count());
         notice::note(&format!(
-            "syscall trace of {} (PID {pid} in the container): {} ({lines} lines)",
-            first_process(plan),
+            "syscall trace of {traced} (PID {pid} in the container): {} ({lines} lines)",
             path.display()
         ));
     }

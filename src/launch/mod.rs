@@ -209,6 +209,10 @@ fn execute(
             let guard = bind_host(root(staged)?, source, target, *read_only)?;
             staged.guards.push(guard);
         }
+        Step::TraceProgram { program, copy_dir } => {
+            let guard = debug::trace_program(root(staged)?, program, copy_dir)?;
+            staged.guards.push(guard);
+        }
         Step::WriteDropIns { units } => {
             // A drop-in the image's own files keep out (a symlink or a FIFO
             // at its name) costs that unit its start, not the whole boot.

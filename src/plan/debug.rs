@@ -30,6 +30,11 @@ pub const GUEST_DIR: &str = "/dev/.rootrun-debug";
 /// namespace, out of the host's reach).
 pub const GDB_SOCKET: &str = "gdb.sock";
 
+/// `--strace=PATH`: where the container sees the copy of the program the
+/// wrapper bound over PATH runs (a read-only bind into autodev's /dev, as
+/// `GUEST_DIR`; not noexec: it is executed).
+pub const GUEST_PROGRAM_DIR: &str = "/dev/.rootrun-strace";
+
 /// The trace files' prefix; qemu puts its PID (as the container sees it)
 /// where `%d` is (QEMU's `-D` file name).
 pub const STRACE_PREFIX: &str = "strace.";
@@ -41,6 +46,8 @@ pub struct DebugPlan {
     /// `--keep-logs DIR`.
     pub kept: Option<PathBuf>,
     pub strace: bool,
+    /// `--strace=PATH`.
+    pub strace_program: Option<String>,
     /// `--gdb`: where gdb reaches the stub from the host.
     pub gdb: Option<GdbTarget>,
     /// Added to init's (or CMD's) environment for its emulator.
@@ -53,6 +60,7 @@ impl DebugPlan {
             log_level: config.log_level.lxc_name(),
             kept: config.keep_logs.clone(),
             strace: config.strace,
+            strace_program: config.strace_program.clone(),
             gdb: config.gdb.clone(),
             emulator_env: emulator_env(config),
         }
@@ -60,7 +68,7 @@ impl DebugPlan {
 
     /// The emulator needs its directory inside the container.
     pub fn emulator_dir(&self) -> bool {
-        self.strace || self.gdb.is_some()
+        self.strace || self.strace_program.is_some() || self.gdb.is_some()
     }
 
     /// liblxc keys: the emulator directory's bind mount. Its target is in
@@ -68,23 +76,62 @@ impl DebugPlan {
     /// following nothing of the image's (as the console's entries;
     /// `lxc_config`). nosuid, nodev, noexec: the guest writes there.
     pub fn lxc_items(&self, layout: &Layout) -> Vec<(&'static str, String)> {
-        if !self.emulator_dir() {
-            return Vec::new();
+        let mut items = Vec::new();
+        if self.emulator_dir() {
+            items.push((
+                "lxc.mount.entry",
+                format!(
+                    "{} {} none bind,nosuid,nodev,noexec,create=dir 0 0",
+                    layout.emulator.display(),
+                    GUEST_DIR.trim_start_matches('/')
+                ),
+            ));
         }
-        vec![(
-            "lxc.mount.entry",
-            format!(
-                "{} {} none bind,nosuid,nodev,noexec,create=dir 0 0",
-                layout.emulator.display(),
-                GUEST_DIR.trim_start_matches('/')
-            ),
-        )]
+        if self.strace_program.is_some() {
+            items.push((
+                "lxc.mount.entry",
+                format!(
+                    "{} {} none bind,ro,nosuid,nodev,create=dir 0 0",
+                    program_copy_dir(layout).display(),
+                    GUEST_PROGRAM_DIR.trim_start_matches('/')
+                ),
+            ));
+        }
+        items
     }
 
     /// The gdbstub's socket as rootrun (its mount namespace) sees it.
     pub fn gdb_socket(layout: &Layout) -> PathBuf {
         layout.emulator.join(GDB_SOCKET)
     }
+}
+
+/// `--strace=PATH`: where rootrun copies the program (on its tmpfs).
+pub fn program_copy_dir(layout: &Layout) -> PathBuf {
+    layout.base.join("strace-program")
+}
+
+/// `--strace=PATH`: the script bound over PATH. It runs the copy of the
+/// program with QEMU_STRACE for that one process (QEMU_UNSET_ENV keeps its
+/// children untraced), its trace in its own file. The script has no argv[0]
+/// of its own to hand on (`exec -a` is not POSIX), so a program reached
+/// through a link of another name (BusyBox's applets) gets that name as its
+/// first argument, which multi-call programs take as the applet's.
+pub fn strace_wrapper(program: &str) -> String {
+    let name = Path::new(program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(
+        "#!/bin/sh\n\
+         # rootrun --strace={program}: QEMU's syscall trace of each run\n\
+         export QEMU_STRACE=1 QEMU_LOG_FILENAME={GUEST_DIR}/{STRACE_PREFIX}%d \
+         QEMU_UNSET_ENV=QEMU_STRACE,QEMU_LOG_FILENAME,QEMU_UNSET_ENV\n\
+         case \"${{0##*/}}\" in\n\
+         '{name}') exec '{GUEST_PROGRAM_DIR}/{name}' \"$@\" ;;\n\
+         *) exec '{GUEST_PROGRAM_DIR}/{name}' \"${{0##*/}}\" \"$@\" ;;\n\
+         esac\n"
+    )
 }
 
 /// `--keep-logs DIR` moves the whole log directory to the host.
@@ -168,6 +215,18 @@ mod tests {
             get("QEMU_UNSET_ENV"),
             Some("QEMU_STRACE,QEMU_LOG_FILENAME,QEMU_GDB,QEMU_UNSET_ENV")
         );
+    }
+
+    #[test]
+    fn the_strace_wrapper_runs_the_copy_traced_and_keeps_a_links_name() {
+        let script = strace_wrapper("/usr/bin/prog");
+        assert!(script.starts_with("#!/bin/sh\n"));
+        assert!(script.contains(
+            "export QEMU_STRACE=1 QEMU_LOG_FILENAME=/dev/.rootrun-debug/strace.%d \
+             QEMU_UNSET_ENV=QEMU_STRACE,QEMU_LOG_FILENAME,QEMU_UNSET_ENV\n"
+        ));
+        assert!(script.contains("'prog') exec '/dev/.rootrun-strace/prog' \"$@\" ;;"));
+        assert!(script.contains("*) exec '/dev/.rootrun-strace/prog' \"${0##*/}\" \"$@\" ;;"));
     }
 
     #[test]

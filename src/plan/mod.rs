@@ -22,7 +22,7 @@ use crate::image::{console_ttys, HaltMethod, ImageFacts, InitFlavor};
 use crate::sys::lsm::Lsm;
 
 pub use crate::config::{Lower, Net};
-pub use debug::{gdb_architecture, DebugPlan, GUEST_DIR, STRACE_PREFIX};
+pub use debug::{gdb_architecture, strace_wrapper, DebugPlan, GUEST_DIR, STRACE_PREFIX};
 pub use lxc_config::{ConsolePath, SECCOMP_POLICY};
 pub use step::Step;
 pub use systemd::{drop_in_path, emulated_systemd, EmulatedSystemd, DROP_IN};
@@ -431,6 +431,12 @@ fn steps(
             source: bind.host.clone(),
             target: bind.guest.clone(),
             read_only: bind.read_only,
+        });
+    }
+    if let Some(program) = &config.debug.strace_program {
+        steps.push(Step::TraceProgram {
+            program: program.clone(),
+            copy_dir: debug::program_copy_dir(layout),
         });
     }
     if let Some(systemd) = systemd.filter(|s| !s.drop_ins.is_empty()) {

@@ -503,3 +503,81 @@ fn gdb_on_a_unix_socket_path_is_served_there_and_the_socket_goes_with_the_run() 
     assert!(!socket.exists(), "the socket is removed with the run");
     frame.check();
 }
+
+#[test]
+fn strace_of_a_program_traces_each_of_its_runs_alone_into_its_own_file() {
+    let Some(frame) = Frame::setup("strace program").emulation().start() else {
+        return;
+    };
+    // A second BusyBox, not the /bin/sh the wrapper runs under, with a
+    // link to it under another name (an applet).
+    let extra = frame.dir("extra");
+    fs::create_dir_all(extra.join("opt/bin")).expect("mkdir");
+    fs::copy(image_busybox(), extra.join("opt/bin/busybox")).expect("copy busybox");
+    std::os::unix::fs::symlink("busybox", extra.join("opt/bin/uname")).expect("symlink");
+    let Some(image) = frame.busybox_with("arm64", &extra) else {
+        return;
+    };
+    let logs = frame.path("logs");
+    let out = frame.run(
+        &mut sh_command(
+            &image,
+            &[
+                "--strace=/opt/bin/busybox",
+                "--keep-logs",
+                logs.to_str().expect("utf-8"),
+            ],
+            "/opt/bin/busybox echo one; /opt/bin/busybox echo two; /opt/bin/uname -m; \
+             env | grep QEMU_; echo done",
+        ),
+        b"",
+        LIMIT,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Each run did its work (the applet through its link too), and the
+    // shell that ran them saw no QEMU variable and no trace.
+    assert_eq!(stdout, "one\ntwo\naarch64\ndone\n", "{stderr}");
+
+    let emulator = logs.join("emulator");
+    let traces: Vec<String> = fs::read_dir(&emulator)
+        .expect("the emulator's log directory")
+        .map(|e| fs::read_to_string(e.expect("entry").path()).expect("a trace"))
+        .collect();
+    assert_eq!(traces.len(), 3, "one trace per run: {traces:?}");
+    assert_eq!(
+        traces.iter().filter(|t| t.contains(" uname(")).count(),
+        1,
+        "{traces:?}"
+    );
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("syscall trace of /opt/bin/busybox (PID "))
+            .count(),
+        3,
+        "{stderr}"
+    );
+
+    // The shell itself cannot be traced this way: said before the start.
+    let out = frame.run(
+        &mut sh_command(
+            &image,
+            &[
+                "--strace=/bin/busybox",
+                "--keep-logs",
+                frame.path("logs2").to_str().expect("utf-8"),
+            ],
+            "true",
+        ),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("it is the image's /bin/sh"),
+        "{}",
+        text(&out.stderr)
+    );
+    frame.check();
+}
