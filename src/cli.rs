@@ -400,7 +400,7 @@ pub struct RunArgs {
 #[command(next_help_heading = "Debugging")]
 pub struct DebugArgs {
     /// liblxc's log level: trace, debug, info, notice, warn, error, crit,
-    /// alert, fatal [default: error].
+    /// alert, fatal [default: error]; with --keep-logs.
     #[arg(long, value_name = "LEVEL", value_parser = crate::debug::parse_log_level)]
     pub log_level: Option<crate::debug::LogLevel>,
 
