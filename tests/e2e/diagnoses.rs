@@ -168,3 +168,49 @@ fn init_killed_by_sigbus_from_a_corrupt_image_is_explained() {
     );
     frame.check();
 }
+
+/// No false diagnosis: `/sbin/init -> ../bin/busybox` is looked up inside
+/// the root with openat2(RESOLVE_IN_ROOT), which fails with EAGAIN on a
+/// `..` whenever a mount or rename happens anywhere on the machine during
+/// the lookup. Unretried, that was "/sbin/init not found in the image" (7
+/// of 30 runs here while another namespace mounted and unmounted a tmpfs in
+/// a loop).
+#[test]
+fn init_is_found_while_other_namespaces_mount_and_unmount() {
+    let Some((frame, image)) = Frame::setup("mount churn").busybox("amd64") else {
+        return;
+    };
+    let point = frame.dir("churn");
+    // The test's own tmpfs, in a private mount namespace of its own.
+    let script = format!(
+        "i=0; while [ $i -lt 100000 ]; do mount -t tmpfs rootrun-churn {p} && umount {p}; \
+         i=$((i+1)); done",
+        p = point.display()
+    );
+    let mut churn = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .spawn()
+        .expect("start the mount churn");
+    let mut failures = Vec::new();
+    for _ in 0..30 {
+        let out = frame.run(
+            rootrun()
+                .arg("-q")
+                .arg(&image)
+                .args(["--", "/sbin/init", "--help"]),
+            b"",
+            LIMIT,
+        );
+        if out.status.code() != Some(0) {
+            failures.push(text(&out.stderr));
+        }
+    }
+    let _ = churn.kill();
+    let _ = churn.wait();
+    assert!(
+        failures.is_empty(),
+        "{} of 30 failed: {failures:?}",
+        failures.len()
+    );
+    frame.check();
+}
