@@ -95,6 +95,7 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     let default_name = plan::default_hostname(&config.image);
     let mut owned =
         state::Owned::claim(config.name.as_deref(), &default_name, record(&plan, config))?;
+    link_logs(&owned, &plan);
     let banner = banner(&plan, owned.name(), config);
     let named = launch::Named {
         owned: &mut owned,
@@ -102,6 +103,25 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
         ready,
     };
     launch::run(&plan, banner.as_deref(), config.verbosity, Some(named))
+}
+
+/// `/run/rootrun/NAME/logs` leads to the run's log directory while the
+/// run lasts: the kept one, or the one on rootrun's tmpfs through
+/// `/proc/PID/root`, which enters rootrun's mount namespace (proc(5)).
+fn link_logs(owned: &state::Owned, plan: &LaunchPlan) {
+    let target = match &plan.debug.kept {
+        Some(dir) => dir.clone(),
+        None => std::path::PathBuf::from(format!(
+            "/proc/{}/root{}",
+            std::process::id(),
+            plan.layout.logs.display()
+        )),
+    };
+    if let Err(e) = owned.link_logs(&target) {
+        notice::warning(&format!(
+            "{e}: the run's logs are not linked from its directory"
+        ));
+    }
 }
 
 /// What `rootrun ls` and `exec` will know of this run.

@@ -581,3 +581,45 @@ fn strace_of_a_program_traces_each_of_its_runs_alone_into_its_own_file() {
     );
     frame.check();
 }
+
+#[test]
+fn a_named_containers_directory_leads_to_its_logs_while_it_runs() {
+    let Some((frame, image)) = Frame::setup("logs link").emulation().busybox("arm64") else {
+        return;
+    };
+    let name = format!("dbg-logs-{}", std::process::id());
+    let kept = frame.path("kept");
+    for keep in [false, true] {
+        let mut cmd = rootrun();
+        cmd.args(["-d", "--name", &name]);
+        if keep {
+            cmd.arg("--keep-logs").arg(&kept).arg("--strace");
+        }
+        let out = frame.run(cmd.arg(&image), b"", LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let link = Path::new("/run/rootrun").join(&name).join("logs");
+        let target = fs::read_link(&link).expect("the logs link");
+        if keep {
+            assert_eq!(target, kept);
+            // init's trace, readable from the host while it runs (-d
+            // returns once init runs: its sysinit line may come later).
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let trace = loop {
+                let trace = fs::read_to_string(link.join("emulator/strace.1")).unwrap_or_default();
+                if trace.contains("execve(\"/bin/echo\"") || Instant::now() > deadline {
+                    break trace;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            assert!(trace.contains("execve(\"/bin/echo\""), "{trace}");
+        } else {
+            // Into the supervisor's mount namespace, onto its tmpfs.
+            assert!(target.starts_with("/proc/"), "{}", target.display());
+            assert!(link.join("lxc.log").is_file(), "{}", target.display());
+        }
+        let stop = frame.run(rootrun().args(["stop", &name]), b"", LIMIT);
+        assert_eq!(stop.status.code(), Some(0), "{}", text(&stop.stderr));
+        assert!(!Path::new("/run/rootrun").join(&name).exists());
+    }
+    frame.check();
+}
