@@ -128,6 +128,10 @@ Then, on a host with LXD (or incus instead of lxc):
   lxc profile create qemu-aarch64 && lxc profile edit qemu-aarch64 < OUTDIR/profile.yaml
   lxc launch fw c1 -p default -p qemu-aarch64")]
     Export(ExportArgs),
+    /// Check whether this host is ready: root, liblxc, kernel support,
+    /// cgroups, binfmt_misc and the handler per architecture; with IMAGE,
+    /// whether and how it runs here. Exit 0 when ready, 1 otherwise.
+    Doctor(DoctorArgs),
 }
 
 /// `rootrun export IMAGE OUTDIR`.
@@ -152,6 +156,19 @@ pub struct CompletionsArgs {
     /// bash, zsh, fish, elvish or powershell.
     #[arg(value_name = "SHELL")]
     pub shell: clap_complete::Shell,
+}
+
+/// `rootrun doctor [IMAGE]`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// An image (or extracted tree) to check too.
+    #[arg(value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+
+    /// Print JSON: `ready` and `checks` (each `check`, `status`, `detail`,
+    /// `fix`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rootrun ls`.
@@ -435,4 +452,49 @@ pub struct RunArgs {
     /// runs.
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
+
+    #[command(flatten)]
+    pub debug: DebugArgs,
+}
+
+/// Debugging a run: liblxc's log, the emulator's options, syscall traces,
+/// gdb (`crate::debug`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Debugging")]
+pub struct DebugArgs {
+    /// liblxc's log level: trace, debug, info, notice, warn, error, crit,
+    /// alert, fatal [default: error]; with --keep-logs.
+    #[arg(long, value_name = "LEVEL", value_parser = crate::debug::parse_log_level)]
+    pub log_level: Option<crate::debug::LogLevel>,
+
+    /// Keep the run's logs in DIR (empty or new): liblxc's log (lxc.log),
+    /// the console (console.log, boot mode), the emulator's traces
+    /// (emulator/).
+    #[arg(long, value_name = "DIR")]
+    pub keep_logs: Option<PathBuf>,
+
+    /// The CPU model QEMU emulates for every process of the container
+    /// (QEMU_CPU; `qemu-ARCH-static -cpu help` lists them). Emulated images
+    /// only.
+    #[arg(long, value_name = "MODEL", value_parser = crate::debug::parse_qemu_cpu)]
+    pub qemu_cpu: Option<String>,
+
+    /// A qemu-user variable (QEMU_LOG, QEMU_RESERVED_VA, ...) for every
+    /// process of the container (repeatable). Emulated images only.
+    #[arg(long, value_name = "QEMU_K=V", value_parser = crate::debug::parse_qemu_env)]
+    pub qemu_env: Vec<(String, String)>,
+
+    /// QEMU's syscall trace of the container's first process (init, or
+    /// CMD), or with =PATH of the program at PATH in the image each time it
+    /// runs, into the log directory (emulator/strace.PID, PID as the
+    /// container sees it); needs --keep-logs. Emulated images only.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub strace: Option<String>,
+
+    /// The container's first process (init, or CMD) starts halted under
+    /// QEMU's gdbstub, reachable on 127.0.0.1:PORT or at the Unix socket
+    /// PATH; rootrun prints the gdb-multiarch command line. Its children
+    /// run freely.
+    #[arg(long, value_name = "PORT|PATH", value_parser = crate::debug::parse_gdb)]
+    pub gdb: Option<crate::debug::GdbTarget>,
 }

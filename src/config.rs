@@ -79,6 +79,8 @@ pub struct RunConfig {
     pub register_binfmt: bool,
     pub dry_run: Option<DryRun>,
     pub verbosity: Verbosity,
+    /// `--log-level`, `--keep-logs`, `--qemu-*`, `--strace`, `--gdb`.
+    pub debug: crate::debug::DebugConfig,
 }
 
 /// Where the overlay's writable layer lives when not on rootrun's tmpfs.
@@ -292,6 +294,7 @@ impl RunConfig {
                 DryRun::Text
             }),
             verbosity,
+            debug: crate::debug::DebugConfig::from_args(&args.debug)?,
         })
     }
 

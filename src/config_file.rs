@@ -54,6 +54,16 @@ pub struct FileConfig {
     #[serde(alias = "register_binfmt")]
     register_binfmt: Option<bool>,
     escape: Option<String>,
+    /// Emulator options: `--qemu-cpu`, `--qemu-env` (a map or a list of
+    /// `QEMU_K=V`), and the kept logs.
+    #[serde(alias = "qemu_cpu")]
+    qemu_cpu: Option<String>,
+    #[serde(alias = "qemu_env")]
+    qemu_env: Option<Env>,
+    #[serde(alias = "keep_logs")]
+    keep_logs: Option<PathBuf>,
+    #[serde(alias = "log_level")]
+    log_level: Option<String>,
     /// The command to run instead of init, when the command line has none.
     command: Option<Vec<String>>,
 }
@@ -172,10 +182,13 @@ impl FileConfig {
         value("stop-timeout", self.stop_timeout.map(|t| t.to_string()));
         value("halt-signal", self.halt_signal.clone());
         value("escape", self.escape.clone());
+        value("qemu-cpu", self.qemu_cpu.clone());
+        value("log-level", self.log_level.clone());
         let host = |path: &PathBuf| base.join(path).into_os_string().into_string().ok();
         value("persist", self.persist.as_ref().and_then(host));
         value("keep-upper", self.keep_upper.as_ref().and_then(host));
         value("console-log", self.console_log.as_ref().and_then(host));
+        value("keep-logs", self.keep_logs.as_ref().and_then(host));
         match &self.env {
             Some(Env::Map(map)) => {
                 for (key, val) in map {
@@ -185,6 +198,19 @@ impl FileConfig {
             Some(Env::List(items)) => {
                 for item in items {
                     value("env", Some(item.clone()));
+                }
+            }
+            None => {}
+        }
+        match &self.qemu_env {
+            Some(Env::Map(map)) => {
+                for (key, val) in map {
+                    value("qemu-env", Some(format!("{key}={}", val.text())));
+                }
+            }
+            Some(Env::List(items)) => {
+                for item in items {
+                    value("qemu-env", Some(item.clone()));
                 }
             }
             None => {}

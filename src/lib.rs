@@ -10,6 +10,8 @@ pub mod cmd;
 pub mod config;
 pub mod config_file;
 pub mod console;
+pub mod debug;
+pub mod doctor;
 pub mod error;
 pub mod image;
 pub mod launch;

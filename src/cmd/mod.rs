@@ -3,6 +3,7 @@
 
 mod console;
 mod detach;
+mod doctor;
 mod exec;
 mod export;
 mod inspect;
@@ -132,6 +133,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             crate::notice::stdout(&String::from_utf8_lossy(&out))?;
             Ok(0)
         }
+        Some(Command::Doctor(args)) => doctor::run(&args),
         None => run::run(&RunConfig::from_args(&with_file(cli.run, false)?)?),
     }
 }

@@ -41,10 +41,24 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     for warning in facts.warnings() {
         notice::warning(&warning);
     }
+    if let Some(problem) = image::api_dir_problem(&image) {
+        return Err(Error::Image {
+            path: config.image.clone(),
+            problem,
+        });
+    }
     // binfmt_misc is only read here; a run that must mount or register does
     // so as steps of the plan.
     let (binfmt, binfmt_mounted) = super::host_binfmt(&facts)?;
-    let mut host = host_plan(&facts, binfmt, binfmt_mounted, config)?;
+    let mut host = host_plan(&facts, binfmt.clone(), binfmt_mounted, config)?;
+    if let Some(warning) = credentials_flag(&binfmt, &host.emulation) {
+        notice::warning(&warning);
+    }
+    crate::debug::refuse_unsupported(
+        &config.debug,
+        host.emulation == Emulation::Native,
+        facts.dev_link.is_some(),
+    )?;
     host.user = config
         .user
         .as_deref()
@@ -86,6 +100,7 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     let default_name = plan::default_hostname(&config.image);
     let mut owned =
         state::Owned::claim(config.name.as_deref(), &default_name, record(&plan, config))?;
+    link_logs(&owned, &plan);
     let banner = banner(&plan, owned.name(), config);
     let named = launch::Named {
         owned: &mut owned,
@@ -93,6 +108,25 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
         ready,
     };
     launch::run(&plan, banner.as_deref(), config.verbosity, Some(named))
+}
+
+/// `/run/rootrun/NAME/logs` leads to the run's log directory while the
+/// run lasts: the kept one, or the one on rootrun's tmpfs through
+/// `/proc/PID/root`, which enters rootrun's mount namespace (proc(5)).
+fn link_logs(owned: &state::Owned, plan: &LaunchPlan) {
+    let target = match &plan.debug.kept {
+        Some(dir) => dir.clone(),
+        None => std::path::PathBuf::from(format!(
+            "/proc/{}/root{}",
+            std::process::id(),
+            plan.layout.logs.display()
+        )),
+    };
+    if let Err(e) = owned.link_logs(&target) {
+        notice::warning(&format!(
+            "{e}: the run's logs are not linked from its directory"
+        ));
+    }
 }
 
 /// What `rootrun ls` and `exec` will know of this run.
@@ -141,6 +175,28 @@ fn resolve_user(image: &Image, user: &str) -> Result<(u32, u32), Error> {
                 "-u {user}: no such user in the image's /etc/passwd (give a name or UID[:GID])"
             ))
         })
+}
+
+/// A handler with binfmt_misc's `C` flag runs the emulator with the
+/// credentials of the program it runs (binfmt-misc.rst): a setuid-root
+/// program in the image, run by any user inside, gets an emulator running
+/// as real root on the host's side of the emulation.
+fn credentials_flag(binfmt: &Binfmt, emulation: &Emulation) -> Option<String> {
+    let (Emulation::Preloaded { entry, .. } | Emulation::BindMount { entry, .. }) = emulation
+    else {
+        return None;
+    };
+    let Binfmt::Mounted { entries, .. } = binfmt else {
+        return None;
+    };
+    let found = entries.iter().find(|e| &e.name == entry)?;
+    found.flags.credentials.then(|| {
+        format!(
+            "binfmt_misc handler {entry} has the C flag: setuid programs in the image run the \
+             emulator with their credentials (real root for a setuid-root one); register it \
+             without C (Debian's handlers use POF)"
+        )
+    })
 }
 
 /// The host paths the options name, checked before anything is done.

@@ -6,6 +6,7 @@
 //! cost does not grow with the image (a directory DAG cannot blow up a walk that never happens),
 //! names from the image must be single components, and symlinks resolve inside the image root.
 
+mod api_dirs;
 mod dir_source;
 mod dirtable;
 pub mod entry;
@@ -27,6 +28,7 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
+pub use api_dirs::api_dir_problem;
 pub use error::ImageError;
 pub use facts::{examine, DetectError, Evidence, ImageFacts, InitUse, Probe};
 pub use gettys::console_ttys;

@@ -2,6 +2,7 @@
 //! resource pushed onto a guard stack that is released in reverse whatever
 //! happens; the last step starts the container and runs the session.
 
+mod debug;
 mod guards;
 mod monitor;
 mod prefetch;
@@ -24,7 +25,7 @@ use crate::image::entry;
 use crate::image::unpack::{self, TerminalProgress, UnpackOptions};
 use crate::notice;
 use crate::plan::{drop_in_path, ConsolePath, LaunchPlan, Step, DROP_IN, SECCOMP_POLICY};
-use crate::session::{exit_code, Session};
+use crate::session::{death_hint, exit_code, Session};
 use crate::sys::mount;
 use crate::sys::process::{self, Outcome, SharedOutcome};
 use crate::sys::{cgroup, loopdev, namespace, net, rootfs, SysError};
@@ -208,6 +209,10 @@ fn execute(
             let guard = bind_host(root(staged)?, source, target, *read_only)?;
             staged.guards.push(guard);
         }
+        Step::TraceProgram { program, copy_dir } => {
+            let guard = debug::trace_program(root(staged)?, program, copy_dir)?;
+            staged.guards.push(guard);
+        }
         Step::WriteDropIns { units } => {
             // A drop-in the image's own files keep out (a symlink or a FIFO
             // at its name) costs that unit its start, not the whole boot.
@@ -283,6 +288,8 @@ fn start(
         let _ = std::env::set_current_dir("/");
     }
     let prefetch = Prefetch::start(root(staged)?, &staged.first_read, quiet);
+    let gdb = debug::GdbBridge::start(plan, quiet)?;
+    debug::announce_gdb(plan, root(staged)?, staged.first_read.first());
     let monitor =
         process::spawn(|| monitor::monitor_main(plan, rootrun, &signals, &outcome, quiet))?;
 
@@ -316,6 +323,11 @@ fn start(
     });
     // Its open files would keep the mounts busy.
     drop(prefetch);
+    drop(gdb);
+    debug::report_traces(plan);
+    if let Some(hint) = death_hint(plan, outcome.outcome()) {
+        notice::warning(&hint);
+    }
     // The signals stay blocked: rootrun exits right after reporting `code`,
     // and a Ctrl-C or SIGTERM that came during the teardown (the container is
     // gone already) must not kill it first with the default action.

@@ -25,7 +25,7 @@ type VersionFn = unsafe extern "C" fn() -> *const c_char;
 pub struct Library {
     pub(crate) container_new: NewFn,
     pub(crate) container_put: PutFn,
-    /// `lxc_get_version()`.
+    /// What `lxc_get_version()` said (`rootrun doctor`).
     pub version: String,
 }
 

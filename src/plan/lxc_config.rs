@@ -80,7 +80,7 @@ impl LaunchPlan {
             ("lxc.seccomp.profile", layout.seccomp.display().to_string()),
             ("lxc.signal.halt", self.halt_signal.into()),
             ("lxc.log.file", layout.log.display().to_string()),
-            ("lxc.log.level", "ERROR".into()),
+            ("lxc.log.level", self.debug.log_level.into()),
         ]);
         // Guest root may create device nodes (autodev /dev is not nodev) or
         // mount devtmpfs; the devices controller keeps it off the host's
@@ -96,9 +96,10 @@ impl LaunchPlan {
         if let Some(personality) = self.personality() {
             items.push(("lxc.arch", personality.into()));
         }
-        for (key, value) in &self.env {
+        for (key, value) in self.env.iter().chain(&self.debug.emulator_env) {
             items.push(("lxc.environment", format!("{key}={value}")));
         }
+        items.extend(self.debug.lxc_items(layout));
         if let Some(dir) = &self.workdir {
             items.push(("lxc.init.cwd", dir.clone()));
         }

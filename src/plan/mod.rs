@@ -5,6 +5,7 @@
 //! executes one by one, `--dry-run` prints (as text or JSON) and `-v`
 //! reports as they run. Unit tests check it without privileges.
 
+mod debug;
 mod lxc_config;
 mod render;
 mod step;
@@ -21,6 +22,7 @@ use crate::image::{console_ttys, HaltMethod, ImageFacts, InitFlavor};
 use crate::sys::lsm::Lsm;
 
 pub use crate::config::{Lower, Net};
+pub use debug::{gdb_architecture, strace_wrapper, DebugPlan, GUEST_DIR, STRACE_PREFIX};
 pub use lxc_config::{ConsolePath, SECCOMP_POLICY};
 pub use step::Step;
 pub use systemd::{drop_in_path, emulated_systemd, EmulatedSystemd, DROP_IN};
@@ -69,6 +71,12 @@ pub struct Layout {
     pub rootfs_mount: PathBuf,
     /// liblxc's lxcpath; the container's config is `lxcpath/NAME/config`.
     pub lxcpath: PathBuf,
+    /// The run's log directory (`--keep-logs DIR` puts it on the host):
+    /// liblxc's log, the console log, and `emulator/`, the emulator's
+    /// own (trace files, gdb socket).
+    pub logs: PathBuf,
+    pub emulator: PathBuf,
+    /// liblxc's log, in `logs`.
     pub log: PathBuf,
     /// liblxc seccomp policy (`SECCOMP_POLICY`), written at start.
     pub seccomp: PathBuf,
@@ -84,7 +92,9 @@ impl Layout {
             rootfs: base.join("rootfs"),
             rootfs_mount: base.join("rootfs-mount"),
             lxcpath: base.join("lxc"),
-            log: base.join("lxc.log"),
+            logs: base.join("logs"),
+            emulator: base.join("logs").join("emulator"),
+            log: base.join("logs").join("lxc.log"),
             seccomp: base.join("seccomp"),
         }
     }
@@ -182,6 +192,8 @@ pub struct LaunchPlan {
     pub lxc_extra: Vec<(String, String)>,
     /// `--net`.
     pub net: crate::config::Net,
+    /// `--log-level`, `--keep-logs`, `--qemu-*`, `--strace`, `--gdb`.
+    pub debug: DebugPlan,
     pub steps: Vec<Step>,
 }
 
@@ -249,6 +261,9 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         layout.upper = upper.dir().join("upper");
         layout.work = upper.dir().join("work");
     }
+    if let Some(dir) = &config.debug.keep_logs {
+        debug::keep_logs_in(&mut layout, dir);
+    }
     let systemd = match mode {
         Mode::Boot { .. } => emulated_systemd(
             facts.systemd_version,
@@ -266,6 +281,7 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         &host,
         systemd.as_ref(),
     );
+    let console_log = console_log(config, &mode);
     LaunchPlan {
         image: config.image.clone(),
         lower: config.lower,
@@ -294,10 +310,11 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         user: host.user,
         expect: config.expect.clone(),
         timeout: config.timeout,
-        console_log: config.console_log.clone(),
+        console_log,
         stop_on_eof: config.stop_on_eof,
         lxc_extra: config.lxc_extra.clone(),
         net: config.net.clone(),
+        debug: DebugPlan::new(&config.debug),
         steps,
     }
 }
@@ -379,8 +396,14 @@ fn steps(
             layout.rootfs.clone(),
             layout.rootfs_mount.clone(),
             layout.lxcpath.join(name),
+            layout.logs.clone(),
         ],
     });
+    if config.debug.needs_emulator_dir() {
+        steps.push(Step::MakeDirs {
+            paths: vec![layout.emulator.clone()],
+        });
+    }
     match config.lower {
         Lower::Squashfs => {
             steps.push(Step::AttachLoop {
@@ -426,6 +449,12 @@ fn steps(
             read_only: bind.read_only,
         });
     }
+    if let Some(program) = &config.debug.strace_program {
+        steps.push(Step::TraceProgram {
+            program: program.clone(),
+            copy_dir: debug::program_copy_dir(layout),
+        });
+    }
     if let Some(systemd) = systemd.filter(|s| !s.drop_ins.is_empty()) {
         steps.push(Step::WriteDropIns {
             units: systemd.drop_ins.clone(),
@@ -436,8 +465,8 @@ fn steps(
     });
     if matches!(mode, Mode::Boot { .. }) {
         steps.push(Step::AllocateConsole);
-        if let Some(path) = &config.console_log {
-            steps.push(Step::OpenConsoleLog { path: path.clone() });
+        if let Some(path) = console_log(config, mode) {
+            steps.push(Step::OpenConsoleLog { path });
         }
     }
     steps.push(Step::WriteLxcConfig {
@@ -448,6 +477,19 @@ fn steps(
         lxcpath: layout.lxcpath.clone(),
     });
     steps
+}
+
+/// Boot mode: `--console-log FILE`, else the kept log directory's
+/// `console.log` (not with `-d`: a detached console goes to the
+/// container's own log, `rootrun logs NAME`).
+fn console_log(config: &RunConfig, mode: &Mode) -> Option<PathBuf> {
+    match mode {
+        Mode::Boot { .. } => config.console_log.clone().or_else(|| {
+            let kept = config.debug.keep_logs.as_ref().filter(|_| !config.detach)?;
+            Some(kept.join("console.log"))
+        }),
+        Mode::Command { .. } => None,
+    }
 }
 
 /// The program exec'd first in the container (checked before start).

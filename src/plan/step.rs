@@ -99,6 +99,11 @@ pub enum Step {
         target: PathBuf,
         read_only: bool,
     },
+    /// `--strace=PATH`: copy the program at `program` (resolved inside the
+    /// root) into `copy_dir`, which the container sees read-only in its
+    /// /dev, and bind a script that runs that copy under QEMU_STRACE
+    /// read-only over `program` (`plan::debug::strace_wrapper`).
+    TraceProgram { program: String, copy_dir: PathBuf },
     /// systemd under emulation: a drop-in resetting the credentials of each
     /// of `units`, written through the overlay into the writable layer
     /// (`plan::systemd`).
@@ -232,6 +237,13 @@ impl fmt::Display for Step {
                 source.display(),
                 if *read_only { "read-only" } else { "writable" },
                 target.display()
+            ),
+            Step::TraceProgram { program, copy_dir } => write!(
+                f,
+                "trace {program} each time it runs: copy it to {} (seen inside at {}), and bind \
+                 a script that runs the copy with QEMU_STRACE read-only over {program}",
+                copy_dir.display(),
+                super::debug::GUEST_PROGRAM_DIR
             ),
             Step::WriteDropIns { units } => write!(
                 f,

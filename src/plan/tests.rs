@@ -79,6 +79,7 @@ fn options(command: &[&str]) -> RunConfig {
         register_binfmt: false,
         dry_run: None,
         verbosity: Verbosity::Normal,
+        debug: Default::default(),
     }
 }
 
@@ -709,5 +710,40 @@ fn the_stop_timeout_is_longer_under_emulation_unless_given() {
         p.stop_timeout,
         Duration::from_secs(5),
         "--stop-timeout wins"
+    );
+}
+
+#[test]
+fn kept_logs_hold_liblxcs_log_the_console_and_the_emulators_directory() {
+    let mut opts = options(&[]);
+    opts.debug = crate::debug::DebugConfig {
+        log_level: crate::debug::LogLevel::Debug,
+        keep_logs: Some(PathBuf::from("/var/tmp/fw-logs")),
+        strace: true,
+        ..Default::default()
+    };
+    let plan = plan(&opts, &facts(InitFlavor::BusyBox), 42);
+    let items = plan.lxc_config(ConsolePath::Planned);
+    assert_eq!(value(&items, "lxc.log.file"), ["/var/tmp/fw-logs/lxc.log"]);
+    assert_eq!(value(&items, "lxc.log.level"), ["DEBUG"]);
+    assert!(value(&items, "lxc.mount.entry").contains(
+        &"/var/tmp/fw-logs/emulator dev/.rootrun-debug none bind,nosuid,nodev,noexec,create=dir 0 0"
+    ));
+    assert!(value(&items, "lxc.environment").contains(&"QEMU_STRACE=1"));
+    assert_eq!(
+        plan.console_log.as_deref(),
+        Some(Path::new("/var/tmp/fw-logs/console.log"))
+    );
+    let made: Vec<&Path> = plan
+        .steps
+        .iter()
+        .flat_map(|step| match step {
+            Step::MakeDirs { paths } => paths.iter().map(PathBuf::as_path).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert!(
+        made.contains(&Path::new("/var/tmp/fw-logs/emulator")),
+        "{made:?}"
     );
 }

@@ -45,7 +45,7 @@ pub(crate) fn exit_code(
         }
         (None, Outcome::Exited(status)) => Ok(status_code(&plan.mode, status)),
         (None, Outcome::StartFailed | Outcome::Unknown) => Err(Error::Start {
-            detail: lxc_log_errors(log),
+            detail: lxc_log_errors(log, plan.debug.kept.as_deref()),
         }),
     }
 }
@@ -57,16 +57,7 @@ fn status_code(mode: &Mode, status: i32) -> u8 {
     if libc::WIFEXITED(status) {
         return libc::WEXITSTATUS(status) as u8;
     }
-    // liblxc reports a signalled init as `signal << 8 | 0x7f` (observed with
-    // liblxc 5.0.2: poweroff inside the container gives 0x27f).
-    let signal = if libc::WIFSIGNALED(status) {
-        Some(libc::WTERMSIG(status))
-    } else if status & 0x7f == 0x7f {
-        Some((status >> 8) & 0x7f)
-    } else {
-        None
-    };
-    if let Some(signal) = signal {
+    if let Some(signal) = killed_by(status) {
         if matches!(mode, Mode::Boot { .. }) && signal == libc::SIGINT {
             return 0;
         }
@@ -75,19 +66,93 @@ fn status_code(mode: &Mode, status: i32) -> u8 {
     crate::error::EXIT_ROOTRUN
 }
 
-/// The ERROR lines liblxc wrote to its log, without their prefixes.
-fn lxc_log_errors(log: &Path) -> String {
+/// The signal that killed init (or CMD), from its wait status.
+fn killed_by(status: i32) -> Option<i32> {
+    // liblxc reports a signalled init as `signal << 8 | 0x7f` (observed with
+    // liblxc 5.0.2: poweroff inside the container gives 0x27f).
+    if libc::WIFEXITED(status) {
+        None
+    } else if libc::WIFSIGNALED(status) {
+        Some(libc::WTERMSIG(status))
+    } else if status & 0x7f == 0x7f {
+        Some((status >> 8) & 0x7f)
+    } else {
+        None
+    }
+}
+
+/// What a bare exit code would not say: init (or CMD) killed by SIGBUS
+/// means, for a program the kernel maps from the image, that reading a
+/// page of it failed (mmap(2): SIGBUS on access to a part of the file that
+/// cannot be read) -- a corrupt or truncated image, whose SquashFS blocks
+/// do not decompress.
+pub(crate) fn death_hint(plan: &LaunchPlan, outcome: Outcome) -> Option<String> {
+    let Outcome::Exited(status) = outcome else {
+        return None;
+    };
+    // liblxc's init in command mode passes a killed command on as exit
+    // status 128+n, which the command could also have exited with.
+    let sigbus = 128 + libc::SIGBUS;
+    let who = match (&plan.mode, killed_by(status)) {
+        (Mode::Boot { init }, Some(libc::SIGBUS)) => {
+            format!("init ({init}) was killed by SIGBUS: ")
+        }
+        (Mode::Command { argv }, Some(libc::SIGBUS)) => {
+            format!(
+                "{} was killed by SIGBUS",
+                argv.first().cloned().unwrap_or_default()
+            )
+        }
+        (Mode::Command { argv }, None) if libc::WEXITSTATUS(status) == sigbus => format!(
+            "{} ended with status {sigbus}, as a command killed by SIGBUS does; if it was, ",
+            argv.first().cloned().unwrap_or_default()
+        ),
+        _ => return None,
+    };
+    Some(format!(
+        "{who}reading its program (or a file it mapped) from {} \
+         failed, the mark of a corrupt or truncated image; check it with `unsquashfs -l` \
+         or `rootrun unpack` (the kernel log has the SquashFS error)",
+        plan.image.display()
+    ))
+}
+
+/// The ERROR lines liblxc wrote to its log, without their prefixes, and
+/// where the whole log is when it is kept (`--keep-logs`).
+fn lxc_log_errors(log: &Path, kept: Option<&Path>) -> String {
+    let errors = last_errors(log, kept.is_none());
+    match kept {
+        Some(dir) => format!("{errors} (logs kept in {})", dir.display()),
+        None => errors,
+    }
+}
+
+/// `gone`: the log vanishes with the run, so naming it helps nobody.
+fn last_errors(log: &Path, gone: bool) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
+    let lines = relevant_errors(&text);
+    if lines.is_empty() && gone {
+        "liblxc gave no reason (--keep-logs DIR --log-level debug keeps its whole log)".into()
+    } else if lines.is_empty() {
+        format!("liblxc gave no reason (see {})", log.display())
+    } else {
+        lines.join("; ")
+    }
+}
+
+/// liblxc's ERROR lines, each without its prefix (`lxc NAME TIME ERROR
+/// module - file:function:line - `), the errno text kept: the first two,
+/// where the cause is (a failed mount), and the last, what it led to
+/// (liblxc's own "Failed to spawn" and sync lines come in between).
+fn relevant_errors(text: &str) -> Vec<&str> {
     let lines: Vec<&str> = text
         .lines()
         .filter(|line| line.contains(" ERROR "))
-        .map(|line| line.rsplit_once(" - ").map_or(line, |(_, msg)| msg))
+        .map(|line| line.splitn(3, " - ").nth(2).unwrap_or(line))
         .collect();
-    let tail = &lines[lines.len().saturating_sub(3)..];
-    if tail.is_empty() {
-        format!("liblxc gave no reason (see {})", log.display())
-    } else {
-        tail.join("; ")
+    match lines.as_slice() {
+        [first, second, .., last] if lines.len() > 3 => vec![first, second, last],
+        _ => lines,
     }
 }
 
@@ -105,6 +170,33 @@ mod tests {
         Mode::Command {
             argv: vec!["true".into()],
         }
+    }
+
+    #[test]
+    fn the_cause_of_a_failed_start_comes_first_with_its_errno() {
+        let log = "\
+lxc c 1.0 ERROR    conf - conf.c:mount_entry:2446 - No such file or directory - Failed to mount \"/x\"
+lxc c 1.0 ERROR    conf - conf.c:lxc_setup:4419 - Failed to setup mount entries
+lxc c 1.0 ERROR    start - start.c:do_start:1272 - Failed to setup container \"c\"
+lxc c 1.0 ERROR    sync - sync.c:sync_wait:34 - An error occurred in another process
+lxc c 1.0 ERROR    start - start.c:__lxc_start:2107 - Failed to spawn container \"c\"
+lxc c 1.0 DEBUG    conf - conf.c:x:1 - not this
+";
+        assert_eq!(
+            relevant_errors(log),
+            [
+                "No such file or directory - Failed to mount \"/x\"",
+                "Failed to setup mount entries",
+                "Failed to spawn container \"c\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_sigbus_gets_a_hint() {
+        assert_eq!(killed_by(libc::SIGBUS), Some(libc::SIGBUS));
+        assert_eq!(killed_by(libc::SIGBUS << 8 | 0x7f), Some(libc::SIGBUS));
+        assert_eq!(killed_by(7 << 8), None);
     }
 
     #[test]

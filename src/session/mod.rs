@@ -37,7 +37,7 @@ use crate::sys::{proc, process, rootfs, SysError};
 
 pub(crate) use control::Control;
 use control::Event;
-pub(crate) use exit::exit_code;
+pub(crate) use exit::{death_hint, exit_code};
 use proxy::Proxy;
 pub(crate) use stop::StopCause;
 use stop::{Halt, Processes, Signals, Stop};

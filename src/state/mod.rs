@@ -44,9 +44,13 @@ pub const CONSOLE_LOG: &str = "console.log";
 /// The console log before the last rotation (`ConsoleLog`).
 pub const CONSOLE_LOG_OLD: &str = "console.log.1";
 pub const SUPERVISOR_LOG: &str = "rootrun.log";
+/// A symlink to the run's log directory (liblxc's log, the emulator's
+/// traces): `/proc/SUPERVISOR/root/...` into the supervisor's mount
+/// namespace, or the `--keep-logs` directory.
+pub const LOGS: &str = "logs";
 
 /// Every file a container's directory may hold.
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
     "lock",
     "state.json",
     "state.json.new",
@@ -54,6 +58,7 @@ const FILES: [&str; 7] = [
     CONSOLE_LOG,
     CONSOLE_LOG_OLD,
     SUPERVISOR_LOG,
+    LOGS,
 ];
 
 /// How many `-N` suffixes a default name tries before giving up.
@@ -165,6 +170,14 @@ impl Owned {
     pub fn update(&mut self, change: impl FnOnce(&mut Record)) -> Result<(), SysError> {
         change(&mut self.record);
         write_record(self.dir.as_fd(), &self.record)
+    }
+
+    /// `logs`, a symlink to `target` (the run's log directory).
+    pub fn link_logs(&self, target: &Path) -> Result<(), SysError> {
+        let c_target = CString::new(target.as_os_str().as_encoded_bytes())
+            .map_err(|_| SysError::new("link the logs to", target, Errno::EINVAL))?;
+        fsops::symlink_at(&c_target, self.dir.as_fd(), c"logs")
+            .map_err(|e| SysError::new("link the logs to", target, e))
     }
 
     /// Creates (or empties) `file` in the directory, for writing.

@@ -9,14 +9,30 @@ use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, SFlag};
 
+/// How often a lookup is tried again when the kernel says EAGAIN.
+const IN_ROOT_RETRIES: usize = 64;
+
 /// Opens `path` (absolute or relative, interpreted inside the root) relative
 /// to the directory fd `root`, following symlinks only within it, and never
 /// through a magic link such as `/proc/PID/exe` (openat2(2)).
+///
+/// With RESOLVE_IN_ROOT a `..` component (the fixture's `/sbin/init ->
+/// ../bin/busybox`) fails with EAGAIN whenever any mount or rename happened
+/// on the system during the lookup, which the kernel cannot tell from an
+/// escape attempt; openat2(2) says to try again. Seen as a "/sbin/init not
+/// found in the image" while other containers started on the machine.
 pub fn open_in_root(root: &OwnedFd, path: &Path, flags: i32) -> Result<OwnedFd, Errno> {
     let how = OpenHow::new()
         .flags(OFlag::from_bits_truncate(flags) | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(root, path, how)
+    let mut result = openat2(root, path, how);
+    for _ in 0..IN_ROOT_RETRIES {
+        if !matches!(result, Err(Errno::EAGAIN)) {
+            break;
+        }
+        result = openat2(root, path, how);
+    }
+    result
 }
 
 /// What `check_executable` found.

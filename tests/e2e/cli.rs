@@ -25,7 +25,11 @@ fn image_with(frame: &Frame, name: &str, files: &[(&str, &str)]) -> Option<PathB
 }
 
 /// The BusyBox image unpacked, changed by `change`, packed again.
-fn image_changed(frame: &Frame, name: &str, change: impl FnOnce(&Path)) -> Option<PathBuf> {
+pub(crate) fn image_changed(
+    frame: &Frame,
+    name: &str,
+    change: impl FnOnce(&Path),
+) -> Option<PathBuf> {
     let source = frame.busybox(NATIVE)?;
     let tree = frame.path(&format!("{name}-tree"));
     let status = Command::new("unsquashfs")

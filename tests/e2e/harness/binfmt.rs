@@ -67,6 +67,20 @@ impl Binfmt<'_> {
         self.undo.push(Undo::Remove(name.to_owned()));
     }
 
+    /// Registers a handler for `arch` with these flag letters (e.g. `OC`).
+    pub fn register_with_flags(&mut self, name: &str, arch: Arch, interpreter: &Path, flags: &str) {
+        let flags = Flags {
+            preserve_argv0: flags.contains('P'),
+            open_binary: flags.contains('O'),
+            credentials: flags.contains('C'),
+            fix_binary: flags.contains('F'),
+        };
+        let line = arch::register_line(name, &arch::qemu_pattern(arch).kind(), interpreter, flags)
+            .expect("build registration line");
+        arch::register(Self::dir(), &line).expect("register test handler");
+        self.undo.push(Undo::Remove(name.to_owned()));
+    }
+
     pub fn disable(&mut self, name: &str) {
         arch::set_enabled(Self::dir(), name, false).expect("disable handler");
         self.undo.push(Undo::Enable(name.to_owned()));
