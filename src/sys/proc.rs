@@ -126,8 +126,20 @@ mod tests {
         // nothing in this test process installs handlers for these. A
         // thread's SigBlk is its own: look at a thread that blocks SIGUSR1.
         let me = std::process::id() as i32;
-        assert!(!receives(me, libc::SIGUSR2));
-        assert!(!receives(me, libc::SIGPIPE), "ignored is not received");
+        // What the kernel showed, should an assertion fail (it has failed
+        // now and then on a loaded machine; the text will say why).
+        let shown = |pid: i32| {
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let masks: Vec<&str> = status.lines().filter(|l| l.starts_with("Sig")).collect();
+            let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+            format!("{masks:?} wchan {wchan:?}")
+        };
+        assert!(!receives(me, libc::SIGUSR2), "{}", shown(me));
+        assert!(
+            !receives(me, libc::SIGPIPE),
+            "ignored is not received: {}",
+            shown(me)
+        );
         assert!(receives(-1, libc::SIGUSR2), "unreadable counts as received");
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -139,8 +151,8 @@ mod tests {
             let _ = done_rx.recv();
         });
         let tid = rx.recv().unwrap();
-        assert!(receives(tid, libc::SIGUSR1));
-        assert!(!receives(tid, libc::SIGUSR2));
+        assert!(receives(tid, libc::SIGUSR1), "{}", shown(tid));
+        assert!(!receives(tid, libc::SIGUSR2), "{}", shown(tid));
         done_tx.send(()).unwrap();
         blocker.join().unwrap();
     }
