@@ -62,6 +62,7 @@ fn options(command: &[&str]) -> RunConfig {
         workdir: None,
         binds: Vec::new(),
         upper_dir: None,
+        tmpfs_size: None,
         expect: None,
         timeout: None,
         console_log: None,
@@ -654,5 +655,34 @@ fn the_qemu_7_2_limitation_shows_in_the_dry_run() {
     assert!(
         text.contains("# warning: systemd 257 cannot start any unit under QEMU 7.2.22"),
         "{text}"
+    );
+}
+
+#[test]
+fn tmpfs_size_limits_the_state_tmpfs_only() {
+    let mut config = options(&[]);
+    config.tmpfs_size = Some("8388608".into());
+    let plan = plan(&config, &facts(InitFlavor::BusyBox), 1);
+    let sizes: Vec<(String, Option<String>)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Tmpfs { target, size, .. } => Some((target.display().to_string(), size.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            ("/run/lxc".to_owned(), None),
+            ("/run/rootrun".to_owned(), Some("8388608".to_owned()))
+        ]
+    );
+    let shown: Vec<String> = plan.steps.iter().map(|s| s.to_string()).collect();
+    assert!(
+        shown.iter().any(
+            |s| s.starts_with("mount tmpfs on /run/rootrun (") && s.ends_with(", size=8388608")
+        ),
+        "{shown:?}"
     );
 }

@@ -9,6 +9,7 @@ mod harness;
 mod boot;
 mod boot_checks;
 mod cli;
+mod faults;
 mod foreign;
 mod host_matrix;
 mod hosts;
