@@ -15,6 +15,7 @@ mod gettys;
 mod init;
 mod metadata;
 mod squash;
+mod table_bound;
 pub mod unpack;
 pub mod users;
 mod walk;
@@ -27,9 +28,15 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 pub use error::ImageError;
+/// systemd's version read from its binary, for the fuzz targets (fuzz/).
+#[doc(hidden)]
+pub use facts::systemd_version;
 pub use facts::{examine, DetectError, Evidence, ImageFacts, InitUse, Probe};
 pub use gettys::console_ttys;
 pub use init::{HaltMethod, InitFlavor, Services, INITCTL};
+/// metadata.yaml's parser alone, for the fuzz targets (fuzz/).
+#[doc(hidden)]
+pub use metadata::parse as parse_metadata;
 pub use metadata::{Metadata, Properties};
 pub use squash::SquashfsFacts;
 pub use walk::{FileKind, Resolved, MAX_SYMLINK_HOPS};
@@ -72,6 +79,7 @@ impl Image {
         } else if meta.is_file() {
             let mut file = File::open(path).map_err(|e| io("open", e))?;
             check_superblock(path, &mut file)?;
+            table_bound::check(path, &mut file, meta.len())?;
             Source::Squashfs(Box::new(SquashSource::open(path, file)?))
         } else {
             return Err(ImageError::UnsupportedSource {
