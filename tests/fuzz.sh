@@ -12,7 +12,7 @@
 # missing) and a nightly toolchain for its sanitizer flags. Without nightly
 # it builds with the stable toolchain and RUSTC_BOOTSTRAP=1, no sanitizer
 # (`-s none`): coverage-guided fuzzing still runs, but without
-# AddressSanitizer. FUZZ_TOOLCHAIN=stable forces that.
+# AddressSanitizer. FUZZ_TOOLCHAIN=stable forces that (the default toolchain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-45}
@@ -35,11 +35,20 @@ if [ -z "$toolchain" ]; then
     fi
 fi
 build_flags=(-O --debug-assertions)
+# The default toolchain unless nightly is there (a fresh machine's one
+# toolchain need not be called "stable").
+toolchain_arg=()
 if [ "$toolchain" = nightly ]; then
+    toolchain_arg=(+nightly)
     echo "fuzz.sh: nightly toolchain: libFuzzer with AddressSanitizer"
 else
     # cargo-fuzz passes -Z flags; RUSTC_BOOTSTRAP lets stable rustc take them.
-    echo "fuzz.sh: no nightly toolchain on this machine: libFuzzer on stable" \
+    if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+        why="FUZZ_TOOLCHAIN=$FUZZ_TOOLCHAIN"
+    else
+        why="no nightly toolchain on this machine"
+    fi
+    echo "fuzz.sh: $why: libFuzzer on the default toolchain" \
         "(RUSTC_BOOTSTRAP=1), without AddressSanitizer"
     export RUSTC_BOOTSTRAP=1
     build_flags+=(-s none --target-dir "$PWD/fuzz/target-stable")
@@ -54,7 +63,7 @@ for target in "${targets[@]}"; do
     # -timeout: an input that takes longer is a hang; -rss_limit_mb and
     # -malloc_limit_mb: a memory blow-up is a finding, not a dead machine.
     # Image inputs are kept to 64 KiB: the seeds are 2-7 KiB.
-    if cargo "+$toolchain" fuzz run "${build_flags[@]}" "$target" -- \
+    if cargo "${toolchain_arg[@]}" fuzz run "${build_flags[@]}" "$target" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -malloc_limit_mb=1024 -max_len=65536 \
         -print_final_stats=1 >"$log" 2>&1; then
