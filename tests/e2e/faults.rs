@@ -109,6 +109,20 @@ fn a_full_writable_layer_is_enospc_for_the_guest_and_the_run_ends_cleanly() {
         "rootrun itself complained: {}",
         text(&out.stderr)
     );
+    // With --unpack the extracted image must fit too: refused before
+    // anything is written, in one line.
+    let out = frame.run(
+        rootrun()
+            .args(["-q", "--unpack", "--tmpfs-size", "1m"])
+            .arg(&image)
+            .args(["--", "/bin/true"]),
+        b"",
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    let lines = error_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("add up to"), "{lines:?}");
     // Too small for liblxc's files, or not tmpfs's syntax: refused up front.
     for bad in ["512k", "4mb", "0%"] {
         let out = frame.run(
