@@ -468,10 +468,10 @@ fn metadata_tables_that_would_not_fit_in_memory_are_refused_before_backhand() {
     fs::write(&image, image_of_metadata_blocks(&block, blocks, 0)).expect("write");
     let err = Image::open(&image).err().expect("refused");
     assert!(
-        matches!(err, ImageError::TablesTooLarge { max_mib: 128, .. }),
+        matches!(err, ImageError::TablesTooLarge { max_mib: 64, .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("more than 128 MiB"), "{err}");
+    assert!(err.to_string().contains("more than 64 MiB"), "{err}");
 
     // A fragment count that asks backhand for 4 G lookup entries.
     fs::write(&image, image_of_metadata_blocks(&block, 1, u32::MAX)).expect("write");

@@ -258,6 +258,6 @@ mod tests {
         let err = XattrTable::read(&file, header_at, len, Compressor::Gzip)
             .err()
             .expect("refused");
-        assert!(err.contains("more than 16384 metadata blocks"), "{err}");
+        assert!(err.contains("more than 8192 metadata blocks"), "{err}");
     }
 }
