@@ -7,9 +7,10 @@
 //! many blocks as the superblock's counts ask for), all into memory. A
 //! metadata block is at most 8 KiB decompressed, but can be a few dozen
 //! bytes on disk: 8 KiB of zeros is 31 bytes with gzip. So a 10 MB image of
-//! such blocks made `rootrun inspect` hold 2.4 GB and spend 50 s before
-//! backhand gave up on the first inode (issue #15); a 40 MB one would not
-//! have fit in this machine's memory. Each block's 2-byte header gives its
+//! such blocks made a debug build of `rootrun inspect` hold 2.4 GB and
+//! spend 52 s before backhand gave up on the first inode (issue #15), and
+//! the memory grows with the image: 100 MB would take some 24 GB, this
+//! machine's all. Each block's 2-byte header gives its
 //! stored size, so the blocks can be counted without decompressing any,
 //! before backhand is called.
 
