@@ -342,6 +342,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub keep_upper: Option<PathBuf>,
 
+    /// Size limit of rootrun's private tmpfs, which holds the writable
+    /// layer (and, with --unpack, the extracted image): tmpfs's `size=`,
+    /// e.g. `64m`, `2g`, `10%` [default: the kernel's, half of RAM].
+    #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_tmpfs_size)]
+    pub tmpfs_size: Option<String>,
+
     /// Boot check: watch the console for REGEX; when it matches, stop the
     /// container cleanly and exit 0. Exit 124 when --timeout passes first,
     /// 123 when init ends first (the last console lines go to stderr).

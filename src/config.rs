@@ -60,6 +60,8 @@ pub struct RunConfig {
     /// `--persist DIR` or `--keep-upper DIR`: the writable layer on the
     /// host instead of rootrun's tmpfs.
     pub upper_dir: Option<UpperDir>,
+    /// `--tmpfs-size`: tmpfs's `size=` for rootrun's private tmpfs.
+    pub tmpfs_size: Option<String>,
     /// Boot checks: `--expect`, `--timeout`, `--console-log`.
     pub expect: Option<String>,
     pub timeout: Option<Duration>,
@@ -210,6 +212,36 @@ pub fn parse_lxc_item(text: &str) -> Result<(String, String), String> {
 /// A container's name (`--name`, and the NAME of `exec`, `stop`, ...): it
 /// names a directory under /run/rootrun, so a letter or digit first, then
 /// letters, digits, `-`, `_` and `.`, at most 64 in all.
+/// `--tmpfs-size`: what tmpfs(5) takes for `size=`, a number of bytes with
+/// an optional k, m or g suffix, or a percentage of RAM; at least 1 MiB, so
+/// liblxc's configuration and log still fit.
+pub fn parse_tmpfs_size(text: &str) -> Result<String, String> {
+    let bad = || format!("{text:?}: a size such as 64m, 2g or 10% (tmpfs's size=)");
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, c)) if "kKmMgG%".contains(c) => (&text[..at], Some(c.to_ascii_lowercase())),
+        _ => (text, None),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let number: u64 = digits.parse().map_err(|_| bad())?;
+    let bytes = match unit {
+        Some('%') if (1..=100).contains(&number) => return Ok(format!("{number}%")),
+        Some('%') => return Err(format!("{text:?}: a percentage from 1% to 100%")),
+        Some('k') => number.checked_mul(1 << 10),
+        Some('m') => number.checked_mul(1 << 20),
+        Some('g') => number.checked_mul(1 << 30),
+        _ => Some(number),
+    }
+    .ok_or_else(bad)?;
+    if bytes < 1 << 20 {
+        return Err(format!(
+            "{text:?}: at least 1m (liblxc's configuration and log live there too)"
+        ));
+    }
+    Ok(bytes.to_string())
+}
+
 pub fn parse_name(text: &str) -> Result<String, String> {
     let mut chars = text.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
@@ -276,6 +308,7 @@ impl RunConfig {
                 (None, Some(dir)) => Some(UpperDir::Keep(dir.clone())),
                 (None, None) => None,
             },
+            tmpfs_size: args.tmpfs_size.clone(),
             expect: args.expect.clone(),
             timeout: args.timeout.map(Duration::from_secs),
             console_log: args.console_log.clone(),
@@ -405,6 +438,29 @@ mod tests {
             assert!(err.contains("Backspace, Tab or Enter"), "{key}: {err}");
         }
         assert!(parse_escape("ab").is_err());
+    }
+
+    #[test]
+    fn tmpfs_sizes_are_tmpfs_syntax_and_at_least_a_mebibyte() {
+        assert_eq!(parse_tmpfs_size("8m"), Ok("8388608".into()));
+        assert_eq!(parse_tmpfs_size("2G"), Ok("2147483648".into()));
+        assert_eq!(parse_tmpfs_size("4096k"), Ok("4194304".into()));
+        assert_eq!(parse_tmpfs_size("1048576"), Ok("1048576".into()));
+        assert_eq!(parse_tmpfs_size("10%"), Ok("10%".into()));
+        for bad in [
+            "",
+            "m",
+            "-1m",
+            "1.5g",
+            "8mb",
+            "8m,nr_inodes=1",
+            "0%",
+            "101%",
+            "512k",
+        ] {
+            assert!(parse_tmpfs_size(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_tmpfs_size("99999999999999999999g").is_err());
     }
 
     #[test]

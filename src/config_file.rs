@@ -64,6 +64,8 @@ pub struct FileConfig {
     keep_logs: Option<PathBuf>,
     #[serde(alias = "log_level")]
     log_level: Option<String>,
+    #[serde(alias = "tmpfs_size")]
+    tmpfs_size: Option<Scalar>,
     /// The command to run instead of init, when the command line has none.
     command: Option<Vec<String>>,
 }
@@ -184,6 +186,7 @@ impl FileConfig {
         value("escape", self.escape.clone());
         value("qemu-cpu", self.qemu_cpu.clone());
         value("log-level", self.log_level.clone());
+        value("tmpfs-size", self.tmpfs_size.as_ref().map(Scalar::text));
         let host = |path: &PathBuf| base.join(path).into_os_string().into_string().ok();
         value("persist", self.persist.as_ref().and_then(host));
         value("keep-upper", self.keep_upper.as_ref().and_then(host));

@@ -40,6 +40,10 @@ pub enum Error {
     Lxc(#[from] LxcError),
     #[error(transparent)]
     Sys(#[from] SysError),
+    /// The loop device for the image could not be had (no /dev/loop-control,
+    /// no free device, no loop support): `--unpack` needs none.
+    #[error("no loop device for the image: {0} (--unpack runs it without one)")]
+    NoLoopDevice(SysError),
     #[error(transparent)]
     Net(#[from] crate::sys::net::NetError),
     #[error("{what} not found in the image{}", hint_suffix(.hint))]

@@ -91,6 +91,13 @@ pub enum ImageError {
         kind: FileKind,
     },
 
+    #[error(
+        "{path}: its inode, directory and lookup tables would take more than {max_mib} MiB \
+         of memory decompressed; refused (a hostile or corrupt image)",
+        path = .path.display()
+    )]
+    TablesTooLarge { path: PathBuf, max_mib: u64 },
+
     #[error("{image}: {path}: {size} bytes, more than the {max} accepted", image = .image.display())]
     TooLarge {
         image: PathBuf,

@@ -17,6 +17,7 @@ mod gettys;
 mod init;
 mod metadata;
 mod squash;
+mod table_bound;
 pub mod unpack;
 pub mod users;
 mod walk;
@@ -30,9 +31,15 @@ use std::path::{Path, PathBuf};
 
 pub use api_dirs::api_dir_problem;
 pub use error::ImageError;
+/// systemd's version read from its binary, for the fuzz targets (fuzz/).
+#[doc(hidden)]
+pub use facts::systemd_version;
 pub use facts::{examine, DetectError, Evidence, ImageFacts, InitUse, Probe};
 pub use gettys::console_ttys;
 pub use init::{HaltMethod, InitClues, InitFlavor, Services, INITCTL};
+/// metadata.yaml's parser alone, for the fuzz targets (fuzz/).
+#[doc(hidden)]
+pub use metadata::parse as parse_metadata;
 pub use metadata::{Metadata, Properties};
 
 /// `--metadata FILE`: the metadata.yaml of a split image's tarball.
@@ -80,6 +87,7 @@ impl Image {
         } else if meta.is_file() {
             let mut file = File::open(path).map_err(|e| io("open", e))?;
             check_superblock(path, &mut file)?;
+            table_bound::check(path, &mut file, meta.len())?;
             Source::Squashfs(Box::new(SquashSource::open(path, file)?))
         } else {
             return Err(ImageError::UnsupportedSource {

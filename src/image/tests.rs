@@ -426,3 +426,64 @@ fn systemds_version_is_read_from_the_shared_library_its_pid_1_links() {
     assert_eq!(systemd_version(b"libsystemd-shared-.so"), None);
     assert_eq!(systemd_version(b"/sbin/init of another kind"), None);
 }
+
+/// A superblock (squashfs_fs.h layout) whose inode table is `blocks`
+/// metadata blocks, each `block` (header and payload), followed by the id
+/// table's index: what `table_bound` walks.
+fn image_of_metadata_blocks(block: &[u8], blocks: usize, fragments: u32) -> Vec<u8> {
+    let inode_table = 96u64;
+    let end = inode_table + (block.len() * blocks) as u64;
+    let mut sb = Vec::with_capacity(96);
+    sb.extend_from_slice(b"hsqs");
+    for word in [1u32, 0, 131_072, fragments] {
+        sb.extend_from_slice(&word.to_le_bytes());
+    }
+    for half in [1u16, 17, 0, 1, 4, 0] {
+        sb.extend_from_slice(&half.to_le_bytes());
+    }
+    // root_inode, bytes_used, id_table, xattr_table, inode_table,
+    // directory_table, fragment_table, lookup_table
+    let not_set = u64::MAX;
+    for long in [0, end + 8, end, not_set, inode_table, end, not_set, not_set] {
+        sb.extend_from_slice(&long.to_le_bytes());
+    }
+    assert_eq!(sb.len(), 96);
+    for _ in 0..blocks {
+        sb.extend_from_slice(block);
+    }
+    sb.extend_from_slice(&end.to_le_bytes());
+    sb
+}
+
+#[test]
+fn metadata_tables_that_would_not_fit_in_memory_are_refused_before_backhand() {
+    let scratch = Scratch::new("table-bound");
+    let image = scratch.path("bomb.img");
+    // One stored byte each (header 0x8001: uncompressed, length 1); what
+    // counts is how many blocks there are, each up to 8 KiB decompressed
+    // (31 bytes of gzip hold 8 KiB of zeros: a 10 MB image of those made
+    // backhand hold 2.4 GB).
+    let block = [0x01, 0x80, 0x00];
+    let blocks = super::table_bound::MAX_METADATA_BLOCKS as usize + 1;
+    fs::write(&image, image_of_metadata_blocks(&block, blocks, 0)).expect("write");
+    let err = Image::open(&image).err().expect("refused");
+    assert!(
+        matches!(err, ImageError::TablesTooLarge { max_mib: 64, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("more than 64 MiB"), "{err}");
+
+    // A fragment count that asks backhand for 4 G lookup entries.
+    fs::write(&image, image_of_metadata_blocks(&block, 1, u32::MAX)).expect("write");
+    let err = Image::open(&image).err().expect("refused");
+    assert!(matches!(err, ImageError::TablesTooLarge { .. }), "{err}");
+
+    // At the bound the image gets to backhand (which finds no inode in it).
+    let blocks = super::table_bound::MAX_METADATA_BLOCKS as usize;
+    fs::write(&image, image_of_metadata_blocks(&block, blocks, 0)).expect("write");
+    let err = Image::open(&image).err().expect("not an image");
+    assert!(
+        !matches!(err, ImageError::TablesTooLarge { .. }),
+        "refused at the bound: {err}"
+    );
+}

@@ -146,10 +146,13 @@ fn execute(
             file_name,
         } => check_handler(entry, head, file_name)?,
         Step::Tmpfs {
-            target, dir_mode, ..
+            target,
+            dir_mode,
+            size,
+            ..
         } => {
             make_dir(target, *dir_mode)?;
-            staged.guards.push(mount::tmpfs(target)?);
+            staged.guards.push(mount::tmpfs(target, size.as_deref())?);
         }
         Step::MakeDirs { paths } => {
             for path in paths {
@@ -157,7 +160,7 @@ fn execute(
             }
         }
         Step::AttachLoop { image } => {
-            staged.loop_device = Some(loopdev::attach_read_only(image)?);
+            staged.loop_device = Some(loopdev::attach_read_only(image).map_err(no_loop_device)?);
         }
         Step::MountSquashfs { target } => {
             let device = staged
@@ -443,6 +446,19 @@ fn not_squashfs(plan: &LaunchPlan, err: SysError) -> Error {
         }
     } else {
         err.into()
+    }
+}
+
+/// A failure on the loop side (its control device, a device node, no free
+/// one) says that no loop device could be had, and names `--unpack`; a
+/// failure to open the image stays what it is. ENOTTY from
+/// LOOP_CTL_GET_FREE alone ("Not a typewriter") would send one looking in
+/// the wrong place.
+fn no_loop_device(err: SysError) -> Error {
+    if err.op.starts_with("open image") || err.op.starts_with("stat image") {
+        err.into()
+    } else {
+        Error::NoLoopDevice(err)
     }
 }
 

@@ -382,11 +382,13 @@ fn steps(
         // As liblxc itself creates it.
         dir_mode: 0o755,
         why: "liblxc's lock files".into(),
+        size: None,
     });
     steps.push(Step::Tmpfs {
         target: layout.base.clone(),
         dir_mode: 0o700,
         why: "rootrun's state: overlay upper layer, liblxc configuration and log".into(),
+        size: config.tmpfs_size.clone(),
     });
     steps.push(Step::MakeDirs {
         paths: vec![

@@ -63,6 +63,9 @@ pub enum Step {
         #[serde(serialize_with = "octal")]
         dir_mode: u32,
         why: String,
+        /// tmpfs's `size=` in bytes (or `N%`), from `--tmpfs-size`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<String>,
     },
     /// Directories on the state tmpfs, mode 0700.
     MakeDirs { paths: Vec<PathBuf> },
@@ -176,8 +179,14 @@ impl fmt::Display for Step {
             Step::CheckHandler { entry, .. } => {
                 write!(f, "check that the kernel picks binfmt_misc handler {entry}")
             }
-            Step::Tmpfs { target, why, .. } => {
-                write!(f, "mount tmpfs on {} ({why})", target.display())
+            Step::Tmpfs {
+                target, why, size, ..
+            } => {
+                write!(f, "mount tmpfs on {} ({why})", target.display())?;
+                match size {
+                    Some(size) => write!(f, ", size={size}"),
+                    None => Ok(()),
+                }
             }
             Step::MakeDirs { paths } => {
                 let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();

@@ -65,6 +65,7 @@ fn options(command: &[&str]) -> RunConfig {
         workdir: None,
         binds: Vec::new(),
         upper_dir: None,
+        tmpfs_size: None,
         expect: None,
         timeout: None,
         console_log: None,
@@ -745,5 +746,34 @@ fn kept_logs_hold_liblxcs_log_the_console_and_the_emulators_directory() {
     assert!(
         made.contains(&Path::new("/var/tmp/fw-logs/emulator")),
         "{made:?}"
+    );
+}
+
+#[test]
+fn tmpfs_size_limits_the_state_tmpfs_only() {
+    let mut config = options(&[]);
+    config.tmpfs_size = Some("8388608".into());
+    let plan = plan(&config, &facts(InitFlavor::BusyBox), 1);
+    let sizes: Vec<(String, Option<String>)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Tmpfs { target, size, .. } => Some((target.display().to_string(), size.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            ("/run/lxc".to_owned(), None),
+            ("/run/rootrun".to_owned(), Some("8388608".to_owned()))
+        ]
+    );
+    let shown: Vec<String> = plan.steps.iter().map(|s| s.to_string()).collect();
+    assert!(
+        shown.iter().any(
+            |s| s.starts_with("mount tmpfs on /run/rootrun (") && s.ends_with(", size=8388608")
+        ),
+        "{shown:?}"
     );
 }

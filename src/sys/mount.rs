@@ -51,14 +51,18 @@ fn do_mount(
 }
 
 /// A private tmpfs, mode 0700.
-pub fn tmpfs(target: &Path) -> Result<Mount, SysError> {
+pub fn tmpfs(target: &Path, size: Option<&str>) -> Result<Mount, SysError> {
+    let data = match size {
+        Some(size) => format!("mode=0700,size={size}"),
+        None => "mode=0700".to_owned(),
+    };
     do_mount(
         "mount tmpfs on",
         Path::new("tmpfs"),
         target,
         "tmpfs",
         MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
-        Some("mode=0700"),
+        Some(&data),
     )
 }
 

@@ -13,6 +13,7 @@ mod debug;
 mod diagnoses;
 mod doctor;
 mod export;
+mod faults;
 mod foreign;
 mod host_matrix;
 mod hosts;

@@ -29,6 +29,7 @@ pub use error::{Cleanup, Failure, UnpackError};
 pub use progress::{NoProgress, Progress, TerminalProgress};
 pub use scan::{MAX_DEPTH, MAX_ENTRIES};
 
+use super::squash::SquashSource;
 use super::{Image, Source};
 use data::{Buffers, DataReader};
 use extract::Extractor;
@@ -124,6 +125,32 @@ fn check_space(dest: &Path, bytes: u64) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The checks of the whole image that need nothing but the image: the tree
+/// (scan.rs) and the xattr table. They run before the destination is looked at.
+fn checks(sq: &SquashSource) -> Result<(scan::Plan, XattrTable), Failure> {
+    let plan = scan::scan(sq)?;
+    let sb = sq.superblock();
+    let xattrs = XattrTable::read(sq.file(), sb.xattr_table, sq.file_size(), sb.compressor)
+        .map_err(|what| Failure::Data {
+            path: "(xattr table)".to_string(),
+            what,
+        })?;
+    Ok((plan, xattrs))
+}
+
+/// Runs what `unpack` checks before it writes anything (open, tree, xattr
+/// table) on `image`, and returns the entry and byte counts the plan found.
+/// For the fuzz targets (fuzz/), which must not write.
+#[doc(hidden)]
+pub fn check_only(image: &Path) -> Result<(u64, u64), Failure> {
+    let opened = Image::open(image)?;
+    let Source::Squashfs(sq) = &opened.source else {
+        return Err(Failure::NotSquashfs);
+    };
+    let (plan, _) = checks(sq)?;
+    Ok((plan.entries, plan.bytes))
+}
+
 pub fn unpack(
     image: &Path,
     dest: &Path,
@@ -140,13 +167,8 @@ pub fn unpack(
     let Source::Squashfs(sq) = &opened.source else {
         return Err(fail(Failure::NotSquashfs, Cleanup::Untouched));
     };
-    let plan = scan::scan(sq).map_err(|e| fail(e.into(), Cleanup::Untouched))?;
+    let (plan, xattrs) = checks(sq).map_err(|f| fail(f, Cleanup::Untouched))?;
     let sb = sq.superblock();
-    let xattrs = XattrTable::read(sq.file(), sb.xattr_table, sq.file_size(), sb.compressor)
-        .map_err(|what| {
-            let path = "(xattr table)".to_string();
-            fail(Failure::Data { path, what }, Cleanup::Untouched)
-        })?;
     check_space(dest, plan.bytes).map_err(|f| fail(f, Cleanup::Untouched))?;
     // A signal during the checks: nothing was created yet.
     if let Some(signal) = interrupted(opts.interrupt) {

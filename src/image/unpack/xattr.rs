@@ -21,6 +21,8 @@ use backhand::compression::Compressor;
 
 use super::data::decompress;
 
+use super::super::table_bound::MAX_METADATA_BLOCKS;
+
 const NOT_SET: u64 = u64::MAX;
 const METADATA_SIZE: usize = 8192;
 const ID_ENTRY_SIZE: u64 = 16;
@@ -100,6 +102,15 @@ impl XattrTable {
         let mut blocks = HashMap::new();
         let mut pos = table_start;
         while pos < first_id_block {
+            // Up to 8 KiB out of each block, however few bytes it is stored
+            // in: the same bound as backhand's tables (table_bound.rs).
+            if blocks.len() as u64 >= MAX_METADATA_BLOCKS {
+                return Err(format!(
+                    "xattr table of more than {MAX_METADATA_BLOCKS} metadata blocks \
+                     ({} MiB decompressed)",
+                    (MAX_METADATA_BLOCKS * METADATA_SIZE as u64) >> 20
+                ));
+            }
             let (block, next) = read_metadata_block(file, pos, image_len, compressor)?;
             blocks.insert(pos - table_start, bytes.len());
             bytes.extend_from_slice(&block);
@@ -220,4 +231,33 @@ fn read_exact_at(file: &File, buf: &mut [u8], pos: u64, image_len: u64) -> Resul
     }
     file.read_exact_at(buf, pos)
         .map_err(|e| format!("reading {} bytes at offset {pos}: {e}", buf.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_xattr_table_of_more_blocks_than_the_bound_is_refused() {
+        // Key/value blocks of one stored byte each from offset 0, then the
+        // xattr table header (table_start 0, one id) and its one id block.
+        let blocks = MAX_METADATA_BLOCKS as usize + 1;
+        let mut image: Vec<u8> = [0x01, 0x80, 0x00].repeat(blocks);
+        let header_at = image.len() as u64;
+        image.extend_from_slice(&0u64.to_le_bytes());
+        image.extend_from_slice(&1u32.to_le_bytes());
+        image.extend_from_slice(&0u32.to_le_bytes());
+        image.extend_from_slice(&(header_at + 24).to_le_bytes());
+        image.extend_from_slice(&(0x8000u16 | 16).to_le_bytes());
+        image.extend_from_slice(&[0u8; 16]);
+        let path = std::env::temp_dir().join(format!("rootrun-xattr-bound-{}", std::process::id()));
+        std::fs::write(&path, &image).expect("write");
+        let file = File::open(&path).expect("open");
+        let _ = std::fs::remove_file(&path);
+        let len = image.len() as u64;
+        let err = XattrTable::read(&file, header_at, len, Compressor::Gzip)
+            .err()
+            .expect("refused");
+        assert!(err.contains("more than 8192 metadata blocks"), "{err}");
+    }
 }
