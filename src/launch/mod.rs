@@ -83,12 +83,20 @@ pub fn run(
     // the monitor unblocks them for the container).
     let _job_control = console::block_job_control();
     let mut staged = Staged::default();
+    // The loop device reads the image file while the container runs.
+    let image_before = (plan.lower == crate::plan::Lower::Squashfs)
+        .then(|| ImageStamp::of(&plan.image))
+        .flatten();
     for step in &plan.steps {
         if verbosity == Verbosity::Verbose {
             notice::note(&format!("step: {step}"));
         }
         if let Step::Start { .. } = step {
-            return start(plan, &mut staged, banner, named);
+            let code = start(plan, &mut staged, banner, named);
+            if let Some(before) = image_before {
+                before.warn_if_changed(&plan.image);
+            }
+            return code;
         }
         execute(step, plan, &mut staged, verbosity)?;
     }
@@ -335,6 +343,45 @@ fn start(
     // and a Ctrl-C or SIGTERM that came during the teardown (the container is
     // gone already) must not kill it first with the default action.
     code
+}
+
+/// What identifies the image file's contents well enough to notice that
+/// someone rewrote or truncated it while the container ran from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ImageStamp {
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl ImageStamp {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(path).ok()?;
+        Some(ImageStamp {
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        })
+    }
+
+    /// The guest's I/O errors came from the image file: say so.
+    fn warn_if_changed(&self, path: &Path) {
+        let now = ImageStamp::of(path);
+        let what = match now {
+            None => "was removed".to_owned(),
+            Some(now) if now.size < self.size => {
+                format!("was truncated ({} -> {} bytes)", self.size, now.size)
+            }
+            Some(now) if now != *self => "was changed".to_owned(),
+            Some(_) => return,
+        };
+        notice::warning(&format!(
+            "the image file {} {what} while the container ran from it: I/O errors or \
+             crashes inside come from that",
+            path.display()
+        ));
+    }
 }
 
 /// `--register-binfmt`: writes the planned line. An entry of that name

@@ -286,3 +286,55 @@ fn qemu_variables_of_the_caller_stay_out_of_the_container_unless_asked_for() {
     );
     frame.check();
 }
+
+#[test]
+fn an_image_truncated_under_a_running_container_gives_the_guest_io_errors_and_is_named() {
+    use std::process::Stdio;
+    let Some(frame) = Frame::new("image truncated while running") else {
+        return;
+    };
+    // 2 MiB of random bytes: incompressible, and read only when asked for.
+    let extra = frame.path("random-tree");
+    std::fs::create_dir_all(extra.join("data")).unwrap();
+    let mut random = vec![0u8; 2 << 20];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
+        .unwrap();
+    std::fs::write(extra.join("data/blob"), &random).unwrap();
+    let Some(cached) = frame.busybox_with("amd64", &extra) else {
+        return;
+    };
+    // A copy of its own: the cached image (and its hard links) stay whole.
+    let image = frame.path("truncated.img");
+    std::fs::copy(&cached, &image).unwrap();
+    let mut run = frame.live(
+        rootrun().arg("-q").arg(&image).args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo ready; read go; cat /data/blob > /dev/null; echo cat=$?",
+        ]),
+        Stdio::piped(),
+    );
+    run.expect("ready", LIMIT);
+    let size = std::fs::metadata(&image).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap()
+        .set_len(size / 4)
+        .unwrap();
+    run.write_and_close_stdin(b"go\n");
+    let (out, seen) = run.finish(LIMIT);
+    assert!(
+        seen.contains("cat=1"),
+        "the guest read the blob whole: {seen}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("was truncated") && text(&out.stderr).contains("truncated.img"),
+        "{}",
+        text(&out.stderr)
+    );
+    frame.check();
+}
