@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::harness::{rootrun, sh_command, text, Frame};
+use crate::harness::{rootrun, sh_command, text, Frame, KillOnPanic};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -588,6 +588,7 @@ fn a_named_containers_directory_leads_to_its_logs_while_it_runs() {
         return;
     };
     let name = format!("dbg-logs-{}", std::process::id());
+    let _kill = KillOnPanic(name.clone());
     let kept = frame.path("kept");
     for keep in [false, true] {
         let mut cmd = rootrun();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{rootrun, rootrun_as_nobody, text, Frame, Live};
+use crate::harness::{rootrun, rootrun_as_nobody, text, Frame, KillOnPanic, Live};
 
 const NATIVE: &str = "amd64";
 const LIMIT: Duration = Duration::from_secs(60);
@@ -23,22 +23,10 @@ fn unique(what: &str) -> String {
     format!("t{}-{what}", std::process::id())
 }
 
-/// Kills the container `name` on drop, should the test fail before its own
-/// stop: a detached container outlives the test otherwise.
-struct Running(String);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = stop(&self.0, &["--kill"]);
-        }
-    }
-}
-
 /// `rootrun -d --name NAME ARGS... IMAGE`: returns the supervisor's PID
 /// (adopted by the frame, so its container's leftovers are checked) and a
 /// guard that kills the container if the test fails.
-fn start_detached(frame: &Frame, name: &str, args: &[&str], image: &Path) -> (i32, Running) {
+fn start_detached(frame: &Frame, name: &str, args: &[&str], image: &Path) -> (i32, KillOnPanic) {
     let out = frame.run(
         rootrun().args(["-d", "--name", name]).args(args).arg(image),
         b"",
@@ -51,7 +39,7 @@ fn start_detached(frame: &Frame, name: &str, args: &[&str], image: &Path) -> (i3
     assert!(entry["init_pid"].as_i64().is_some(), "{entry}");
     let supervisor = entry["supervisor_pid"].as_i64().expect("supervisor PID") as i32;
     frame.adopt(supervisor as u32);
-    (supervisor, Running(name.to_owned()))
+    (supervisor, KillOnPanic(name.to_owned()))
 }
 
 /// `rootrun ls --json`'s entry for `name`.
@@ -224,7 +212,7 @@ fn two_containers_cannot_take_one_name_and_default_names_count_up() {
             .as_i64()
             .unwrap();
         frame.adopt(supervisor as u32);
-        guards.push(Running(expected));
+        guards.push(KillOnPanic(expected));
     }
     let out = frame.run(
         rootrun().args(["-d", "--name", "../etc"]).arg(&image),

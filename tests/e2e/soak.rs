@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 
-use crate::harness::{rootrun, text, Frame};
+use crate::harness::{rootrun, text, Frame, KillOnPanic};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -72,6 +72,7 @@ fn many_runs_in_a_row_and_at_once_leave_nothing_and_a_supervisor_stays_flat() {
 
     // One detached container, many execs into it: its rootrun stays flat.
     let name = format!("t{}-soak", std::process::id());
+    let _kill = KillOnPanic(name.clone());
     let out = frame.run(
         rootrun().args(["-q", "-d", "--name", &name]).arg(&native),
         b"",

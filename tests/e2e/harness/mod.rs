@@ -24,6 +24,6 @@ pub use fixtures::{cache_dir, sha256};
 pub use frame::Frame;
 pub use process::{
     mksquashfs, rootrun, rootrun_as_nobody, run_with_input, sh_command, text, wait_with_limit,
-    Live, Piped,
+    KillOnPanic, Live, Piped,
 };
 pub use skip::is_root;

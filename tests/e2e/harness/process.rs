@@ -274,3 +274,15 @@ pub fn mksquashfs(tree: &Path, image: &Path) {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Kills the named container (`rootrun stop --kill NAME`) should the test
+/// fail before its own stop: a detached container would outlive the test.
+pub struct KillOnPanic(pub String);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = rootrun().args(["stop", "--kill", &self.0]).output();
+        }
+    }
+}
