@@ -9,7 +9,6 @@ use crate::config::{DryRun, Lower, RunConfig, Verbosity};
 use crate::error::Error;
 use crate::image::{self, entry, users, Image, ImageFacts, InitUse};
 use crate::plan::{self, HostPlan, LaunchPlan, Mode, Registration};
-use crate::sys::privileges;
 use crate::{launch, lxc, notice, state};
 
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
@@ -90,12 +89,7 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     }
     drop(image);
 
-    let missing = privileges::missing();
-    if !missing.is_empty() {
-        return Err(Error::Privileges(
-            missing.iter().map(ToString::to_string).collect(),
-        ));
-    }
+    super::need_root()?;
     lxc::library::load()?;
     let default_name = plan::default_hostname(&config.image);
     let mut owned =

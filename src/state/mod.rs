@@ -130,7 +130,7 @@ impl Owned {
         let parent = open_parent()?;
         // What rootruns killed by SIGKILL left: their directories, unlocked.
         sweep_claims(parent.as_fd());
-        let _ = list();
+        sweep_stale(&parent);
         let candidates: Box<dyn Iterator<Item = String>> = match requested {
             Some(name) => Box::new(std::iter::once(name.to_owned())),
             None => Box::new(
@@ -238,6 +238,26 @@ pub fn list() -> Vec<Found> {
         .collect();
     found.sort_by(|a, b| a.record.name.cmp(&b.record.name));
     found
+}
+
+/// Removes the directories whose lock nobody holds, reading no record: on
+/// every start, so it costs a readdir and one open and flock per container.
+fn sweep_stale(parent: &OwnedFd) {
+    let Ok(names) = fsops::list_names(parent.as_fd()) else {
+        return;
+    };
+    for name in names.iter().filter_map(|n| n.to_str().ok()) {
+        if name.starts_with('.') {
+            continue;
+        }
+        if lock_held(&Path::new(DIR).join(name)) == Some(false) {
+            if let Ok(c_name) = CString::new(name) {
+                if let Ok(dir) = fsops::open_dir_at(parent.as_fd(), &c_name) {
+                    remove_dir(parent.as_fd(), dir.as_fd(), name);
+                }
+            }
+        }
+    }
 }
 
 /// The live container called `name`.
