@@ -20,6 +20,21 @@ pub enum Lower {
     /// The SquashFS extracted with backhand into the private tmpfs
     /// (`--unpack`: no loop device, no squashfs kernel module needed).
     Unpacked,
+    /// An ext2/3/4 file system image, loop-mounted read-only (decided when
+    /// the image is opened, from its superblock).
+    Ext4,
+    /// An EROFS image, loop-mounted read-only.
+    Erofs,
+    /// A tar or cpio archive, unpacked into a tmpfs of its own.
+    Archive,
+}
+
+impl Lower {
+    /// Whether the image file stays open under the container (a loop
+    /// device reads it while the container runs).
+    pub fn reads_image_file(self) -> bool {
+        matches!(self, Lower::Squashfs | Lower::Ext4 | Lower::Erofs)
+    }
 }
 
 /// How much rootrun says on stderr besides errors and warnings.

@@ -2,12 +2,11 @@
 //! plan, then print the plan (`--dry-run`) or launch it.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
 
 use crate::arch::{self, Arch, Binfmt, Emulation};
 use crate::config::{DryRun, Lower, RunConfig, Verbosity};
 use crate::error::Error;
-use crate::image::{self, entry, users, Image, ImageFacts, InitUse};
+use crate::image::{self, entry, users, Image, ImageFacts, ImageKind, InitUse};
 use crate::plan::{self, HostPlan, LaunchPlan, Mode, Registration};
 use crate::{launch, lxc, notice, state};
 
@@ -24,7 +23,12 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
 /// Plans and launches; `ready`: detached, the pipe that says init runs.
 fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Error> {
     check_host_paths(config)?;
-    let image = open(&config.image, config.lower)?;
+    let (image, lower) = open(config)?;
+    let opened = RunConfig {
+        lower,
+        ..config.clone()
+    };
+    let config = &opened;
     let init_use = if config.is_command() {
         InitUse::LookOnly
     } else {
@@ -87,7 +91,9 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
         entry::check(plan.entry_program(), &image)?;
         return Ok(0);
     }
-    drop(image);
+    // An ext4, EROFS or archive image stays mounted (detached) to become
+    // the lower layer; a SquashFS image is loop-mounted by the plan.
+    let lower_mount = image.into_lower();
 
     super::need_root()?;
     lxc::library::load()?;
@@ -101,7 +107,13 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
         detached: config.detach,
         ready,
     };
-    launch::run(&plan, banner.as_deref(), config.verbosity, Some(named))
+    launch::run(
+        &plan,
+        lower_mount,
+        banner.as_deref(),
+        config.verbosity,
+        Some(named),
+    )
 }
 
 /// `/run/rootrun/NAME/logs` leads to the run's log directory while the
@@ -221,27 +233,42 @@ fn json(plan: &LaunchPlan) -> Result<String, Error> {
         .map_err(|e| Error::Usage(format!("cannot encode the plan as JSON: {e}")))
 }
 
-/// Opens the image with backhand, without mounting it, and checks that it
-/// is the kind of source the options say.
-fn open(path: &Path, lower: Lower) -> Result<Image, Error> {
-    let image = Image::open(path)?;
-    let is_squashfs = image.squashfs_facts().is_some();
-    let problem = match (lower, is_squashfs) {
-        (Lower::Directory, true) => {
-            Some("--rootfs takes a directory; boot an image file without it")
-        }
-        (Lower::Squashfs | Lower::Unpacked, false) => {
-            Some("not a SquashFS image file (for an extracted tree use --rootfs DIR)")
-        }
-        _ => None,
-    };
-    match problem {
-        Some(problem) => Err(Error::Image {
+/// Opens the image (its kind decided from its magic), checks that it is
+/// the kind of source the options say, and returns the lower layer it
+/// makes.
+fn open(config: &RunConfig) -> Result<(Image, Lower), Error> {
+    let path = &config.image;
+    let image = Image::open_with(path, config.tmpfs_size.as_deref())?;
+    let refuse = |problem: &str| {
+        Err(Error::Image {
             path: path.to_path_buf(),
             problem: problem.into(),
-        }),
-        None => Ok(image),
-    }
+        })
+    };
+    let lower = match (config.lower, image.kind()) {
+        (Lower::Directory, ImageKind::Directory) => Lower::Directory,
+        (Lower::Directory, _) => {
+            return refuse("--rootfs takes a directory; boot an image file without it")
+        }
+        (_, ImageKind::Directory) => {
+            return refuse(
+                "a directory, not an image file (for an extracted tree use --rootfs DIR)",
+            )
+        }
+        (Lower::Unpacked, ImageKind::Squashfs) => Lower::Unpacked,
+        (Lower::Unpacked, ImageKind::Archive) => Lower::Archive,
+        (Lower::Unpacked, _) => {
+            return refuse(
+                "--unpack extracts SquashFS images; an ext4 or EROFS image is mounted \
+                 read-only instead (boot it without --unpack)",
+            )
+        }
+        (_, ImageKind::Squashfs) => Lower::Squashfs,
+        (_, ImageKind::Ext4) => Lower::Ext4,
+        (_, ImageKind::Erofs) => Lower::Erofs,
+        (_, ImageKind::Archive) => Lower::Archive,
+    };
+    Ok((image, lower))
 }
 
 /// How the host will run the image: the handler the kernel picks, or the

@@ -32,6 +32,10 @@ pub enum ImageError {
         minor: u16,
     },
 
+    /// An image of another kind that could not be opened: what it is and why.
+    #[error("{path}: {what}", path = .path.display())]
+    Format { path: PathBuf, what: String },
+
     #[error("{path}: neither a regular file nor a directory", path = .path.display())]
     UnsupportedSource { path: PathBuf },
 
@@ -118,9 +122,12 @@ pub enum ImageError {
 fn not_squashfs(found: &Option<super::formats::Found>) -> String {
     match found {
         Some(found) => format!(
-            "but {}; rootrun boots SquashFS images and extracted trees: {}",
+            "but {}; rootrun boots SquashFS, ext4 and EROFS images, tar and cpio archives, \
+             and extracted trees: {}",
             found.what, found.hint
         ),
-        None => "(no little-endian \"hsqs\" magic at offset 0)".into(),
+        None => "nor any image or archive rootrun reads (SquashFS, ext2/3/4, EROFS, tar, \
+                 cpio newc, plain or gzip/xz/zstd/bzip2-compressed)"
+            .into(),
     }
 }

@@ -7,6 +7,7 @@
 //! names from the image must be single components, and symlinks resolve inside the image root.
 
 mod api_dirs;
+mod archive;
 mod dir_source;
 mod dirtable;
 pub mod entry;
@@ -16,6 +17,7 @@ pub mod formats;
 mod gettys;
 mod init;
 mod metadata;
+mod mounted;
 mod squash;
 mod table_bound;
 pub mod unpack;
@@ -49,7 +51,9 @@ pub fn metadata_from_tarball(path: &Path) -> Result<Metadata, String> {
 pub use squash::SquashfsFacts;
 pub use walk::{FileKind, Resolved, MAX_SYMLINK_HOPS};
 
+use archive::{ArchiveSource, Compression, Format};
 use dir_source::DirSource;
+use mounted::{BlockFs, MountedSource};
 use squash::SquashSource;
 
 /// Where LXD's unified image format keeps its metadata.
@@ -66,11 +70,33 @@ pub struct Image {
 enum Source {
     Squashfs(Box<SquashSource>),
     Dir(DirSource),
+    Mounted(Box<MountedSource>),
+    Archive(Box<ArchiveSource>),
+}
+
+/// What kind of image was opened; decided once, from the file's magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    Squashfs,
+    Directory,
+    Ext4,
+    Erofs,
+    /// A tar or cpio archive, unpacked into a tmpfs.
+    Archive,
 }
 
 impl Image {
-    /// Opens a SquashFS file (little-endian, version 4.0) or an extracted rootfs directory.
+    /// Opens an image file or an extracted rootfs directory; an archive is
+    /// unpacked into a tmpfs of tmpfs's default size (see `open_with`).
     pub fn open(path: &Path) -> Result<Image, ImageError> {
+        Image::open_with(path, None)
+    }
+
+    /// Opens a SquashFS file (little-endian, version 4.0) with backhand; an
+    /// ext2/3/4 or EROFS file by mounting it read-only (a detached mount,
+    /// needs root); a tar or cpio archive by unpacking it into a detached
+    /// tmpfs of at most `tmpfs_size` (needs root); or a directory.
+    pub fn open_with(path: &Path, tmpfs_size: Option<&str>) -> Result<Image, ImageError> {
         let io = |op, source| ImageError::Io {
             path: path.to_path_buf(),
             op,
@@ -86,9 +112,8 @@ impl Image {
             Source::Dir(DirSource::new(path))
         } else if meta.is_file() {
             let mut file = File::open(path).map_err(|e| io("open", e))?;
-            check_superblock(path, &mut file)?;
-            table_bound::check(path, &mut file, meta.len())?;
-            Source::Squashfs(Box::new(SquashSource::open(path, file)?))
+            let head = read_start(path, &mut file)?;
+            open_file(path, file, &head, meta.len(), tmpfs_size)?
         } else {
             return Err(ImageError::UnsupportedSource {
                 path: path.to_path_buf(),
@@ -100,6 +125,59 @@ impl Image {
         })
     }
 
+    pub fn kind(&self) -> ImageKind {
+        match &self.source {
+            Source::Squashfs(_) => ImageKind::Squashfs,
+            Source::Dir(_) => ImageKind::Directory,
+            Source::Mounted(m) => match m.fs {
+                BlockFs::Ext4 => ImageKind::Ext4,
+                BlockFs::Erofs => ImageKind::Erofs,
+            },
+            Source::Archive(_) => ImageKind::Archive,
+        }
+    }
+
+    /// What the image is, for `inspect`: "ext4 file system", "xz-compressed
+    /// tar archive (1234 entries, 5678 bytes unpacked)".
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::Squashfs(_) => "SquashFS image".into(),
+            Source::Dir(_) => "directory".into(),
+            Source::Mounted(m) => format!("{} file system (mounted read-only)", m.fs.name()),
+            Source::Archive(a) => format!(
+                "{}{} ({} entries, {} bytes unpacked into a tmpfs)",
+                a.compression.prefix(),
+                match a.format {
+                    Format::Tar => "tar archive",
+                    Format::Cpio => "cpio archive",
+                },
+                a.entries,
+                a.bytes
+            ),
+        }
+    }
+
+    /// The detached mount holding the tree (an ext4 or EROFS mount, or the
+    /// tmpfs an archive was unpacked into), to be the container's lower
+    /// layer; None for SquashFS images and directories.
+    pub fn into_lower(self) -> Option<std::os::fd::OwnedFd> {
+        match self.source {
+            Source::Mounted(m) => Some(m.tree.into_fd()),
+            Source::Archive(a) => Some(a.tree.into_fd()),
+            Source::Squashfs(_) | Source::Dir(_) => None,
+        }
+    }
+
+    /// The tree of a mounted or unpacked image, read like a directory.
+    fn dir_like(&self) -> Option<&DirSource> {
+        match &self.source {
+            Source::Dir(dir) => Some(dir),
+            Source::Mounted(m) => Some(&m.dir),
+            Source::Archive(a) => Some(&a.dir),
+            Source::Squashfs(_) => None,
+        }
+    }
+
     /// The host path the image was opened from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -108,9 +186,12 @@ impl Image {
     /// Follows the absolute in-image `path`, symlinks included (at most
     /// [`MAX_SYMLINK_HOPS`]), without ever leaving the image.
     pub fn resolve(&self, path: &str) -> Result<Resolved, ImageError> {
-        match &self.source {
-            Source::Squashfs(sq) => walk::resolve(sq.as_ref(), &self.path, path).map(|(r, _)| r),
-            Source::Dir(dir) => walk::resolve(dir, &self.path, path).map(|(r, _)| r),
+        match (&self.source, self.dir_like()) {
+            (_, Some(dir)) => walk::resolve(dir, &self.path, path).map(|(r, _)| r),
+            (Source::Squashfs(sq), None) => {
+                walk::resolve(sq.as_ref(), &self.path, path).map(|(r, _)| r)
+            }
+            _ => unreachable!("every source but SquashFS reads like a directory"),
         }
     }
 
@@ -121,29 +202,28 @@ impl Image {
             path: r.path.clone(),
             kind: r.kind,
         };
-        match &self.source {
-            Source::Squashfs(sq) => {
-                let (resolved, inode) = walk::resolve(sq.as_ref(), &self.path, path)?;
-                if resolved.kind != FileKind::File {
-                    return Err(not_file(&resolved));
-                }
-                sq.read_head(&inode, &resolved.path, max)
+        if let Some(dir) = self.dir_like() {
+            let (resolved, host_path) = walk::resolve(dir, &self.path, path)?;
+            if resolved.kind != FileKind::File {
+                return Err(not_file(&resolved));
             }
-            Source::Dir(dir) => {
-                let (resolved, host_path) = walk::resolve(dir, &self.path, path)?;
-                if resolved.kind != FileKind::File {
-                    return Err(not_file(&resolved));
-                }
-                dir.read_head(&host_path, &resolved.path, max)
-            }
+            return dir.read_head(&host_path, &resolved.path, max);
         }
+        let Source::Squashfs(sq) = &self.source else {
+            unreachable!("every source but SquashFS reads like a directory")
+        };
+        let (resolved, inode) = walk::resolve(sq.as_ref(), &self.path, path)?;
+        if resolved.kind != FileKind::File {
+            return Err(not_file(&resolved));
+        }
+        sq.read_head(&inode, &resolved.path, max)
     }
 
     /// Superblock facts, for a SquashFS image.
     pub fn squashfs_facts(&self) -> Option<SquashfsFacts> {
         match &self.source {
             Source::Squashfs(sq) => Some(sq.facts()),
-            Source::Dir(_) => None,
+            _ => None,
         }
     }
 
@@ -173,12 +253,9 @@ impl Image {
     }
 }
 
-/// Checks the magic and version before backhand parses anything, so a text file or a
-/// big-endian image gets an error that says what it is rather than a generic parse failure.
-fn check_superblock(path: &Path, file: &mut File) -> Result<(), ImageError> {
-    // magic at 0, version_major at 28, version_minor at 30 (squashfs_fs.h,
-    // struct squashfs_super_block); more for `formats` when it is not one.
-    let mut head = [0u8; formats::HEAD];
+/// Reads the file's first `formats::HEAD` bytes (fewer when it is shorter).
+fn read_start(path: &Path, file: &mut File) -> Result<Vec<u8>, ImageError> {
+    let mut head = vec![0u8; formats::HEAD];
     let mut filled = 0;
     while filled < head.len() {
         match file.read(&mut head[filled..]) {
@@ -194,10 +271,58 @@ fn check_superblock(path: &Path, file: &mut File) -> Result<(), ImageError> {
             }
         }
     }
-    if filled < 4 || head[..4] != *b"hsqs" {
+    head.truncate(filled);
+    // backhand parses the superblock from the reader's current position,
+    // not from offset 0; the archive readers start there too.
+    file.rewind().map_err(|source| ImageError::Io {
+        path: path.to_path_buf(),
+        op: "seek",
+        source,
+    })?;
+    Ok(head)
+}
+
+/// Decides the kind of image from its magic, once, and opens it.
+fn open_file(
+    path: &Path,
+    mut file: File,
+    head: &[u8],
+    size: u64,
+    tmpfs_size: Option<&str>,
+) -> Result<Source, ImageError> {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    // ext2/3/4: s_magic 0xEF53 at 1024 + 0x38; EROFS: 0xE0F5E1E2 at 1024
+    // (fs/ext4/ext4.h, fs/erofs/erofs_fs.h).
+    if at(1080, &[0x53, 0xEF]) {
+        let mounted = mounted::open(path, BlockFs::Ext4, head, size)?;
+        return Ok(Source::Mounted(Box::new(mounted)));
+    }
+    if at(1024, &[0xE2, 0xE1, 0xF5, 0xE0]) {
+        let mounted = mounted::open(path, BlockFs::Erofs, head, size)?;
+        return Ok(Source::Mounted(Box::new(mounted)));
+    }
+    let compression = match Format::of(head) {
+        Some(_) => Some(Compression::None),
+        None => Compression::of(head),
+    };
+    if let Some(compression) = compression {
+        let unpacked = archive::open(path, file, compression, tmpfs_size)?;
+        return Ok(Source::Archive(Box::new(unpacked)));
+    }
+    check_superblock(path, head)?;
+    table_bound::check(path, &mut file, size)?;
+    Ok(Source::Squashfs(Box::new(SquashSource::open(path, file)?)))
+}
+
+/// Checks the magic and version before backhand parses anything, so a text file or a
+/// big-endian image gets an error that says what it is rather than a generic parse failure.
+fn check_superblock(path: &Path, head: &[u8]) -> Result<(), ImageError> {
+    // magic at 0, version_major at 28, version_minor at 30 (squashfs_fs.h,
+    // struct squashfs_super_block); more for `formats` when it is not one.
+    if head.len() < 32 || head[..4] != *b"hsqs" {
         return Err(ImageError::NotSquashfs {
             path: path.to_path_buf(),
-            found: formats::identify(&head[..filled]),
+            found: formats::identify(head),
         });
     }
     let major = u16::from_le_bytes([head[28], head[29]]);
@@ -209,10 +334,5 @@ fn check_superblock(path: &Path, file: &mut File) -> Result<(), ImageError> {
             minor,
         });
     }
-    // backhand parses the superblock from the reader's current position, not from offset 0.
-    file.rewind().map_err(|source| ImageError::Io {
-        path: path.to_path_buf(),
-        op: "seek",
-        source,
-    })
+    Ok(())
 }

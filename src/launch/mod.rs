@@ -58,6 +58,8 @@ struct Staged {
     console: Option<ConsolePty>,
     /// `--console-log`'s file.
     console_log: Option<fs::File>,
+    /// The detached mount of an ext4, EROFS or archive image, for `AttachLower`.
+    lower: Option<OwnedFd>,
 }
 
 /// A named container's side of a launch (`crate::state`).
@@ -73,6 +75,7 @@ pub struct Named<'a> {
 /// privileges and loaded liblxc.
 pub fn run(
     plan: &LaunchPlan,
+    lower: Option<OwnedFd>,
     banner: Option<&str>,
     verbosity: Verbosity,
     named: Option<Named<'_>>,
@@ -82,9 +85,14 @@ pub fn run(
     // stop request: job control never stops it (console::block_job_control;
     // the monitor unblocks them for the container).
     let _job_control = console::block_job_control();
-    let mut staged = Staged::default();
+    let mut staged = Staged {
+        lower,
+        ..Staged::default()
+    };
     // The loop device reads the image file while the container runs.
-    let image_before = (plan.lower == crate::plan::Lower::Squashfs)
+    let image_before = plan
+        .lower
+        .reads_image_file()
         .then(|| ImageStamp::of(&plan.image))
         .flatten();
     for step in &plan.steps {
@@ -190,6 +198,13 @@ fn execute(
                 .push(mount::bind_read_only(source, &fd, target)?);
         }
         Step::Unpack { image, target } => unpack_lower(image, target, verbosity)?,
+        Step::AttachLower { target, .. } => {
+            let tree = staged.lower.take().ok_or_else(|| {
+                Error::Usage("attach the lower layer: the image was not mounted".into())
+            })?;
+            // Attached, the mount lives in rootrun's namespace; the fd can go.
+            staged.guards.push(mount::attach(&tree, target)?);
+        }
         Step::Overlay {
             lower,
             upper,

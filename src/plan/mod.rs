@@ -423,6 +423,21 @@ fn steps(
             image: config.image.clone(),
             target: layout.lower.clone(),
         }),
+        Lower::Ext4 | Lower::Erofs | Lower::Archive => steps.push(Step::AttachLower {
+            what: match config.lower {
+                Lower::Ext4 => {
+                    "the ext4 file system (read-only, nodev, nosuid, from a \
+                                read-only autoclear loop device)"
+                }
+                Lower::Erofs => {
+                    "the EROFS file system (read-only, nodev, nosuid, from a \
+                                 read-only autoclear loop device)"
+                }
+                _ => "the tmpfs the archive was unpacked into (nodev, nosuid)",
+            }
+            .into(),
+            target: layout.lower.clone(),
+        }),
     }
     steps.push(Step::Overlay {
         lower: layout.lower.clone(),

@@ -78,6 +78,10 @@ pub enum Step {
     BindReadOnly { source: PathBuf, target: PathBuf },
     /// Extract the image with backhand into `target` (`--unpack`).
     Unpack { image: PathBuf, target: PathBuf },
+    /// Attach the detached mount made while the image was opened (an ext4
+    /// or EROFS file system mounted read-only, or the tmpfs an archive was
+    /// unpacked into) on `target`.
+    AttachLower { what: String, target: PathBuf },
     /// The writable, throwaway overlay that becomes the container's root.
     Overlay {
         lower: PathBuf,
@@ -212,6 +216,9 @@ impl fmt::Display for Step {
                 image.display(),
                 target.display()
             ),
+            Step::AttachLower { what, target } => {
+                write!(f, "attach {what} on {}", target.display())
+            }
             Step::Overlay {
                 lower,
                 upper,

@@ -4,6 +4,7 @@
 
 pub mod binfmt_probe;
 pub mod cgroup;
+pub mod detached;
 pub mod fsops;
 pub mod interrupt;
 pub mod loopdev;

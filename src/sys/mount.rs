@@ -153,6 +153,30 @@ pub fn bind(
     })
 }
 
+/// Attaches the detached mount `tree` (`detached`) at the directory
+/// `target`, by fd: move_mount(2) of a mount that belongs to no namespace
+/// into the caller's.
+pub fn attach(tree: &OwnedFd, target: &Path) -> Result<Mount, SysError> {
+    let c_target = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| SysError::new("attach mount on", target, Errno::EINVAL))?;
+    // SAFETY: `tree` is open; the empty path with MOVE_MOUNT_F_EMPTY_PATH
+    // means the fd itself; the target path is NUL-terminated.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map_err(|e| SysError::new("attach mount (move_mount) on", target, e))?;
+    Ok(Mount {
+        target: target.to_path_buf(),
+    })
+}
+
 /// A detached bind mount of `source` (a file or a directory), not attached
 /// anywhere, with mount attributes `attrs` set: open_tree(2) with
 /// OPEN_TREE_CLONE, then mount_setattr(2).

@@ -26,8 +26,11 @@ use nix::sys::signal::Signal;
 
 pub use dest::NOTE_NAME;
 pub use error::{Cleanup, Failure, UnpackError};
+/// The attribute writer, for unpacking archives (`image::archive`).
+pub(crate) use jobs::{apply_meta, Kind as MetaKind, Meta};
 pub use progress::{NoProgress, Progress, TerminalProgress};
 pub use scan::{MAX_DEPTH, MAX_ENTRIES};
+pub(crate) use xattr::Xattr;
 
 use super::squash::SquashSource;
 use super::{Image, Source};
