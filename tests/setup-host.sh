@@ -52,7 +52,8 @@ if available liblxc1t64; then liblxc=liblxc1t64; else liblxc=liblxc1; fi
 apt-get install -y -q --no-install-recommends \
     lxc "$liblxc" pkg-config $qemu squashfs-tools busybox-static util-linux \
     ca-certificates libcap2-bin python3 time debootstrap \
-    iproute2 nftables dnsmasq-base gdb-multiarch
+    iproute2 nftables dnsmasq-base gdb-multiarch \
+    e2fsprogs erofs-utils cpio xz-utils zstd bzip2
 
 # One at a time: on Debian 12, lxc-dev's libselinux1-dev -> libpcre2-dev
 # can be out of step with the installed libpcre2-8-0 while libclang-dev

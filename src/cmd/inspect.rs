@@ -17,6 +17,9 @@ use crate::plan::{emulated_systemd, EmulatedSystemd};
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub image: PathBuf,
+    /// What the file is and how rootrun read it ("SquashFS image", "ext4
+    /// file system (mounted read-only)", "xz-compressed tar archive (...)").
+    pub format: String,
     #[serde(flatten)]
     pub facts: ImageFacts,
     pub names: Option<ArchNames>,
@@ -62,6 +65,7 @@ pub fn run(args: &InspectArgs) -> Result<u8, Error> {
     };
     let report = Report {
         image: args.image.clone(),
+        format: image.describe(),
         names: facts.arch.map(Arch::names),
         console_ttys: if facts.dev_link.is_none() {
             image::console_ttys(&facts.login_ttys(&crate::sys::proc::kernel_cmdline()))
@@ -153,6 +157,7 @@ fn render(report: &Report) -> String {
         let _ = writeln!(out, "{key:<13}{}", notice::printable(&value));
     };
     row("image", report.image.display().to_string());
+    row("format", report.format.clone());
     if let Some(sq) = &facts.squashfs {
         row(
             "squashfs",

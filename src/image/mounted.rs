@@ -103,10 +103,9 @@ fn check_ext4(head: &[u8], file_size: u64) -> Result<Vec<&'static str>, String> 
     if incompat & INCOMPAT_64BIT != 0 {
         blocks |= u64::from(u32_at(EXT4_BLOCKS_HI)) << 32;
     }
-    let size = blocks.saturating_mul(1024 << log);
-    if blocks == 0 {
-        return Err("damaged superblock: it counts no blocks".into());
-    }
+    let Some(size) = blocks.checked_mul(1024 << log).filter(|_| blocks > 0) else {
+        return Err(format!("damaged superblock: it counts {blocks} blocks"));
+    };
     if size > file_size {
         return Err(format!(
             "truncated: the file system is {size} bytes, the file {file_size}"
@@ -200,6 +199,6 @@ mod tests {
         let err = check_ext4(&superblock(1024, 2, 0x1000), 4 << 20).unwrap_err();
         assert!(err.contains("0x1000"), "{err}");
         let err = check_ext4(&superblock(0, 2, 0x2), 4 << 20).unwrap_err();
-        assert!(err.contains("no blocks"), "{err}");
+        assert!(err.contains("counts 0 blocks"), "{err}");
     }
 }

@@ -15,6 +15,7 @@ mod doctor;
 mod export;
 mod faults;
 mod foreign;
+mod formats;
 mod host_matrix;
 mod hosts;
 mod inits;

@@ -130,6 +130,55 @@ pub fn busybox_image(spec: &ImageSpec) -> Result<PathBuf, String> {
     })
 }
 
+/// What each format of `busybox_in_format` needs besides unsquashfs.
+fn format_tools(format: &str) -> &'static [&'static str] {
+    match format {
+        "ext4" => &["mkfs.ext4"],
+        "erofs" => &["mkfs.erofs"],
+        "tar.gz" => &["tar", "gzip"],
+        "cpio.gz" => &["cpio", "gzip"],
+        "tar.xz" => &["tar", "xz"],
+        "tar.zst" => &["tar", "zstd"],
+        "tar.bz2" => &["tar", "bzip2"],
+        "cpio" => &["cpio"],
+        _ => &["tar"],
+    }
+}
+
+/// The BusyBox image of `spec` repacked as `format` (ext4, erofs, tar,
+/// tar.gz, tar.xz, tar.zst, tar.bz2, cpio, cpio.gz) by
+/// tests/fixtures/build-format.sh, cached under the SquashFS image's key.
+pub fn busybox_in_format(spec: &ImageSpec, format: &str) -> Result<PathBuf, String> {
+    let image = busybox_image(spec)?;
+    for program in ["unsquashfs"].iter().chain(format_tools(format)) {
+        tool(program)?;
+    }
+    let (script_path, script) = script("build-format.sh")?;
+    let source = image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let key = key(&["busybox-format", &sha256_bytes(&script), &source, format]);
+    let entry =
+        cache_dir()?
+            .join("images")
+            .join(format!("busybox-{}-{}.{format}", spec.arch, &key[..16]));
+    let what = format!("busybox {} image as {format}", spec.arch);
+    cached(&entry, &what, |tmp| {
+        let out = Command::new(&script_path)
+            .arg(&image)
+            .arg(format)
+            .arg(tmp)
+            .output()
+            .expect("run tests/fixtures/build-format.sh");
+        assert!(
+            out.status.success(),
+            "repacking the BusyBox image as {format} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+}
+
 /// The key of a BusyBox image: everything build-image.sh's output depends on.
 pub fn busybox_key(spec: &ImageSpec, script: &[u8], version: &str) -> Result<String, String> {
     let extra = match spec.extra {

@@ -194,6 +194,14 @@ impl Frame {
         })
     }
 
+    /// The BusyBox image for `arch` repacked as `format` (ext4, erofs, tar,
+    /// tar.gz, ..., cpio.gz), linked into the work directory.
+    pub fn busybox_in_format(&self, arch: &str, format: &str) -> Option<PathBuf> {
+        let spec = ImageSpec::busybox(arch);
+        let cached = need(&self.test, fixtures::busybox_in_format(&spec, format))?;
+        Some(self.link(&cached))
+    }
+
     fn image(&self, spec: &ImageSpec) -> Option<PathBuf> {
         let cached = need(&self.test, fixtures::busybox_image(spec))?;
         Some(self.link(&cached))
