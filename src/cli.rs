@@ -454,10 +454,13 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Say more: the banner in command mode too, and each launch step as it
-    /// runs.
-    #[arg(short, long, conflicts_with = "quiet")]
-    pub verbose: bool,
+    /// Say more on stderr: the banner in command mode too, and rootrun's own
+    /// steps with their timings (opening the image, the architecture, the
+    /// binfmt handler, each launch step, liblxc's start, the teardown);
+    /// -vv adds detail and sets liblxc's log level to debug (unless
+    /// --log-level). RUST_LOG=rootrun=info|debug selects the same lines.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
 
     #[command(flatten)]
     pub debug: DebugArgs,

@@ -45,8 +45,11 @@ pub enum Verbosity {
     /// The start banner in boot mode; nothing in command mode, as
     /// `docker run` and `lxc-execute` print nothing.
     Normal,
-    /// The banner in every mode and each launch step as it runs (`-v`).
+    /// The banner in every mode and rootrun's steps with timings (`-v`,
+    /// through `logging`).
     Verbose,
+    /// `-vv`: more detail, and liblxc's log at DEBUG unless `--log-level`.
+    Debug,
 }
 
 /// What `rootrun run` was asked to do.
@@ -301,11 +304,16 @@ impl RunConfig {
             ));
         }
         let verbosity = match (args.quiet, args.verbose) {
-            (true, true) => return Err(Error::Usage("-q and -v contradict each other".into())),
-            (true, false) => Verbosity::Quiet,
-            (false, true) => Verbosity::Verbose,
-            (false, false) => Verbosity::Normal,
+            (true, 1..) => return Err(Error::Usage("-q and -v contradict each other".into())),
+            (true, 0) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            (false, 2..) => Verbosity::Debug,
         };
+        let mut debug = crate::debug::DebugConfig::from_args(&args.debug)?;
+        if verbosity == Verbosity::Debug && args.debug.log_level.is_none() {
+            debug.log_level = crate::debug::LogLevel::Debug;
+        }
         Ok(RunConfig {
             image,
             lower,
@@ -342,7 +350,7 @@ impl RunConfig {
                 DryRun::Text
             }),
             verbosity,
-            debug: crate::debug::DebugConfig::from_args(&args.debug)?,
+            debug,
         })
     }
 
@@ -567,6 +575,23 @@ mod tests {
         assert_eq!(c.dry_run, Some(DryRun::Json));
         assert!(config(&["rootrun", "--json", "img"]).is_err());
         assert!(config(&["rootrun", "-q", "-v", "img"]).is_err());
+        // -vv: more detail, and liblxc's log at DEBUG unless --log-level.
+        let c = config(&["rootrun", "-vv", "img"]).unwrap();
+        assert_eq!(c.verbosity, Verbosity::Debug);
+        assert_eq!(c.debug.log_level, crate::debug::LogLevel::Debug);
+        let c = config(&[
+            "rootrun",
+            "-vv",
+            "--log-level",
+            "warn",
+            "--keep-logs",
+            "/x",
+            "img",
+        ]);
+        assert_eq!(
+            c.map(|c| c.debug.log_level).ok(),
+            Some(crate::debug::LogLevel::Warn)
+        );
         let c = config(&["rootrun", "--unpack", "img", "--", "true"]).unwrap();
         assert_eq!((c.lower, c.is_command()), (Lower::Unpacked, true));
     }

@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod error;
 pub mod image;
 pub mod launch;
+pub mod logging;
 // The only two modules where `unsafe` may appear (Cargo.toml denies it
 // everywhere else).
 #[allow(unsafe_code)]

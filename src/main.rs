@@ -34,6 +34,13 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    // -v/-vv belong to `run` (the default command); RUST_LOG to any.
+    let verbose = match &cli.command {
+        Some(rootrun::cli::Command::Run(args)) => args.verbose,
+        None => cli.run.verbose,
+        Some(_) => 0,
+    };
+    rootrun::logging::init(verbose);
     match rootrun::cmd::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

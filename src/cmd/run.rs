@@ -2,13 +2,14 @@
 //! plan, then print the plan (`--dry-run`) or launch it.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
 
 use crate::arch::{self, Arch, Binfmt, Emulation};
 use crate::config::{DryRun, Lower, RunConfig, Verbosity};
 use crate::error::Error;
 use crate::image::{self, entry, users, Image, ImageFacts, ImageKind, InitUse};
 use crate::plan::{self, HostPlan, LaunchPlan, Mode, Registration};
-use crate::{launch, lxc, notice, state};
+use crate::{launch, logging, lxc, notice, state};
 
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
     if config.detach && config.dry_run.is_none() {
@@ -23,7 +24,14 @@ pub fn run(config: &RunConfig) -> Result<u8, Error> {
 /// Plans and launches; `ready`: detached, the pipe that says init runs.
 fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Error> {
     check_host_paths(config)?;
+    let opening = Instant::now();
     let (image, lower) = open(config)?;
+    tracing::info!(
+        "open image {}: {} ({})",
+        config.image.display(),
+        image.describe(),
+        logging::ms(opening)
+    );
     let opened = RunConfig {
         lower,
         ..config.clone()
@@ -34,8 +42,21 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     } else {
         InitUse::Boot
     };
+    let examining = Instant::now();
     let mut facts = image::examine(&image, &config.init, config.arch, init_use)
         .map_err(|e| Error::Detect(Box::new(e)))?;
+    tracing::info!(
+        "detect architecture: {} from {}; init {} ({})",
+        facts
+            .arch
+            .map_or("unknown", |arch| arch.debian().unwrap_or(arch.uname())),
+        facts
+            .evidence
+            .as_ref()
+            .map_or("--arch".into(), |e| format!("{} -> {}", e.file, e.resolved)),
+        facts.init_flavor,
+        logging::ms(examining)
+    );
     if let Some(path) = &config.metadata {
         let metadata = image::metadata_from_tarball(path)
             .map_err(|e| Error::Usage(format!("--metadata {}: {e}", path.display())))?;
@@ -54,6 +75,13 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     // so as steps of the plan.
     let (binfmt, binfmt_mounted) = super::host_binfmt(&facts)?;
     let mut host = host_plan(&facts, binfmt.clone(), binfmt_mounted, config)?;
+    tracing::info!(
+        "binfmt handler: {}",
+        match facts.arch {
+            Some(arch) => host.emulation.describe(arch),
+            None => "architecture unknown".into(),
+        }
+    );
     if let Some(warning) = credentials_flag(&binfmt, &host.emulation) {
         notice::warning(&warning);
     }
@@ -96,7 +124,9 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     let lower_mount = image.into_lower();
 
     super::need_root()?;
+    let loading = Instant::now();
     lxc::library::load()?;
+    tracing::info!("load liblxc ({})", logging::ms(loading));
     let default_name = plan::default_hostname(&config.image);
     let mut owned =
         state::Owned::claim(config.name.as_deref(), &default_name, record(&plan, config))?;
@@ -474,7 +504,7 @@ fn banner(plan: &LaunchPlan, name: &str, config: &RunConfig) -> Option<String> {
                 "booting {image} ({how}) as {name}{systemd}; {how_to_stop}"
             ))
         }
-        (Mode::Command { .. }, Verbosity::Verbose) => {
+        (Mode::Command { .. }, Verbosity::Verbose | Verbosity::Debug) => {
             Some(format!("running a command in {image} ({how})"))
         }
     }

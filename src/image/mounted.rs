@@ -148,8 +148,17 @@ pub fn open(
             "cannot attach a loop device ({e}); these images are loop-mounted, which needs root"
         ))
     })?;
+    tracing::debug!(
+        "loop device {} (read-only, autoclear) <- {}",
+        device.path().display(),
+        path.display()
+    );
     let tree = detached::block_fs(fs.name(), device.path(), &options)
         .map_err(|failure| refused(mount_failure(fs, failure)))?;
+    tracing::debug!(
+        "{} mounted read-only, nodev, nosuid as a detached mount (in no mount table)",
+        fs.name()
+    );
     // The mount holds the device now; autoclear frees it with the mount.
     drop(device);
     let dir = DirSource::new(&tree.proc_path());

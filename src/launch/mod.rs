@@ -13,6 +13,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -23,12 +24,12 @@ use crate::console::{self, ConsolePty};
 use crate::error::Error;
 use crate::image::entry;
 use crate::image::unpack::{self, TerminalProgress, UnpackOptions};
-use crate::notice;
 use crate::plan::{drop_in_path, ConsolePath, LaunchPlan, Step, DROP_IN, SECCOMP_POLICY};
 use crate::session::{death_hint, exit_code, Session};
 use crate::sys::mount;
 use crate::sys::process::{self, Outcome, SharedOutcome};
 use crate::sys::{cgroup, loopdev, namespace, net, rootfs, SysError};
+use crate::{logging, notice};
 
 use guards::GuardStack;
 use prefetch::Prefetch;
@@ -96,17 +97,23 @@ pub fn run(
         .then(|| ImageStamp::of(&plan.image))
         .flatten();
     for step in &plan.steps {
-        if verbosity == Verbosity::Verbose {
-            notice::note(&format!("step: {step}"));
-        }
         if let Step::Start { .. } = step {
+            tracing::info!("step: {step}");
             let code = start(plan, &mut staged, banner, named);
+            let tearing_down = Instant::now();
+            drop(staged);
+            tracing::info!(
+                "teardown: mounts, loop device and state released ({})",
+                logging::ms(tearing_down)
+            );
             if let Some(before) = image_before {
                 before.warn_if_changed(&plan.image);
             }
             return code;
         }
+        let started = Instant::now();
         execute(step, plan, &mut staged, verbosity)?;
+        tracing::info!("step: {step} ({})", logging::ms(started));
     }
     Err(Error::Usage("the launch plan has no start step".into()))
 }
@@ -142,7 +149,7 @@ fn execute(
             };
             let (user, joined) = net::join_nat(&spec)?;
             staged.guards.push(user);
-            if verbosity == Verbosity::Verbose {
+            if verbosity >= Verbosity::Verbose {
                 notice::note(&joined.describe(candidates));
             }
         }
@@ -316,8 +323,14 @@ fn start(
     let prefetch = Prefetch::start(root(staged)?, &staged.first_read, quiet);
     let gdb = debug::GdbBridge::start(plan, quiet)?;
     debug::announce_gdb(plan, root(staged)?, staged.first_read.first());
+    let starting = Instant::now();
     let monitor =
         process::spawn(|| monitor::monitor_main(plan, rootrun, &signals, &outcome, quiet))?;
+    tracing::info!(
+        "liblxc start: monitor process {monitor} starts {} ({})",
+        plan.name,
+        logging::ms(starting)
+    );
 
     let console = staged.console.as_ref();
     let control = named.map(|named| {
@@ -325,7 +338,22 @@ fn start(
         crate::session::Control::new(named.owned, detached, named.ready)
     });
     let mut session = Session::new(plan, monitor, console, Some(watch), control);
+    tracing::info!(
+        "console: {}",
+        match console {
+            Some(pty) => format!("the container's console is {}", pty.slave_path.display()),
+            None => "the command's stdio".to_owned(),
+        }
+    );
     let result = session.run(&signal_fd);
+    tracing::info!(
+        "container ended: {:?} after {:.3} s",
+        outcome.outcome(),
+        starting.elapsed().as_secs_f64()
+    );
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        debug_liblxc_log(&plan.layout.log);
+    }
     // The monitor has exited. When start() returned, liblxc removed the
     // container's cgroups on its way out; a monitor that was killed (the
     // last step of a forced stop) left them, and they go here rather than
@@ -358,6 +386,20 @@ fn start(
     // and a Ctrl-C or SIGTERM that came during the teardown (the container is
     // gone already) must not kill it first with the default action.
     code
+}
+
+/// `-vv`: liblxc's log of the run (at DEBUG, see `config`) as debug lines,
+/// before it goes with the tmpfs; at most `MAX_LOG_LINES` of its last lines.
+fn debug_liblxc_log(path: &Path) {
+    const MAX_LOG_LINES: usize = 2000;
+    let Ok(text) = fs::read(path) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &lines[lines.len().saturating_sub(MAX_LOG_LINES)..] {
+        tracing::debug!("liblxc: {line}");
+    }
 }
 
 /// What identifies the image file's contents well enough to notice that

@@ -345,10 +345,16 @@ fn planned_steps(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The steps a `-v` run reported on stderr.
+/// The steps a `-v` run reported on stderr (`rootrun: [   0.006s] step:
+/// STEP (0.3 ms)`), without their times.
 fn done_steps(text: &str) -> Vec<String> {
     text.lines()
-        .filter_map(|line| line.strip_prefix("rootrun: step: "))
+        .filter_map(|line| line.strip_prefix("rootrun: ["))
+        .filter_map(|line| line.split_once("] step: ").map(|(_, step)| step))
+        .map(|step| match step.rsplit_once(" (") {
+            Some((done, time)) if time.ends_with(" ms)") => done,
+            _ => step,
+        })
         .map(normalize_name)
         .collect()
 }

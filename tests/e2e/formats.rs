@@ -314,3 +314,73 @@ fn damaged_ext4_superblocks_give_one_line_and_leave_nothing() {
     assert!(refused(&frame, &zeros).contains("refused to mount it as ext4"));
     frame.check();
 }
+
+/// `rootrun: [   0.006s] step: ... (0.3 ms)`: the time since start, then
+/// the step and how long it took.
+fn timed_step(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("rootrun: [") else {
+        return false;
+    };
+    let Some((seconds, event)) = rest.split_once("s] ") else {
+        return false;
+    };
+    seconds.trim().parse::<f64>().is_ok() && event.starts_with("step: ") && event.ends_with(" ms)")
+}
+
+#[test]
+fn verbose_runs_log_timed_steps_on_stderr_and_default_runs_log_nothing() {
+    let Some(frame) = Frame::new("-v and RUST_LOG") else {
+        return;
+    };
+    let Some(image) = frame.busybox_in_format(NATIVE, "ext4") else {
+        return;
+    };
+    let quiet = frame.run(&mut busybox_command(&image, &["echo", "out"]), b"", LIMIT);
+    assert_eq!(text(&quiet.stdout), "out\n");
+    assert_eq!(text(&quiet.stderr), "", "a default run logged");
+
+    let mut verbose = rootrun();
+    verbose
+        .arg("-v")
+        .arg(&image)
+        .args(["--", "/bin/busybox", "echo", "out"]);
+    let out = frame.run(&mut verbose, b"", LIMIT);
+    assert_eq!(text(&out.stdout), "out\n", "log lines reached stdout");
+    let stderr = text(&out.stderr);
+    let steps = stderr.lines().filter(|l| timed_step(l)).count();
+    assert!(steps > 8, "few timed steps: {stderr}");
+    for event in [
+        "open image",
+        "detect architecture",
+        "binfmt handler",
+        "teardown",
+    ] {
+        assert!(stderr.contains(event), "no {event:?} line: {stderr}");
+    }
+    assert!(
+        !stderr.contains("debug: "),
+        "-v showed debug lines: {stderr}"
+    );
+
+    // -vv adds detail, liblxc's log among it.
+    let mut very = rootrun();
+    very.arg("-vv")
+        .arg(&image)
+        .args(["--", "/bin/busybox", "true"]);
+    let out = frame.run(&mut very, b"", LIMIT);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("debug: loop device"), "{stderr}");
+    assert!(stderr.contains("debug: liblxc: "), "{stderr}");
+
+    // RUST_LOG selects the same lines without -v (and without the banner).
+    let mut logged = busybox_command(&image, &["true"]);
+    logged.env("RUST_LOG", "rootrun=info");
+    let out = frame.run(&mut logged, b"", LIMIT);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.lines().filter(|l| timed_step(l)).count() > 8,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("running a command in"), "{stderr}");
+    frame.check();
+}

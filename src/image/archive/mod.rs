@@ -155,6 +155,12 @@ pub fn open(
         Format::Cpio => cpio::unpack(stream, &mut writer),
     };
     unpacked.map_err(|why| refused(format!("{}{what}: {why}", compression.prefix())))?;
+    tracing::debug!(
+        "{}{what} unpacked into a detached tmpfs: {} entries, {} bytes of file data",
+        compression.prefix(),
+        writer.entries,
+        writer.bytes
+    );
     let dir = DirSource::new(&tree.proc_path());
     Ok(ArchiveSource {
         format,
