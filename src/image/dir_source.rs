@@ -18,21 +18,30 @@ use super::ImageError;
 
 pub struct DirSource {
     root: PathBuf,
+    /// What errors call the root: the directory, or the image file whose
+    /// mounted tree `root` reaches (`/proc/self/fd/N`, see `mounted`).
+    shown: PathBuf,
 }
 
 impl DirSource {
     pub fn new(root: &Path) -> DirSource {
+        DirSource::shown_as(root, root)
+    }
+
+    /// A tree reached through `root` whose errors name `shown` instead.
+    pub fn shown_as(root: &Path, shown: &Path) -> DirSource {
         DirSource {
             root: root.to_path_buf(),
+            shown: shown.to_path_buf(),
         }
     }
 
     fn io(&self, host_path: &Path, op: &'static str, source: std::io::Error) -> ImageError {
-        ImageError::Io {
-            path: host_path.to_path_buf(),
-            op,
-            source,
-        }
+        let path = match host_path.strip_prefix(&self.root) {
+            Ok(inside) if self.shown != self.root => self.shown.join(inside),
+            _ => host_path.to_path_buf(),
+        };
+        ImageError::Io { path, op, source }
     }
 
     /// Reads at most `max` bytes of the regular file at `host_path`, which `walk` produced.
@@ -52,7 +61,7 @@ impl DirSource {
         let meta = file.metadata().map_err(|e| self.io(host_path, "stat", e))?;
         if !meta.file_type().is_file() {
             return Err(ImageError::NotRegularFile {
-                image: self.root.clone(),
+                image: self.shown.clone(),
                 path: path.to_string(),
                 kind: kind_of(&meta),
             });

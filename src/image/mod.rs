@@ -291,6 +291,22 @@ fn open_file(
     tmpfs_size: Option<&str>,
 ) -> Result<Source, ImageError> {
     let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    // Magics at the start first: a SquashFS or an archive has arbitrary
+    // bytes where ext4 and EROFS keep theirs, and an ext4 or EROFS image
+    // leaves its first 1024 bytes to a boot loader (usually zeros).
+    if at(0, b"hsqs") {
+        check_superblock(path, head)?;
+        table_bound::check(path, &mut file, size)?;
+        return Ok(Source::Squashfs(Box::new(SquashSource::open(path, file)?)));
+    }
+    let compression = match Format::of(head) {
+        Some(_) => Some(Compression::None),
+        None => Compression::of(head),
+    };
+    if let Some(compression) = compression {
+        let unpacked = archive::open(path, file, compression, tmpfs_size)?;
+        return Ok(Source::Archive(Box::new(unpacked)));
+    }
     // ext2/3/4: s_magic 0xEF53 at 1024 + 0x38; EROFS: 0xE0F5E1E2 at 1024
     // (fs/ext4/ext4.h, fs/erofs/erofs_fs.h).
     if at(1080, &[0x53, 0xEF]) {
@@ -301,17 +317,11 @@ fn open_file(
         let mounted = mounted::open(path, BlockFs::Erofs, head, size)?;
         return Ok(Source::Mounted(Box::new(mounted)));
     }
-    let compression = match Format::of(head) {
-        Some(_) => Some(Compression::None),
-        None => Compression::of(head),
-    };
-    if let Some(compression) = compression {
-        let unpacked = archive::open(path, file, compression, tmpfs_size)?;
-        return Ok(Source::Archive(Box::new(unpacked)));
-    }
-    check_superblock(path, head)?;
-    table_bound::check(path, &mut file, size)?;
-    Ok(Source::Squashfs(Box::new(SquashSource::open(path, file)?)))
+    // None of them: the error names what it is, when rootrun knows.
+    Err(ImageError::NotSquashfs {
+        path: path.to_path_buf(),
+        found: formats::identify(head),
+    })
 }
 
 /// Checks the magic and version before backhand parses anything, so a text file or a

@@ -161,7 +161,7 @@ pub fn open(
     );
     // The mount holds the device now; autoclear frees it with the mount.
     drop(device);
-    let dir = DirSource::new(&tree.proc_path());
+    let dir = DirSource::shown_as(&tree.proc_path(), path);
     Ok(MountedSource { fs, tree, dir })
 }
 

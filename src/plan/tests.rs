@@ -392,6 +392,21 @@ fn rootfs_and_unpack_lowers_replace_the_loop_device() {
 }
 
 #[test]
+fn ext4_erofs_and_archive_lowers_attach_the_mount_made_at_open() {
+    let mut config = options(&[]);
+    for lower in [Lower::Ext4, Lower::Erofs, Lower::Archive] {
+        config.lower = lower;
+        let plan = plan(&config, &facts(InitFlavor::BusyBox), 1);
+        let names = step_names(&plan);
+        let attach = names.iter().position(|n| n == "attach_lower");
+        let overlay = names.iter().position(|n| n == "overlay");
+        assert!(attach.is_some() && attach < overlay, "{lower:?}: {names:?}");
+        assert!(!names.contains(&"attach_loop".to_owned()), "{names:?}");
+        assert_eq!(plan.lower.reads_image_file(), lower != Lower::Archive);
+    }
+}
+
+#[test]
 fn dry_run_json_has_steps_and_the_lxc_config() {
     let plan = plan(&options(&[]), &facts(InitFlavor::BusyBox), 1);
     let json = serde_json::to_value(plan.json()).unwrap_or_default();

@@ -188,7 +188,7 @@ fn bad_images_give_125_and_name_the_problem() {
             "does-not-exist.img not found",
         ),
         (text_file, "not a SquashFS image"),
-        (dir.clone(), "not a SquashFS image"),
+        (dir.clone(), "not an image file"),
         (truncated, "truncated.img"),
     ];
     for (path, message) in cases {

@@ -789,35 +789,25 @@ fn a_configuration_beside_the_image_gives_defaults_the_command_line_overrides() 
 }
 
 #[test]
-fn a_file_system_or_archive_that_is_not_squashfs_is_named_with_what_to_do() {
+fn a_file_rootrun_cannot_read_is_named_with_what_to_do() {
     let Some(frame) = Frame::new("other formats") else {
         return;
     };
-    let ext4 = frame.path("root.ext4");
-    fs::write(&ext4, vec![0u8; 8 << 20]).unwrap();
-    let made = Command::new("mkfs.ext4")
-        .arg("-q")
-        .arg(&ext4)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let tarball = frame.path("root.tar");
-    let packed = Command::new("tar")
-        .arg("-cf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(frame.scratch())
-        .arg("root.ext4")
-        .status()
-        .unwrap();
-    assert!(packed.success());
+    // A disk image: an MBR with one Linux partition entry.
+    let mut disk = vec![0u8; 1 << 20];
+    disk[446 + 4] = 0x83;
+    disk[510..512].copy_from_slice(&[0x55, 0xAA]);
+    let disk_path = frame.path("sdcard.img");
+    fs::write(&disk_path, disk).unwrap();
+    let lz4_path = frame.path("root.tar.lz4");
+    fs::write(&lz4_path, [0x04, 0x22, 0x4D, 0x18, 0, 0, 0, 0]).unwrap();
     for (file, what, hint) in [
         (
-            &ext4,
-            "but an ext2/ext3/ext4 file system",
-            "mount -o ro,loop,noload",
+            &disk_path,
+            "but a disk image with a partition table",
+            "losetup -r -P",
         ),
-        (&tarball, "but a tar archive", "--rootfs DIR"),
+        (&lz4_path, "but lz4-compressed data", "lz4 -d"),
     ] {
         for args in [&["inspect"][..], &["-q"][..]] {
             let out = rootrun().args(args).arg(file).output().unwrap();

@@ -22,8 +22,10 @@ use crate::sys::detached::{self, Detached};
 use crate::sys::fsops;
 use writer::{Body, Entry, Refusal, Writer};
 
-/// Entries accepted from one archive (as many as `rootrun unpack` takes).
-const MAX_ENTRIES: u64 = super::unpack::MAX_ENTRIES as u64;
+/// Entries accepted from one archive: a full Debian desktop root has about
+/// 400,000; every one costs the tmpfs an inode in memory (about 1 KiB with
+/// its dentry), which tmpfs's `size=` does not count, so this bounds that.
+const MAX_ENTRIES: u64 = 2 << 20;
 
 /// How the archive's bytes are compressed, from their magic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +163,7 @@ pub fn open(
         writer.entries,
         writer.bytes
     );
-    let dir = DirSource::new(&tree.proc_path());
+    let dir = DirSource::shown_as(&tree.proc_path(), path);
     Ok(ArchiveSource {
         format,
         compression,

@@ -251,6 +251,71 @@ impl Writer {
 mod tests {
     use super::*;
 
+    /// A Writer over a fresh directory under the system's temporary one.
+    fn writer(test: &str, max_entries: u64) -> (Writer, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("rootrun-writer-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let c_dir = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        let root = fsops::open_dir_path(&c_dir).unwrap();
+        (Writer::new(root, max_entries), dir)
+    }
+
+    fn entry(name: &str) -> Entry {
+        Entry {
+            name: name.as_bytes().to_vec(),
+            mode: 0o644,
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            mtime: 0,
+            xattrs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn entries_land_below_the_root_and_symlinks_are_never_written_through() {
+        let (mut w, dir) = writer("through", 100);
+        let outside = dir.with_extension("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        w.add(&entry("a/b/file"), Body::File(&mut &b"one"[..]))
+            .unwrap();
+        w.add(&entry("a/b/file"), Body::File(&mut &b"two"[..]))
+            .unwrap();
+        assert_eq!(std::fs::read(dir.join("a/b/file")).unwrap(), b"two");
+        w.add(
+            &entry("link"),
+            Body::Symlink(outside.as_os_str().as_encoded_bytes().to_vec()),
+        )
+        .unwrap();
+        let err = w
+            .add(&entry("link/x"), Body::File(&mut &b"x"[..]))
+            .unwrap_err();
+        assert!(err.contains("symbolic link"), "{err}");
+        w.add(&entry("hard"), Body::HardLink(b"a/b/file".to_vec()))
+            .unwrap();
+        let err = w
+            .add(&entry("h2"), Body::HardLink(b"link/passwd".to_vec()))
+            .unwrap_err();
+        assert!(err.contains("symbolic link"), "{err}");
+        let err = w.add(&entry("a"), Body::File(&mut &b"x"[..])).unwrap_err();
+        assert!(err.contains("earlier directory"), "{err}");
+        assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&outside);
+    }
+
+    #[test]
+    fn the_entry_count_is_bounded() {
+        let (mut w, dir) = writer("bound", 3);
+        for name in ["a", "b", "c"] {
+            w.add(&entry(name), Body::Dir).unwrap();
+        }
+        let err = w.add(&entry("d"), Body::Dir).unwrap_err();
+        assert!(err.contains("more than 3 entries"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn names_are_relative_paths_of_plain_components() {
         let ok = |n: &[u8]| split(n).map(|n| (n.parents.len(), n.leaf.is_some()));
