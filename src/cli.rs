@@ -10,7 +10,8 @@ use crate::config::{parse_arch, parse_escape, parse_hostname, parse_init};
 /// Boot a root filesystem image of any CPU architecture as a container.
 ///
 /// `rootrun IMAGE` loop-mounts a SquashFS image read-only under a throwaway
-/// writable overlay and boots its /sbin/init through liblxc, with the console
+/// writable overlay (an ext4 or EROFS image the same way; a tar or cpio
+/// archive is unpacked into a tmpfs) and boots its /sbin/init through liblxc, with the console
 /// on this terminal (or on stdin/stdout when they are not a terminal).
 /// `rootrun IMAGE -- CMD ARGS...` runs one command instead of init and exits
 /// with its status. Nothing is written to the image, and nothing is left on
@@ -69,7 +70,8 @@ pub enum Command {
     /// Boot IMAGE, or run a command in it (the default subcommand).
     ///
     /// `rootrun run IMAGE` is `rootrun IMAGE`: it loop-mounts a SquashFS image
-    /// read-only under a throwaway writable overlay and boots its /sbin/init
+    /// (or an ext4 or EROFS image; a tar or cpio archive is unpacked into a
+    /// tmpfs) read-only under a throwaway writable overlay and boots its /sbin/init
     /// through liblxc, with the console on this terminal (or on stdin/stdout
     /// when they are not a terminal). `-- CMD ARGS...` runs one command
     /// instead of init and exits with its status.
@@ -247,7 +249,8 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// SquashFS image, or an extracted root filesystem directory.
+    /// SquashFS, ext4 or EROFS image, tar or cpio archive (ext4, EROFS and
+    /// archives need root), or an extracted root filesystem directory.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
 
@@ -287,7 +290,8 @@ pub struct UnpackArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// SquashFS root filesystem image.
+    /// Root filesystem image: SquashFS, ext2/3/4 or EROFS; or a tar (plain,
+    /// gzip, xz, zstd, bzip2) or cpio newc archive, unpacked into a tmpfs.
     #[arg(required_unless_present = "rootfs", value_name = "IMAGE")]
     pub image: Option<PathBuf>,
 
@@ -296,8 +300,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "unpack"])]
     pub rootfs: Option<PathBuf>,
 
-    /// Extract the image with backhand into a throwaway directory and boot
-    /// that, for hosts that cannot loop-mount SquashFS.
+    /// Extract the SquashFS image with backhand into a throwaway directory
+    /// and boot that, for hosts that cannot loop-mount SquashFS.
     #[arg(long)]
     pub unpack: bool,
 
