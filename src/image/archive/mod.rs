@@ -157,6 +157,7 @@ pub fn open(
         Format::Cpio => cpio::unpack(stream, &mut writer),
     };
     unpacked.map_err(|why| refused(format!("{}{what}: {why}", compression.prefix())))?;
+    writer.finish();
     tracing::debug!(
         "{}{what} unpacked into a detached tmpfs: {} entries, {} bytes of file data",
         compression.prefix(),

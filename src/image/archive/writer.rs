@@ -51,6 +51,9 @@ pub struct Writer {
     pub entries: u64,
     pub bytes: u64,
     max_entries: u64,
+    /// Directories and their mtimes, set by `finish` once nothing more is
+    /// created in them.
+    dir_times: Vec<(Vec<u8>, i64)>,
 }
 
 /// A checked name: its parent components and its last one (None: the root).
@@ -99,6 +102,26 @@ impl Writer {
             entries: 0,
             bytes: 0,
             max_entries,
+            dir_times: Vec::new(),
+        }
+    }
+
+    /// Sets the directories' mtimes, deepest last-made first; a directory
+    /// that a later entry replaced keeps the time it has.
+    pub fn finish(&mut self) {
+        for (name, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
+            let Ok(split) = split(&name) else { continue };
+            let shown = String::from_utf8_lossy(&name);
+            let dir = match split.leaf.as_deref() {
+                None => self.root.try_clone().ok(),
+                Some(leaf) => self
+                    .parent(&split, &shown)
+                    .ok()
+                    .and_then(|parent| fsops::open_dir_at(parent.as_fd(), leaf).ok()),
+            };
+            if let Some(dir) = dir {
+                let _ = fsops::set_mtime_fd(dir.as_fd(), mtime);
+            }
         }
     }
 
@@ -150,6 +173,9 @@ impl Writer {
         };
         let failed = |op: &str, e: Errno| format!("{shown}: {op}: {}", e.desc());
         let dir = self.parent(&name, &shown)?;
+        if matches!(body, Body::Dir) {
+            self.dir_times.push((entry.name.clone(), entry.mtime));
+        }
         let Some(leaf) = name.leaf.as_deref() else {
             // The root itself ("." or "./"): its owner and mode only.
             if !matches!(body, Body::Dir) {
@@ -303,6 +329,20 @@ mod tests {
         assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&outside);
+    }
+
+    #[test]
+    fn directories_keep_their_mtime_after_their_entries_are_written() {
+        use std::os::unix::fs::MetadataExt;
+        let (mut w, dir) = writer("mtime", 100);
+        let mut d = entry("d");
+        d.mode = 0o755;
+        d.mtime = 1_000_000;
+        w.add(&d, Body::Dir).unwrap();
+        w.add(&entry("d/f"), Body::File(&mut &b"x"[..])).unwrap();
+        w.finish();
+        assert_eq!(std::fs::metadata(dir.join("d")).unwrap().mtime(), 1_000_000);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
