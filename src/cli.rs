@@ -128,6 +128,10 @@ Then, on a host with LXD (or incus instead of lxc):
   lxc profile create qemu-aarch64 && lxc profile edit qemu-aarch64 < OUTDIR/profile.yaml
   lxc launch fw c1 -p default -p qemu-aarch64")]
     Export(ExportArgs),
+    /// liblxc's mount hook of an `--unprivileged` foreign container: run by
+    /// liblxc as the container's root before pivot_root, never by hand.
+    #[command(name = "binfmt-hook", hide = true)]
+    BinfmtHook(BinfmtHookArgs),
     /// Check whether this host is ready: root, liblxc, kernel support,
     /// cgroups, binfmt_misc and the handler per architecture; with IMAGE,
     /// whether and how it runs here. Exit 0 when ready, 1 otherwise.
@@ -432,6 +436,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIGNAL", value_parser = crate::plan::parse_signal)]
     pub halt_signal: Option<&'static str>,
 
+    /// Run the container unprivileged: guest root and the guest's ids are
+    /// an unused host range (root's in /etc/subuid and /etc/subgid, else
+    /// 1000000-1065535), the image's files keep their owners inside through
+    /// idmapped mounts (nothing is chowned), and a foreign image runs through
+    /// a binfmt_misc private to the container: the host's emulation table is
+    /// neither needed nor touched. Needs Linux 6.7+.
+    #[arg(long, overrides_with = "privileged")]
+    pub unprivileged: bool,
+
+    /// Run the container privileged (the default): guest root is host root,
+    /// confined by capabilities, seccomp, the devices controller and AppArmor.
+    #[arg(long, overrides_with = "unprivileged")]
+    pub privileged: bool,
+
     /// If no binfmt_misc handler runs the image's architecture, register one
     /// (with the F flag) for the installed static emulator
     /// (/usr/bin/qemu-ARCH-static, or /usr/bin/qemu-ARCH on Debian 13). It
@@ -503,4 +521,13 @@ pub struct DebugArgs {
     /// run freely.
     #[arg(long, value_name = "PORT|PATH", value_parser = crate::debug::parse_gdb)]
     pub gdb: Option<crate::debug::GdbTarget>,
+}
+
+#[derive(Debug, Args)]
+pub struct BinfmtHookArgs {
+    /// The file with the line to register.
+    pub line_file: PathBuf,
+    /// What liblxc appends: the container's name, `lxc`, `mount`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub liblxc: Vec<String>,
 }

@@ -22,6 +22,17 @@ pub enum Lower {
     Unpacked,
 }
 
+/// Who guest root is on the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Privilege {
+    /// Host root, confined (the default).
+    #[default]
+    Privileged,
+    /// An unprivileged host id range (`sys::userns::IdMap`).
+    Unprivileged,
+}
+
 /// How much rootrun says on stderr besides errors and warnings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
@@ -79,6 +90,8 @@ pub struct RunConfig {
     /// `--halt-signal`: overrides the init flavour's (and the emulator's) choice.
     pub halt_signal: Option<&'static str>,
     pub register_binfmt: bool,
+    /// `--unprivileged` / `--privileged`.
+    pub privilege: Privilege,
     pub dry_run: Option<DryRun>,
     pub verbosity: Verbosity,
     /// `--log-level`, `--keep-logs`, `--qemu-*`, `--strace`, `--gdb`.
@@ -321,6 +334,11 @@ impl RunConfig {
             arch: args.arch,
             halt_signal: args.halt_signal,
             register_binfmt: args.register_binfmt,
+            privilege: if args.unprivileged {
+                Privilege::Unprivileged
+            } else {
+                Privilege::Privileged
+            },
             dry_run: args.dry_run.then_some(if args.json {
                 DryRun::Json
             } else {

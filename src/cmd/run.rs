@@ -5,10 +5,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use crate::arch::{self, Arch, Binfmt, Emulation};
-use crate::config::{DryRun, Lower, RunConfig, Verbosity};
+use crate::config::{DryRun, Lower, Privilege, RunConfig, Verbosity};
 use crate::error::Error;
 use crate::image::{self, entry, users, Image, ImageFacts, InitUse};
 use crate::plan::{self, HostPlan, LaunchPlan, Mode, Registration};
+use crate::sys::userns::IdMap;
 use crate::{launch, lxc, notice, state};
 
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
@@ -253,15 +254,20 @@ fn host_plan(
     config: &RunConfig,
 ) -> Result<HostPlan, Error> {
     let register = config.register_binfmt;
-    let decided = facts.emulation(&binfmt);
+    let idmap = (config.privilege == Privilege::Unprivileged).then(IdMap::for_root);
+    let decided = match idmap {
+        Some(_) => private_emulation(facts, &binfmt),
+        None => facts.emulation(&binfmt).map_err(Error::from),
+    };
     let (emulation, registration) = match (decided, facts.arch) {
         (Ok(emulation), _) => (emulation, None),
+        (Err(err), _) if idmap.is_some() => return Err(err),
         (Err(_), Some(arch)) if register => {
             let (entry, registration) = planned_handler(arch)?;
             let binfmt = with_entry(binfmt, entry);
             (facts.emulation(&binfmt)?, Some(registration))
         }
-        (Err(err), _) => return Err(err.into()),
+        (Err(err), _) => return Err(err),
     };
     // Only a boot sends init a halt signal of rootrun's choosing, and only
     // a booted systemd needs to know its emulator (the signal shift, the
@@ -293,7 +299,54 @@ fn host_plan(
         lsm,
         user: None,
         cmdline: crate::sys::proc::kernel_cmdline(),
+        idmap,
     })
+}
+
+/// `--unprivileged`: a foreign image runs through a binfmt_misc of the
+/// container's own. It gets the host's handler for the image (its pattern,
+/// its flags: Debian's `-binfmt-P` wrappers need `P`) when that one's
+/// interpreter is a static file rootrun sees, else the installed static
+/// QEMU; `F` either way. The host's table is only read.
+fn private_emulation(facts: &ImageFacts, binfmt: &Binfmt) -> Result<Emulation, Error> {
+    let Some(arch) = facts.arch.filter(|a| !a.runs_natively(Arch::host())) else {
+        return Ok(Emulation::Native);
+    };
+    let is_static = |path: &Path| {
+        matches!(
+            arch::inspect_interpreter(path),
+            arch::InterpreterFacts::Static { .. }
+        )
+    };
+    let hosts = match binfmt {
+        Binfmt::Mounted { entries, .. } => arch::select(entries, &facts.head, &facts.init)
+            .filter(|entry| is_static(&entry.interpreter))
+            .map(|entry| (entry.kind.clone(), entry.interpreter.clone(), entry.flags)),
+        Binfmt::NotMounted => None,
+    };
+    let installed = || {
+        let interpreter = installed_emulator(arch)?;
+        Some((
+            arch::qemu_pattern(arch).kind(),
+            interpreter,
+            arch::Flags::default(),
+        ))
+    };
+    let (kind, interpreter, flags) = hosts.or_else(installed).ok_or_else(|| {
+        Error::Usage(format!(
+            "--unprivileged: no static emulator for {arch} (none in the host's binfmt_misc, \
+             neither /usr/bin/qemu-{q}-static nor /usr/bin/qemu-{q}); Debian 12: apt-get \
+             install qemu-user-static, Debian 13: apt-get install qemu-user",
+            q = arch.qemu()
+        ))
+    })?;
+    let flags = arch::Flags {
+        fix_binary: true,
+        ..flags
+    };
+    let name = format!("qemu-{}", arch.qemu());
+    let line = arch::register_line(&name, &kind, &interpreter, flags)?;
+    Ok(Emulation::Private { interpreter, line })
 }
 
 /// The version of the emulator that runs init, asked only for systemd

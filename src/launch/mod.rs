@@ -28,7 +28,7 @@ use crate::plan::{drop_in_path, ConsolePath, LaunchPlan, Step, DROP_IN, SECCOMP_
 use crate::session::{death_hint, exit_code, Session};
 use crate::sys::mount;
 use crate::sys::process::{self, Outcome, SharedOutcome};
-use crate::sys::{cgroup, loopdev, namespace, net, rootfs, SysError};
+use crate::sys::{cgroup, loopdev, namespace, net, rootfs, userns, SysError};
 
 use guards::GuardStack;
 use prefetch::Prefetch;
@@ -156,15 +156,18 @@ fn execute(
         Step::Tmpfs {
             target,
             dir_mode,
+            mode,
             size,
             ..
         } => {
             make_dir(target, *dir_mode)?;
-            staged.guards.push(mount::tmpfs(target, size.as_deref())?);
+            staged
+                .guards
+                .push(mount::tmpfs(target, *mode, size.as_deref())?);
         }
-        Step::MakeDirs { paths } => {
+        Step::MakeDirs { paths, mode } => {
             for path in paths {
-                make_dir(path, 0o700)?;
+                make_dir(path, *mode)?;
             }
         }
         Step::AttachLoop { image } => {
@@ -190,6 +193,27 @@ fn execute(
                 .push(mount::bind_read_only(source, &fd, target)?);
         }
         Step::Unpack { image, target } => unpack_lower(image, target, verbosity)?,
+        Step::IdmapLower { target, map } => {
+            let userns = userns::namespace_fd(map)?;
+            let idmapped = mount::idmapped_onto_itself(target, &userns).map_err(no_idmap)?;
+            staged.guards.push(idmapped);
+        }
+        Step::PrivateBinfmt {
+            hook,
+            line_file,
+            line,
+            ..
+        } => {
+            write(line_file, line)?;
+            let hook_fd: OwnedFd = fs::File::create(hook)
+                .map_err(|e| SysError::io("create", hook, e))?
+                .into();
+            // By its path: /proc/self/exe leads to the mount in the host's
+            // namespace, which open_tree cannot clone from this one.
+            let exe = fs::read_link(SELF_EXE).map_err(|e| SysError::io("read", SELF_EXE, e))?;
+            let own = mount::bind_read_only(&exe, &hook_fd, hook)?;
+            staged.guards.push(own);
+        }
         Step::Overlay {
             lower,
             upper,
@@ -483,6 +507,18 @@ fn same_owner_and_mode(lower: &Path, upper: &Path) -> Result<(), SysError> {
         fs::Permissions::from_mode(image_root.mode() & 0o7777),
     )
     .map_err(|e| SysError::io("chmod", upper, e))
+}
+
+/// rootrun's own program, for liblxc's mount hook.
+const SELF_EXE: &str = "/proc/self/exe";
+
+/// The file system under the lower layer (or the kernel) cannot idmap.
+fn no_idmap(err: SysError) -> Error {
+    Error::Usage(format!(
+        "{err}: --unprivileged needs idmapped mounts of the image's file system \
+         (SquashFS and tmpfs: Linux 6.3+; a --rootfs DIR on ext4, XFS or Btrfs); \
+         use --privileged"
+    ))
 }
 
 fn not_squashfs(plan: &LaunchPlan, err: SysError) -> Error {

@@ -71,6 +71,19 @@ impl LaunchPlan {
             ("lxc.tty.max", "0".into()),
             ("lxc.pty.max", "64".into()),
         ];
+        if let Some(map) = &self.idmap {
+            items.extend(map.lxc_items().map(|item| ("lxc.idmap", item)));
+        }
+        if let Emulation::Private { .. } = self.emulation {
+            items.push((
+                "lxc.hook.mount",
+                format!(
+                    "{} binfmt-hook {}",
+                    layout.hook.display(),
+                    layout.binfmt_line.display()
+                ),
+            ));
+        }
         items.extend(self.network_items());
         items.extend([
             (

@@ -80,6 +80,10 @@ pub struct Layout {
     pub log: PathBuf,
     /// liblxc seccomp policy (`SECCOMP_POLICY`), written at start.
     pub seccomp: PathBuf,
+    /// `--unprivileged`, foreign image: rootrun's binary as liblxc's mount
+    /// hook, and the binfmt_misc line it registers (`Step::PrivateBinfmt`).
+    pub hook: PathBuf,
+    pub binfmt_line: PathBuf,
 }
 
 impl Layout {
@@ -96,6 +100,8 @@ impl Layout {
             emulator: base.join("logs").join("emulator"),
             log: base.join("logs").join("lxc.log"),
             seccomp: base.join("seccomp"),
+            hook: base.join("binfmt-hook"),
+            binfmt_line: base.join("binfmt-register"),
         }
     }
 }
@@ -144,6 +150,8 @@ pub struct HostPlan {
     /// The kernel command line the container will see (the host's), for
     /// procd's `askconsole` (`ImageFacts::login_ttys`).
     pub cmdline: String,
+    /// `--unprivileged`: the host ids of the container's.
+    pub idmap: Option<crate::sys::userns::IdMap>,
 }
 
 /// Everything a launch will do.
@@ -174,6 +182,9 @@ pub struct LaunchPlan {
     pub arch: Option<Arch>,
     pub emulation: Emulation,
     pub lsm: Lsm,
+    /// `--unprivileged`: the host ids of the container's; None when
+    /// privileged.
+    pub idmap: Option<crate::sys::userns::IdMap>,
     /// Boot mode, systemd under emulation: what rootrun does about it.
     pub systemd: Option<EmulatedSystemd>,
     pub env: Vec<(String, String)>,
@@ -304,6 +315,7 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         arch: facts.arch,
         emulation: host.emulation,
         lsm: host.lsm,
+        idmap: host.idmap,
         systemd,
         env: host.env,
         workdir: config.workdir.clone(),
@@ -356,7 +368,7 @@ fn steps(
     }
     // Before anything mounts, and before any thread exists.
     steps.push(Step::PrivateMountNamespace);
-    if foreign && !host.binfmt_mounted {
+    if foreign && !host.binfmt_mounted && host.idmap.is_none() {
         steps.push(Step::MountBinfmtMisc {
             target: crate::arch::BINFMT_DIR.into(),
         });
@@ -377,16 +389,24 @@ fn steps(
             file_name: facts.init.clone(),
         });
     }
+    // An unprivileged container's root must reach liblxc's directories
+    // (liblxc checks); the tmpfs is in rootrun's mount namespace alone.
+    let state_mode = match host.idmap {
+        Some(_) => 0o711,
+        None => 0o700,
+    };
     steps.push(Step::Tmpfs {
         target: LXC_RUN_DIR.into(),
         // As liblxc itself creates it.
         dir_mode: 0o755,
+        mode: 0o700,
         why: "liblxc's lock files".into(),
         size: None,
     });
     steps.push(Step::Tmpfs {
         target: layout.base.clone(),
         dir_mode: 0o700,
+        mode: state_mode,
         why: "rootrun's state: overlay upper layer, liblxc configuration and log".into(),
         size: config.tmpfs_size.clone(),
     });
@@ -400,10 +420,12 @@ fn steps(
             layout.lxcpath.join(name),
             layout.logs.clone(),
         ],
+        mode: state_mode,
     });
     if config.debug.needs_emulator_dir() {
         steps.push(Step::MakeDirs {
             paths: vec![layout.emulator.clone()],
+            mode: state_mode,
         });
     }
     match config.lower {
@@ -424,6 +446,12 @@ fn steps(
             target: layout.lower.clone(),
         }),
     }
+    if let Some(map) = host.idmap {
+        steps.push(Step::IdmapLower {
+            target: layout.lower.clone(),
+            map,
+        });
+    }
     steps.push(Step::Overlay {
         lower: layout.lower.clone(),
         upper: layout.upper.clone(),
@@ -442,6 +470,14 @@ fn steps(
         steps.push(Step::BindInterpreter {
             host_file: host_file.clone(),
             interpreter: interpreter.clone(),
+        });
+    }
+    if let Emulation::Private { interpreter, line } = &host.emulation {
+        steps.push(Step::PrivateBinfmt {
+            hook: layout.hook.clone(),
+            line_file: layout.binfmt_line.clone(),
+            interpreter: interpreter.clone(),
+            line: line.clone(),
         });
     }
     for bind in &config.binds {

@@ -62,13 +62,22 @@ pub enum Step {
         target: PathBuf,
         #[serde(serialize_with = "octal")]
         dir_mode: u32,
+        /// The tmpfs root's mode: 0700, or 0711 when an unprivileged
+        /// container's root must reach the directories in it.
+        #[serde(serialize_with = "octal")]
+        mode: u32,
         why: String,
         /// tmpfs's `size=` in bytes (or `N%`), from `--tmpfs-size`.
         #[serde(skip_serializing_if = "Option::is_none")]
         size: Option<String>,
     },
-    /// Directories on the state tmpfs, mode 0700.
-    MakeDirs { paths: Vec<PathBuf> },
+    /// Directories on the state tmpfs: mode 0700, or 0711 for an
+    /// unprivileged container, whose root must reach liblxc's directories.
+    MakeDirs {
+        paths: Vec<PathBuf>,
+        #[serde(serialize_with = "octal")]
+        mode: u32,
+    },
     /// Open the image O_RDONLY and bind it to a loop device with
     /// LOOP_CONFIGURE, read-only and autoclear.
     AttachLoop { image: PathBuf },
@@ -78,6 +87,23 @@ pub enum Step {
     BindReadOnly { source: PathBuf, target: PathBuf },
     /// Extract the image with backhand into `target` (`--unpack`).
     Unpack { image: PathBuf, target: PathBuf },
+    /// `--unprivileged`: stack an idmapped clone of the lower layer on
+    /// itself, so the image's files appear with their own owners inside
+    /// the container (`sys::mount::idmapped_onto_itself`).
+    IdmapLower {
+        target: PathBuf,
+        map: crate::sys::userns::IdMap,
+    },
+    /// `--unprivileged`, foreign image: rootrun's own binary, read-only on
+    /// `hook` (liblxc's mount hook, run as the container's root before
+    /// pivot_root), and the line it registers in a binfmt_misc of the
+    /// container's own, in `line_file`.
+    PrivateBinfmt {
+        hook: PathBuf,
+        line_file: PathBuf,
+        interpreter: PathBuf,
+        line: String,
+    },
     /// The writable, throwaway overlay that becomes the container's root.
     Overlay {
         lower: PathBuf,
@@ -188,7 +214,27 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
-            Step::MakeDirs { paths } => {
+            Step::IdmapLower { target, map } => write!(
+                f,
+                "idmap {}: container uids 0-{} are host uids {}-{}, gids host gids {}-{}",
+                target.display(),
+                map.count - 1,
+                map.uid_first,
+                map.uid_first + (map.count - 1),
+                map.gid_first,
+                map.gid_first + (map.count - 1)
+            ),
+            Step::PrivateBinfmt {
+                hook, interpreter, ..
+            } => write!(
+                f,
+                "bind rootrun read-only on {} as liblxc's mount hook: in the container's \
+                 user namespace it mounts a binfmt_misc of the container's own on \
+                 /proc/sys/fs/binfmt_misc and registers {} there (flag F)",
+                hook.display(),
+                interpreter.display()
+            ),
+            Step::MakeDirs { paths, .. } => {
                 let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 write!(f, "create directories {}", list.join(" "))
             }
