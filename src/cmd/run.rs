@@ -325,12 +325,8 @@ fn private_emulation(facts: &ImageFacts, binfmt: &Binfmt) -> Result<Emulation, E
         Binfmt::NotMounted => None,
     };
     let installed = || {
-        let interpreter = installed_emulator(arch)?;
-        Some((
-            arch::qemu_pattern(arch).kind(),
-            interpreter,
-            arch::Flags::default(),
-        ))
+        let (interpreter, flags) = installed_handler(arch)?;
+        Some((arch::qemu_pattern(arch).kind(), interpreter, flags))
     };
     let (kind, interpreter, flags) = hosts.or_else(installed).ok_or_else(|| {
         Error::Usage(format!(
@@ -412,12 +408,35 @@ fn installed_emulator(arch: Arch) -> Option<std::path::PathBuf> {
     })
 }
 
+/// The installed static emulator for `arch` and the flags it needs. Debian's
+/// `/usr/libexec/qemu-binfmt/ARCH-binfmt-P` names make QEMU expect the `P`
+/// layout (argv[0] kept), and only with it does a BusyBox applet that
+/// re-executes /proc/self/exe keep its name (without, `cat FILE` ran FILE
+/// as a script): that one with `P` when it is there, else the plain
+/// emulator.
+fn installed_handler(arch: Arch) -> Option<(std::path::PathBuf, arch::Flags)> {
+    let wrapper = Path::new("/usr/libexec/qemu-binfmt").join(format!("{}-binfmt-P", arch.qemu()));
+    let is_static = matches!(
+        arch::inspect_interpreter(&wrapper),
+        arch::InterpreterFacts::Static { .. }
+    );
+    let (interpreter, preserve_argv0) = match is_static {
+        true => (wrapper, true),
+        false => (installed_emulator(arch)?, false),
+    };
+    let flags = arch::Flags {
+        preserve_argv0,
+        ..Default::default()
+    };
+    Some((interpreter, flags))
+}
+
 /// The handler `--register-binfmt` registers for `arch`: the installed
 /// static emulator with the F flag, named `rootrun-qemu-ARCH` so that it
 /// never collides with the distribution's; being the newest entry, the
 /// kernel tries it first.
 fn planned_handler(arch: Arch) -> Result<(arch::Entry, Registration), Error> {
-    let interpreter = installed_emulator(arch).ok_or_else(|| {
+    let (interpreter, flags) = installed_handler(arch).ok_or_else(|| {
         Error::Usage(format!(
             "--register-binfmt: no static emulator for {arch} is installed \
              (looked for /usr/bin/qemu-{q}-static and /usr/bin/qemu-{q}; Debian 12: \
@@ -432,7 +451,7 @@ fn planned_handler(arch: Arch) -> Result<(arch::Entry, Registration), Error> {
         interpreter,
         flags: arch::Flags {
             fix_binary: true,
-            ..Default::default()
+            ..flags
         },
         order_key: arch::OrderKey { rank: u64::MAX },
     };

@@ -26,3 +26,4 @@ mod session;
 mod soak;
 mod systemd;
 mod unpack;
+mod unprivileged;
