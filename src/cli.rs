@@ -128,10 +128,7 @@ Then, on a host with LXD (or incus instead of lxc):
   lxc profile create qemu-aarch64 && lxc profile edit qemu-aarch64 < OUTDIR/profile.yaml
   lxc launch fw c1 -p default -p qemu-aarch64")]
     Export(ExportArgs),
-    /// liblxc's mount hook of an `--unprivileged` foreign container: run by
-    /// liblxc as the container's root before pivot_root, never by hand.
-    #[command(name = "binfmt-hook", hide = true)]
-    BinfmtHook(BinfmtHookArgs),
+
     /// Check whether this host is ready: root, liblxc, kernel support,
     /// cgroups, binfmt_misc and the handler per architecture; with IMAGE,
     /// whether and how it runs here. Exit 0 when ready, 1 otherwise.
@@ -521,13 +518,4 @@ pub struct DebugArgs {
     /// run freely.
     #[arg(long, value_name = "PORT|PATH", value_parser = crate::debug::parse_gdb)]
     pub gdb: Option<crate::debug::GdbTarget>,
-}
-
-#[derive(Debug, Args)]
-pub struct BinfmtHookArgs {
-    /// The file with the line to register.
-    pub line_file: PathBuf,
-    /// What liblxc appends: the container's name, `lxc`, `mount`.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub liblxc: Vec<String>,
 }

@@ -6,7 +6,6 @@ mod detach;
 mod doctor;
 mod exec;
 mod export;
-mod hook;
 mod inspect;
 mod logs;
 mod ls;
@@ -135,7 +134,6 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Some(Command::Doctor(args)) => doctor::run(&args),
-        Some(Command::BinfmtHook(args)) => hook::binfmt(&args),
         None => run::run(&RunConfig::from_args(&with_file(cli.run, false)?)?),
     }
 }

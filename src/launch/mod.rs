@@ -198,22 +198,6 @@ fn execute(
             let idmapped = mount::idmapped_onto_itself(target, &userns).map_err(no_idmap)?;
             staged.guards.push(idmapped);
         }
-        Step::PrivateBinfmt {
-            hook,
-            line_file,
-            line,
-            ..
-        } => {
-            write(line_file, line)?;
-            let hook_fd: OwnedFd = fs::File::create(hook)
-                .map_err(|e| SysError::io("create", hook, e))?
-                .into();
-            // By its path: /proc/self/exe leads to the mount in the host's
-            // namespace, which open_tree cannot clone from this one.
-            let exe = fs::read_link(SELF_EXE).map_err(|e| SysError::io("read", SELF_EXE, e))?;
-            let own = mount::bind_read_only(&exe, &hook_fd, hook)?;
-            staged.guards.push(own);
-        }
         Step::Overlay {
             lower,
             upper,
@@ -508,9 +492,6 @@ fn same_owner_and_mode(lower: &Path, upper: &Path) -> Result<(), SysError> {
     )
     .map_err(|e| SysError::io("chmod", upper, e))
 }
-
-/// rootrun's own program, for liblxc's mount hook.
-const SELF_EXE: &str = "/proc/self/exe";
 
 /// The file system under the lower layer (or the kernel) cannot idmap.
 fn no_idmap(err: SysError) -> Error {

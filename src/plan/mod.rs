@@ -80,10 +80,6 @@ pub struct Layout {
     pub log: PathBuf,
     /// liblxc seccomp policy (`SECCOMP_POLICY`), written at start.
     pub seccomp: PathBuf,
-    /// `--unprivileged`, foreign image: rootrun's binary as liblxc's mount
-    /// hook, and the binfmt_misc line it registers (`Step::PrivateBinfmt`).
-    pub hook: PathBuf,
-    pub binfmt_line: PathBuf,
 }
 
 impl Layout {
@@ -100,8 +96,6 @@ impl Layout {
             emulator: base.join("logs").join("emulator"),
             log: base.join("logs").join("lxc.log"),
             seccomp: base.join("seccomp"),
-            hook: base.join("binfmt-hook"),
-            binfmt_line: base.join("binfmt-register"),
         }
     }
 }
@@ -470,14 +464,6 @@ fn steps(
         steps.push(Step::BindInterpreter {
             host_file: host_file.clone(),
             interpreter: interpreter.clone(),
-        });
-    }
-    if let Emulation::Private { interpreter, line } = &host.emulation {
-        steps.push(Step::PrivateBinfmt {
-            hook: layout.hook.clone(),
-            line_file: layout.binfmt_line.clone(),
-            interpreter: interpreter.clone(),
-            line: line.clone(),
         });
     }
     for bind in &config.binds {

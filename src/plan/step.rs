@@ -94,16 +94,6 @@ pub enum Step {
         target: PathBuf,
         map: crate::sys::userns::IdMap,
     },
-    /// `--unprivileged`, foreign image: rootrun's own binary, read-only on
-    /// `hook` (liblxc's mount hook, run as the container's root before
-    /// pivot_root), and the line it registers in a binfmt_misc of the
-    /// container's own, in `line_file`.
-    PrivateBinfmt {
-        hook: PathBuf,
-        line_file: PathBuf,
-        interpreter: PathBuf,
-        line: String,
-    },
     /// The writable, throwaway overlay that becomes the container's root.
     Overlay {
         lower: PathBuf,
@@ -223,16 +213,6 @@ impl fmt::Display for Step {
                 map.uid_first + (map.count - 1),
                 map.gid_first,
                 map.gid_first + (map.count - 1)
-            ),
-            Step::PrivateBinfmt {
-                hook, interpreter, ..
-            } => write!(
-                f,
-                "bind rootrun read-only on {} as liblxc's mount hook: in the container's \
-                 user namespace it mounts a binfmt_misc of the container's own on \
-                 /proc/sys/fs/binfmt_misc and registers {} there (flag F)",
-                hook.display(),
-                interpreter.display()
             ),
             Step::MakeDirs { paths, .. } => {
                 let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();

@@ -132,21 +132,6 @@ pub fn idmapped_onto_itself(path: &Path, userns: &OwnedFd) -> Result<Mount, SysE
     })
 }
 
-/// A binfmt_misc of the caller's user namespace on `target`: inside a user
-/// namespace of its own (Linux 6.7+) that is a new, empty instance that
-/// only processes of that namespace use. Not undone on drop: it is the
-/// container's (`cmd::hook`).
-pub fn binfmt_misc_for_container(target: &Path) -> Result<(), SysError> {
-    mount(
-        Some(Path::new("binfmt_misc")),
-        target,
-        Some("binfmt_misc"),
-        MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-    .map_err(|e| SysError::new("mount binfmt_misc on", target, e))
-}
-
 /// binfmt_misc, for reading and registering handlers (they are kernel-wide;
 /// the mount itself stays in rootrun's private namespace).
 pub fn binfmt_misc(target: &Path) -> Result<Mount, SysError> {
