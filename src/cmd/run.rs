@@ -312,6 +312,14 @@ fn private_emulation(facts: &ImageFacts, binfmt: &Binfmt) -> Result<Emulation, E
     let Some(arch) = facts.arch.filter(|a| !a.runs_natively(Arch::host())) else {
         return Ok(Emulation::Native);
     };
+    if !crate::sys::userns::private_binfmt_misc() {
+        return Err(Error::Usage(format!(
+            "--unprivileged runs a foreign ({arch}) image through a binfmt_misc of the \
+             container's own, and this kernel ({}) gives a user namespace none (Linux 6.7 \
+             and later do); use --privileged",
+            crate::sys::proc::kernel_release()
+        )));
+    }
     let is_static = |path: &Path| {
         matches!(
             arch::inspect_interpreter(path),
@@ -488,10 +496,16 @@ fn with_entry(binfmt: Binfmt, entry: arch::Entry) -> Binfmt {
 /// `docker run` and `lxc-execute` do.
 fn banner(plan: &LaunchPlan, name: &str, config: &RunConfig) -> Option<String> {
     let verbosity = config.verbosity;
-    let how = match plan.arch {
+    let mut how = match plan.arch {
         Some(arch) => plan.emulation.describe(arch),
         None => "architecture unknown".into(),
     };
+    if let Some(map) = &plan.idmap {
+        how.push_str(&format!(
+            ", unprivileged: root is host uid {}",
+            map.uid_first
+        ));
+    }
     let image = plan.image.display();
     match (&plan.mode, verbosity) {
         (_, Verbosity::Quiet) | (Mode::Command { .. }, Verbosity::Normal) => None,

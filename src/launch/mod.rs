@@ -58,6 +58,9 @@ struct Staged {
     console: Option<ConsolePty>,
     /// `--console-log`'s file.
     console_log: Option<fs::File>,
+    /// `--unprivileged`: the user namespace whose mapping the idmapped
+    /// mounts take.
+    idmap: Option<OwnedFd>,
 }
 
 /// A named container's side of a launch (`crate::state`).
@@ -197,6 +200,8 @@ fn execute(
             let userns = userns::namespace_fd(map)?;
             let idmapped = mount::idmapped_onto_itself(target, &userns).map_err(no_idmap)?;
             staged.guards.push(idmapped);
+            // For the --bind mounts after the overlay.
+            staged.idmap = Some(userns);
         }
         Step::Overlay {
             lower,
@@ -225,7 +230,8 @@ fn execute(
             target,
             read_only,
         } => {
-            let guard = bind_host(root(staged)?, source, target, *read_only)?;
+            let idmap = staged.idmap.as_ref();
+            let guard = bind_host(root(staged)?, source, target, *read_only, idmap)?;
             staged.guards.push(guard);
         }
         Step::TraceProgram { program, copy_dir } => {
@@ -460,6 +466,7 @@ fn bind_host(
     source: &Path,
     target: &Path,
     read_only: bool,
+    idmap: Option<&OwnedFd>,
 ) -> Result<mount::Mount, Error> {
     let meta = fs::metadata(source).map_err(|e| SysError::io("--bind: look at", source, e))?;
     let made = if meta.is_dir() {
@@ -475,7 +482,7 @@ fn bind_host(
         )
     })?;
     let point_path = rootfs::fd_path(&point);
-    Ok(mount::bind(source, &point, &point_path, read_only)?)
+    Ok(mount::bind(source, &point, &point_path, read_only, idmap)?)
 }
 
 /// The overlay's root directory is the upper layer's (overlayfs never

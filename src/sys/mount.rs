@@ -155,20 +155,32 @@ pub fn bind_read_only(
     target: &OwnedFd,
     target_path: &Path,
 ) -> Result<Mount, SysError> {
-    bind(source, target, target_path, true)
+    bind(source, target, target_path, true, None)
 }
 
 /// Like `bind_read_only`, writable when `read_only` is false (still nosuid,
-/// nodev): `--bind HOST:GUEST`.
+/// nodev): `--bind HOST:GUEST`. With `idmap` (`--unprivileged`) its files
+/// appear through that user namespace's mapping, as on the lower layer.
 pub fn bind(
     source: &Path,
     target: &OwnedFd,
     target_path: &Path,
     read_only: bool,
+    idmap: Option<&OwnedFd>,
 ) -> Result<Mount, SysError> {
     let attrs =
         if read_only { MOUNT_ATTR_RDONLY } else { 0 } | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     let tree = detached_clone(source, attrs)?;
+    if let Some(userns) = idmap {
+        let attr = mount_attr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        };
+        set_attributes(&tree, &attr)
+            .map_err(|e| SysError::new("idmap (mount_setattr)", source, e))?;
+    }
     // SAFETY: both fds are open; empty paths with the *_EMPTY_PATH flags
     // mean the fds themselves.
     let ret = unsafe {

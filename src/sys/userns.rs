@@ -139,6 +139,60 @@ pub fn namespace_fd(map: &IdMap) -> Result<OwnedFd, SysError> {
     }
 }
 
+/// Whether this kernel gives a user namespace a binfmt_misc of its own
+/// (Linux 6.7+: binfmt_misc became mountable in one). A child unshares a
+/// user and a mount namespace and asks for a binfmt_misc superblock
+/// (fsopen(2), then FSCONFIG_CMD_CREATE): older kernels refuse with EPERM.
+/// Nothing is mounted anywhere.
+pub fn private_binfmt_misc() -> bool {
+    // SAFETY: the child calls only unshare, the two syscalls and _exit,
+    // all async-signal-safe.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let ok = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).is_ok()
+                && superblock_of("binfmt_misc");
+            // SAFETY: _exit ends the child without the parent's cleanup.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        Ok(ForkResult::Parent { child }) => matches!(
+            waitpid(child, None),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0))
+        ),
+        Err(_) => false,
+    }
+}
+
+/// fsopen(2) + FSCONFIG_CMD_CREATE for `fstype`, in the caller's
+/// namespaces; the context is closed again.
+fn superblock_of(fstype: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(fstype) else {
+        return false;
+    };
+    // SAFETY: fsopen reads the NUL-terminated name during the call.
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), 0) };
+    let Ok(fd) = i32::try_from(fd) else {
+        return false;
+    };
+    if fd < 0 {
+        return false;
+    }
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    // SAFETY: fd is the context just opened; CMD_CREATE takes no key or value.
+    let created = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fd,
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    // SAFETY: fd is ours and closed once.
+    unsafe { libc::close(fd) };
+    created == 0
+}
+
 fn write_maps_and_open(pid: i32, map: &IdMap) -> Result<OwnedFd, SysError> {
     let dir = Path::new("/proc").join(pid.to_string());
     let (uid_map, gid_map) = map.map_lines();

@@ -88,6 +88,23 @@ fn unprivileged_runs_map_ids_for_every_lower_and_leave_the_hosts_binfmt_misc_alo
     let out = as_guest_root(&frame, "--unprivileged", &["--rootfs"], &tree, IDS);
     check_ids(&out, "aarch64", true);
     assert!(!tree.join("etc/new").exists(), "the guest wrote into DIR");
+    // A --bind directory appears with its host owners too, and what guest
+    // root writes there is host root's (the mount is idmapped, not the
+    // files chowned).
+    let shared = frame.dir("unprivileged-bind");
+    std::fs::write(shared.join("from-host"), "host\n").unwrap();
+    let bind = format!("{}:/mnt", shared.display());
+    let out = as_guest_root(
+        &frame,
+        "--unprivileged",
+        &["--bind", &bind],
+        &amd64,
+        "stat -c %u:%g /mnt/from-host && echo guest > /mnt/from-guest",
+    );
+    assert_eq!(text(&out.stdout).trim(), "0:0", "{}", text(&out.stderr));
+    let made = std::fs::metadata(shared.join("from-guest")).expect("the guest's file");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((made.uid(), made.gid()), (0, 0));
     assert_eq!(binfmt_table(), before, "the host's binfmt_misc changed");
     frame.check();
 }
