@@ -168,9 +168,13 @@ fn execute(
                 .guards
                 .push(mount::tmpfs(target, *mode, size.as_deref())?);
         }
-        Step::MakeDirs { paths, mode } => {
+        Step::MakeDirs { paths, mode, owner } => {
             for path in paths {
                 make_dir(path, *mode)?;
+                if let Some((uid, gid)) = owner {
+                    std::os::unix::fs::chown(path, Some(*uid), Some(*gid))
+                        .map_err(|e| SysError::io("chown", path, e))?;
+                }
             }
         }
         Step::AttachLoop { image } => {

@@ -415,11 +415,15 @@ fn steps(
             layout.logs.clone(),
         ],
         mode: state_mode,
+        owner: None,
     });
     if config.debug.needs_emulator_dir() {
         steps.push(Step::MakeDirs {
             paths: vec![layout.emulator.clone()],
             mode: state_mode,
+            // QEMU writes its traces and makes gdb's socket there as the
+            // guest's root.
+            owner: host.idmap.map(|map| (map.uid_first, map.gid_first)),
         });
     }
     match config.lower {

@@ -77,6 +77,10 @@ pub enum Step {
         paths: Vec<PathBuf>,
         #[serde(serialize_with = "octal")]
         mode: u32,
+        /// Given to this host uid and gid: an unprivileged container's
+        /// root, for a directory the guest writes (the emulator's).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<(u32, u32)>,
     },
     /// Open the image O_RDONLY and bind it to a loop device with
     /// LOOP_CONFIGURE, read-only and autoclear.
