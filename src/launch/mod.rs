@@ -486,7 +486,10 @@ fn bind_host(
         )
     })?;
     let point_path = rootfs::fd_path(&point);
-    Ok(mount::bind(source, &point, &point_path, read_only, idmap)?)
+    mount::bind(source, &point, &point_path, read_only, idmap).map_err(|e| match idmap {
+        Some(_) if e.op.starts_with("idmap") => no_idmap(e),
+        _ => e.into(),
+    })
 }
 
 /// The overlay's root directory is the upper layer's (overlayfs never
@@ -504,12 +507,13 @@ fn same_owner_and_mode(lower: &Path, upper: &Path) -> Result<(), SysError> {
     .map_err(|e| SysError::io("chmod", upper, e))
 }
 
-/// The file system under the lower layer (or the kernel) cannot idmap.
+/// The file system under the lower layer or a --bind (or the kernel)
+/// cannot idmap.
 fn no_idmap(err: SysError) -> Error {
     Error::Usage(format!(
-        "{err}: --unprivileged needs idmapped mounts of the image's file system \
-         (SquashFS and tmpfs: Linux 6.3+; a --rootfs DIR on ext4, XFS or Btrfs); \
-         use --privileged"
+        "{err}: --unprivileged needs idmapped mounts (mount_setattr with \
+         MOUNT_ATTR_IDMAP), which this file system or kernel refuses (SquashFS, tmpfs, \
+         ext4, XFS and Btrfs take them on recent kernels); use --privileged"
     ))
 }
 

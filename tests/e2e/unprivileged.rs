@@ -105,6 +105,21 @@ fn unprivileged_runs_map_ids_for_every_lower_and_leave_the_hosts_binfmt_misc_alo
     let made = std::fs::metadata(shared.join("from-guest")).expect("the guest's file");
     use std::os::unix::fs::MetadataExt;
     assert_eq!((made.uid(), made.gid()), (0, 0));
+    // A file system that cannot be idmapped (sysfs) is one line naming
+    // --privileged.
+    let out = as_guest_root(
+        &frame,
+        "--unprivileged",
+        &["--bind", "/sys/kernel:/mnt:ro"],
+        &amd64,
+        "true",
+    );
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("idmapped") && stderr.contains("--privileged"),
+        "{stderr}"
+    );
     assert_eq!(binfmt_table(), before, "the host's binfmt_misc changed");
     frame.check();
 }
