@@ -140,6 +140,7 @@ fn record(plan: &LaunchPlan, config: &RunConfig) -> state::Record {
             Some(arch) => plan.emulation.describe(arch),
             None => "architecture unknown".into(),
         },
+        host_root_uid: plan.idmap.map_or(0, |map| map.uid_first),
         mode: match plan.mode {
             Mode::Boot { .. } => "boot".into(),
             Mode::Command { .. } => "command".into(),
