@@ -260,7 +260,11 @@ fn execute(
         Step::WriteSeccompPolicy { path } => write(path, SECCOMP_POLICY)?,
         Step::AllocateConsole => {
             let size = console::window_size(io::stdin().as_fd());
-            staged.console = Some(ConsolePty::open(size)?);
+            let pty = ConsolePty::open(size)?;
+            if let Some(map) = &plan.idmap {
+                pty.give_to(map.uid_first, map.gid_first)?;
+            }
+            staged.console = Some(pty);
         }
         Step::OpenConsoleLog { path } => {
             let file = fs::File::create(path).map_err(|e| SysError::io("create", path, e))?;

@@ -397,3 +397,36 @@ fn escape_probe_host_processes_and_rootruns_file_descriptors() {
     }
     frame.check();
 }
+
+#[test]
+fn unprivileged_sysvinit_gets_its_getty_on_the_console_and_stops() {
+    let Some(frame) = Frame::setup("--unprivileged getty")
+        .tools(&["debootstrap", "chroot"])
+        .emulation()
+        .start()
+    else {
+        return;
+    };
+    // A getty opens /dev/tty1, rootrun's console bound there: the pty must
+    // be the container root's, or no login prompt ever comes.
+    let Some(tree) = frame.foreign_debian_rootfs("arm64", "sysvinit-core") else {
+        return;
+    };
+    let out = frame.run(
+        rootrun()
+            .args([
+                "-q",
+                "--unprivileged",
+                "--expect",
+                "login:",
+                "--timeout",
+                "150",
+            ])
+            .arg("--rootfs")
+            .arg(&tree),
+        b"",
+        BOOT_LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    frame.check();
+}
