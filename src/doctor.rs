@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::arch::{self, Arch, Binfmt, Entry, InterpreterFacts, BINFMT_DIR};
+use crate::sys::userns::NoPrivateBinfmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -264,20 +265,16 @@ fn user_namespaces(max: Option<&str>) -> Check {
 }
 
 /// binfmt_misc instances per user namespace came with Linux 6.7.
-fn sandboxed_binfmt(release: &str, supported: bool) -> Check {
+fn sandboxed_binfmt(release: &str, private: Result<(), NoPrivateBinfmt>) -> Check {
     check(
         "sandboxed binfmt_misc",
         Status::Info,
-        if supported {
-            format!(
+        match private {
+            Ok(()) => format!(
                 "Linux {release} gives a user namespace a binfmt_misc of its own: \
                  --unprivileged runs foreign images without the host's handlers"
-            )
-        } else {
-            format!(
-                "Linux {release} gives a user namespace no binfmt_misc of its own (6.7+ \
-                 does): --unprivileged runs native images only"
-            )
+            ),
+            Err(why) => format!("{why}: --unprivileged runs native images only"),
         },
         None,
     )

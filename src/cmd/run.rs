@@ -9,7 +9,7 @@ use crate::config::{DryRun, Lower, Privilege, RunConfig, Verbosity};
 use crate::error::Error;
 use crate::image::{self, entry, users, Image, ImageFacts, InitUse};
 use crate::plan::{self, HostPlan, LaunchPlan, Mode, Registration};
-use crate::sys::userns::IdMap;
+use crate::sys::userns::{IdMap, NoPrivateBinfmt, USERNS_REFUSED};
 use crate::{launch, lxc, notice, state};
 
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
@@ -310,14 +310,21 @@ fn host_plan(
 /// interpreter is a static file rootrun sees, else the installed static
 /// QEMU; `F` either way. The host's table is only read.
 fn private_emulation(facts: &ImageFacts, binfmt: &Binfmt) -> Result<Emulation, Error> {
+    // Asked before anything is mounted: a chrooted rootrun gets no user
+    // namespace at all, an older kernel none with a binfmt_misc.
+    let private = crate::sys::userns::private_binfmt_misc();
+    if private == Err(NoPrivateBinfmt::NoUserNamespace) {
+        return Err(Error::Usage(format!(
+            "--unprivileged: {USERNS_REFUSED}; use --privileged"
+        )));
+    }
     let Some(arch) = facts.arch.filter(|a| !a.runs_natively(Arch::host())) else {
         return Ok(Emulation::Native);
     };
-    if !crate::sys::userns::private_binfmt_misc() {
+    if let Err(why) = private {
         return Err(Error::Usage(format!(
             "--unprivileged runs a foreign ({arch}) image through a binfmt_misc of the \
-             container's own, and this kernel ({}) gives a user namespace none (Linux 6.7 \
-             and later do); use --privileged",
+             container's own, and {why} (Linux {}); use --privileged",
             crate::sys::proc::kernel_release()
         )));
     }

@@ -128,7 +128,7 @@ pub fn namespace_fd(map: &IdMap) -> Result<OwnedFd, SysError> {
                 Ok(1) if byte[0] == b'1' => write_maps_and_open(child.as_raw(), map),
                 _ => Err(SysError::new(
                     "unshare(CLONE_NEWUSER) for",
-                    "a user namespace",
+                    USERNS_REFUSED,
                     nix::errno::Errno::EPERM,
                 )),
             };
@@ -139,26 +139,60 @@ pub fn namespace_fd(map: &IdMap) -> Result<OwnedFd, SysError> {
     }
 }
 
-/// Whether this kernel gives a user namespace a binfmt_misc of its own
-/// (Linux 6.7+: binfmt_misc became mountable in one). A child unshares a
-/// user and a mount namespace and asks for a binfmt_misc superblock
-/// (fsopen(2), then FSCONFIG_CMD_CREATE): older kernels refuse with EPERM.
-/// Nothing is mounted anywhere.
-pub fn private_binfmt_misc() -> bool {
+/// Why a container cannot have a binfmt_misc of its own here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoPrivateBinfmt {
+    /// unshare(CLONE_NEWUSER) fails: rootrun runs chrooted (the kernel
+    /// refuses a user namespace to a process whose root is not its mount
+    /// namespace's), or user namespaces are off.
+    NoUserNamespace,
+    /// The kernel has no binfmt_misc per user namespace (before 6.7).
+    NotPerNamespace,
+}
+
+impl std::fmt::Display for NoPrivateBinfmt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NoPrivateBinfmt::NoUserNamespace => USERNS_REFUSED,
+            NoPrivateBinfmt::NotPerNamespace => {
+                "this kernel gives a user namespace no binfmt_misc of its own (Linux 6.7 and \
+                 later do)"
+            }
+        })
+    }
+}
+
+/// Why unshare(CLONE_NEWUSER) fails as root (user_namespaces(7)).
+pub const USERNS_REFUSED: &str = "the kernel refuses rootrun a user namespace: rootrun runs in \
+     a chroot (refused to chrooted processes), or user namespaces are off \
+     (user.max_user_namespaces = 0)";
+
+/// Whether this kernel gives a container's user namespace a binfmt_misc of
+/// its own (Linux 6.7+: binfmt_misc became mountable in one). A child
+/// unshares a user and a mount namespace and asks for a binfmt_misc
+/// superblock (fsopen(2), then FSCONFIG_CMD_CREATE): older kernels refuse
+/// with EPERM. Nothing is mounted anywhere.
+pub fn private_binfmt_misc() -> Result<(), NoPrivateBinfmt> {
     // SAFETY: the child calls only unshare, the two syscalls and _exit,
     // all async-signal-safe.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let ok = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).is_ok()
-                && superblock_of("binfmt_misc");
+            let code = if unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).is_err() {
+                2
+            } else if superblock_of("binfmt_misc") {
+                0
+            } else {
+                1
+            };
             // SAFETY: _exit ends the child without the parent's cleanup.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            unsafe { libc::_exit(code) }
         }
-        Ok(ForkResult::Parent { child }) => matches!(
-            waitpid(child, None),
-            Ok(nix::sys::wait::WaitStatus::Exited(_, 0))
-        ),
-        Err(_) => false,
+        Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 2)) => Err(NoPrivateBinfmt::NoUserNamespace),
+            _ => Err(NoPrivateBinfmt::NotPerNamespace),
+        },
+        Err(_) => Err(NoPrivateBinfmt::NoUserNamespace),
     }
 }
 
