@@ -125,6 +125,26 @@ pub struct Bind {
     pub read_only: bool,
 }
 
+/// What `--unprivileged` cannot do, and why, before anything is set up.
+fn unprivileged_conflicts(args: &crate::cli::RunArgs) -> Result<(), Error> {
+    if args.net == Net::Host {
+        return Err(Error::Usage(
+            "--net host with --unprivileged: the kernel lets a user namespace mount sysfs \
+             only in a network namespace it owns, and --net host keeps the host's (liblxc \
+             cannot mount the container's /sys); use another --net, or --privileged"
+                .into(),
+        ));
+    }
+    if args.register_binfmt {
+        return Err(Error::Usage(
+            "--register-binfmt registers in the host's binfmt_misc, which --unprivileged \
+             neither needs nor uses (the container gets one of its own); drop one of them"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// `HOST:GUEST[:ro|:rw]`. HOST may be relative; neither may contain `:`.
 pub fn parse_bind(text: &str) -> Result<Bind, String> {
     let (rest, read_only) = match text.rsplit_once(':') {
@@ -297,6 +317,9 @@ impl RunConfig {
             return Err(Error::Usage(
                 "--json goes with --dry-run (or use `rootrun inspect --json`)".into(),
             ));
+        }
+        if args.unprivileged {
+            unprivileged_conflicts(args)?;
         }
         let verbosity = match (args.quiet, args.verbose) {
             (true, true) => return Err(Error::Usage("-q and -v contradict each other".into())),
@@ -557,6 +580,23 @@ mod tests {
     fn config(args: &[&str]) -> Result<RunConfig, Error> {
         let cli = Cli::try_parse_from(args).map_err(|e| Error::Usage(e.to_string()))?;
         RunConfig::from_args(&cli.run)
+    }
+
+    #[test]
+    fn unprivileged_refuses_what_it_cannot_do_and_the_last_mode_flag_wins() {
+        let c = config(&["rootrun", "--unprivileged", "img"]).unwrap();
+        assert_eq!(c.privilege, Privilege::Unprivileged);
+        let c = config(&["rootrun", "--unprivileged", "--privileged", "img"]).unwrap();
+        assert_eq!(c.privilege, Privilege::Privileged);
+        let c = config(&["rootrun", "img"]).unwrap();
+        assert_eq!(c.privilege, Privilege::Privileged);
+        for (extra, needle) in [
+            ("--net=host", "--net host"),
+            ("--register-binfmt", "drop one"),
+        ] {
+            let err = config(&["rootrun", "--unprivileged", extra, "img"]).unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
     }
 
     #[test]
