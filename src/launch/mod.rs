@@ -200,7 +200,7 @@ fn execute(
                 .push(mount::bind_read_only(source, &fd, target)?);
         }
         Step::Unpack { image, target } => unpack_lower(image, target, verbosity)?,
-        Step::IdmapLower { target, map } => {
+        Step::Idmap { target, map } => {
             let userns = userns::namespace_fd(map)?;
             let idmapped = mount::idmapped_onto_itself(target, &userns).map_err(no_idmap)?;
             staged.guards.push(idmapped);

@@ -445,10 +445,14 @@ fn steps(
         }),
     }
     if let Some(map) = host.idmap {
-        steps.push(Step::IdmapLower {
+        steps.push(Step::Idmap {
             target: layout.lower.clone(),
             map,
         });
+        // Not the --persist/--keep-upper directory: overlayfs makes its
+        // work directory with the mounter's credentials, host root, whom
+        // the idmapping cannot represent (EOVERFLOW, and the overlay falls
+        // back to read-only). What the guest writes there keeps host ids.
     }
     steps.push(Step::Overlay {
         lower: layout.lower.clone(),

@@ -91,10 +91,10 @@ pub enum Step {
     BindReadOnly { source: PathBuf, target: PathBuf },
     /// Extract the image with backhand into `target` (`--unpack`).
     Unpack { image: PathBuf, target: PathBuf },
-    /// `--unprivileged`: stack an idmapped clone of the lower layer on
-    /// itself, so the image's files appear with their own owners inside
-    /// the container (`sys::mount::idmapped_onto_itself`).
-    IdmapLower {
+    /// `--unprivileged`: stack an idmapped clone of the mount at `target`
+    /// (the lower layer) on itself (`sys::mount::idmapped_onto_itself`), so
+    /// the image's files appear with their own owners inside the container.
+    Idmap {
         target: PathBuf,
         map: crate::sys::userns::IdMap,
     },
@@ -208,7 +208,7 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
-            Step::IdmapLower { target, map } => write!(
+            Step::Idmap { target, map } => write!(
                 f,
                 "idmap {}: container uids 0-{} are host uids {}-{}, gids host gids {}-{}",
                 target.display(),

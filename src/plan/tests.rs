@@ -809,7 +809,7 @@ fn unprivileged_foreign_plans_map_ids_and_a_private_binfmt_misc_not_the_hosts() 
             | Step::BindInterpreter { .. }
     )));
     let at = |wanted: fn(&Step) -> bool| plan.steps.iter().position(wanted).unwrap();
-    let idmap = at(|s| matches!(s, Step::IdmapLower { .. }));
+    let idmap = at(|s| matches!(s, Step::Idmap { .. }));
     let overlay = at(|s| matches!(s, Step::Overlay { .. }));
     assert!(idmap < overlay, "{:?}", plan.steps);
     // The container's root must reach liblxc's directories on the tmpfs.
