@@ -50,9 +50,13 @@ delete_module errno 1
 /// still in view (liblxc's lxc_setup: mount entries, then mount hooks, then
 /// pivot_root): with the `F` flag the kernel opens the emulator right then,
 /// so it need not exist inside the image. liblxc runs a hook as
-/// `sh -c "exec HOOK NAME lxc mount"`; here HOOK is printf(1) writing the
-/// line, and the `#` makes the rest a comment. The line goes through as
-/// printf's format: every `\` and `%` doubled, `'` closed and reopened.
+/// `sh -c "exec HOOK NAME lxc mount"`; here HOOK starts with a redirection
+/// alone, so `exec` points the shell's stdout at `register` and runs
+/// nothing, then the shell's own printf writes the line there (no program
+/// is looked up or run: a PATH with directories the container's root
+/// cannot search costs nothing), and the `#` makes liblxc's words a
+/// comment. The line goes through as printf's format: every `\` and `%`
+/// doubled, `'` closed and reopened.
 /// The mount on the container's /proc/sys/fs/binfmt_misc keeps the instance,
 /// entry and open emulator alive as long as the container.
 fn private_binfmt_items(line: &str) -> [(&'static str, String); 2] {
@@ -67,7 +71,7 @@ fn private_binfmt_items(line: &str) -> [(&'static str, String); 2] {
         ),
         (
             "lxc.hook.mount",
-            format!("printf '{format}' > \"$LXC_ROOTFS_MOUNT/proc/sys/fs/binfmt_misc/register\" #"),
+            format!(">\"$LXC_ROOTFS_MOUNT/proc/sys/fs/binfmt_misc/register\"; printf '{format}' #"),
         ),
     ]
 }

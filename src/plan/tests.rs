@@ -825,7 +825,7 @@ fn unprivileged_foreign_plans_map_ids_and_a_private_binfmt_misc_not_the_hosts() 
     assert_eq!(
         value(&items, "lxc.hook.mount"),
         [
-            r#"printf ':qemu-aarch64:M::\\x7f:\\xff:/usr/bin/qemu-aarch64-static:F' > "$LXC_ROOTFS_MOUNT/proc/sys/fs/binfmt_misc/register" #"#
+            r#">"$LXC_ROOTFS_MOUNT/proc/sys/fs/binfmt_misc/register"; printf ':qemu-aarch64:M::\\x7f:\\xff:/usr/bin/qemu-aarch64-static:F' #"#
         ]
     );
     assert!(value(&items, "lxc.mount.entry")
