@@ -130,6 +130,7 @@ Then, on a host with LXD (or incus instead of lxc):
   lxc profile create qemu-aarch64 && lxc profile edit qemu-aarch64 < OUTDIR/profile.yaml
   lxc launch fw c1 -p default -p qemu-aarch64")]
     Export(ExportArgs),
+
     /// Check whether this host is ready: root, liblxc, kernel support,
     /// cgroups, binfmt_misc and the handler per architecture; with IMAGE,
     /// whether and how it runs here. Exit 0 when ready, 1 otherwise.
@@ -435,6 +436,20 @@ pub struct RunArgs {
     /// (SIGPWR, SIGRTMIN+6) or a number, sent as is.
     #[arg(long, value_name = "SIGNAL", value_parser = crate::plan::parse_signal)]
     pub halt_signal: Option<&'static str>,
+
+    /// Run the container unprivileged: guest root and the guest's ids are
+    /// an unused host range (root's in /etc/subuid and /etc/subgid, else
+    /// 1000000-1065535), the image's files keep their owners inside through
+    /// idmapped mounts (nothing is chowned), and a foreign image runs through
+    /// a binfmt_misc private to the container: the host's emulation table is
+    /// neither needed nor touched. Needs Linux 6.7+.
+    #[arg(long, overrides_with = "privileged")]
+    pub unprivileged: bool,
+
+    /// Run the container privileged (the default): guest root is host root,
+    /// confined by capabilities, seccomp, the devices controller and AppArmor.
+    #[arg(long, overrides_with = "unprivileged")]
+    pub privileged: bool,
 
     /// If no binfmt_misc handler runs the image's architecture, register one
     /// (with the F flag) for the installed static emulator

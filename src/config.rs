@@ -37,6 +37,17 @@ impl Lower {
     }
 }
 
+/// Who guest root is on the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Privilege {
+    /// Host root, confined (the default).
+    #[default]
+    Privileged,
+    /// An unprivileged host id range (`sys::userns::IdMap`).
+    Unprivileged,
+}
+
 /// How much rootrun says on stderr besides errors and warnings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
@@ -97,6 +108,8 @@ pub struct RunConfig {
     /// `--halt-signal`: overrides the init flavour's (and the emulator's) choice.
     pub halt_signal: Option<&'static str>,
     pub register_binfmt: bool,
+    /// `--unprivileged` / `--privileged`.
+    pub privilege: Privilege,
     pub dry_run: Option<DryRun>,
     pub verbosity: Verbosity,
     /// `--log-level`, `--keep-logs`, `--qemu-*`, `--strace`, `--gdb`.
@@ -128,6 +141,26 @@ pub struct Bind {
     /// An absolute path inside the container.
     pub guest: PathBuf,
     pub read_only: bool,
+}
+
+/// What `--unprivileged` cannot do, and why, before anything is set up.
+fn unprivileged_conflicts(args: &crate::cli::RunArgs) -> Result<(), Error> {
+    if args.net == Net::Host {
+        return Err(Error::Usage(
+            "--net host with --unprivileged: the kernel lets a user namespace mount sysfs \
+             only in a network namespace it owns, and --net host keeps the host's (liblxc \
+             cannot mount the container's /sys); use another --net, or --privileged"
+                .into(),
+        ));
+    }
+    if args.register_binfmt {
+        return Err(Error::Usage(
+            "--register-binfmt registers in the host's binfmt_misc, which --unprivileged \
+             neither needs nor uses (the container gets one of its own); drop one of them"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `HOST:GUEST[:ro|:rw]`. HOST may be relative; neither may contain `:`.
@@ -303,6 +336,9 @@ impl RunConfig {
                 "--json goes with --dry-run (or use `rootrun inspect --json`)".into(),
             ));
         }
+        if args.unprivileged {
+            unprivileged_conflicts(args)?;
+        }
         let verbosity = match (args.quiet, args.verbose) {
             (true, 1..) => return Err(Error::Usage("-q and -v contradict each other".into())),
             (true, 0) => Verbosity::Quiet,
@@ -344,6 +380,11 @@ impl RunConfig {
             arch: args.arch,
             halt_signal: args.halt_signal,
             register_binfmt: args.register_binfmt,
+            privilege: if args.unprivileged {
+                Privilege::Unprivileged
+            } else {
+                Privilege::Privileged
+            },
             dry_run: args.dry_run.then_some(if args.json {
                 DryRun::Json
             } else {
@@ -562,6 +603,23 @@ mod tests {
     fn config(args: &[&str]) -> Result<RunConfig, Error> {
         let cli = Cli::try_parse_from(args).map_err(|e| Error::Usage(e.to_string()))?;
         RunConfig::from_args(&cli.run)
+    }
+
+    #[test]
+    fn unprivileged_refuses_what_it_cannot_do_and_the_last_mode_flag_wins() {
+        let c = config(&["rootrun", "--unprivileged", "img"]).unwrap();
+        assert_eq!(c.privilege, Privilege::Unprivileged);
+        let c = config(&["rootrun", "--unprivileged", "--privileged", "img"]).unwrap();
+        assert_eq!(c.privilege, Privilege::Privileged);
+        let c = config(&["rootrun", "img"]).unwrap();
+        assert_eq!(c.privilege, Privilege::Privileged);
+        for (extra, needle) in [
+            ("--net=host", "--net host"),
+            ("--register-binfmt", "drop one"),
+        ] {
+            let err = config(&["rootrun", "--unprivileged", extra, "img"]).unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
     }
 
     #[test]

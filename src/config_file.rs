@@ -53,6 +53,8 @@ pub struct FileConfig {
     halt_signal: Option<String>,
     #[serde(alias = "register_binfmt")]
     register_binfmt: Option<bool>,
+    /// `true`: `--unprivileged`; `false`: `--privileged`.
+    unprivileged: Option<bool>,
     escape: Option<String>,
     /// Emulator options: `--qemu-cpu`, `--qemu-env` (a map or a list of
     /// `QEMU_K=V`), and the kept logs.
@@ -240,6 +242,11 @@ impl FileConfig {
         flag("unpack", self.unpack);
         flag("stop-on-eof", self.stop_on_eof);
         flag("register-binfmt", self.register_binfmt);
+        match self.unprivileged {
+            Some(true) => options.push(("unprivileged", vec!["--unprivileged".into()])),
+            Some(false) => options.push(("privileged", vec!["--privileged".into()])),
+            None => {}
+        }
         FileArgs {
             options,
             command: self.command.clone().unwrap_or_default(),
@@ -262,6 +269,19 @@ mod tests {
             .iter()
             .flat_map(|(_, w)| w.iter().map(|w| w.to_string_lossy().into_owned()))
             .collect()
+    }
+
+    #[test]
+    fn unprivileged_picks_the_mode_either_way() {
+        assert_eq!(
+            words(&args("unprivileged: true\n").unwrap()),
+            ["--unprivileged"]
+        );
+        assert_eq!(
+            words(&args("unprivileged: false\n").unwrap()),
+            ["--privileged"]
+        );
+        assert!(args("unprivileged: maybe\n").is_err());
     }
 
     #[test]

@@ -141,6 +141,15 @@ pub struct ConsolePty {
 }
 
 impl ConsolePty {
+    /// `--unprivileged`: the slave belongs to the container's root (host
+    /// `uid`, `gid`), or a getty inside could not open the terminal it is
+    /// bound on (`/dev/tty1`): a pty slave is its opener's, 0620, and guest
+    /// root holds no capability over host root's files.
+    pub fn give_to(&self, uid: u32, gid: u32) -> Result<(), SysError> {
+        std::os::unix::fs::chown(&self.slave_path, Some(uid), Some(gid))
+            .map_err(|e| SysError::io("chown", &self.slave_path, e))
+    }
+
     pub fn open(size: Option<Winsize>) -> Result<Self, SysError> {
         let pty =
             openpty(size.as_ref(), None).map_err(|e| SysError::new("openpty", "/dev/ptmx", e))?;

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::arch::{self, Arch, Binfmt, Entry, InterpreterFacts, BINFMT_DIR};
+use crate::sys::userns::NoPrivateBinfmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,7 +56,7 @@ fn check(name: &str, status: Status, detail: impl Into<String>, fix: Option<&str
 pub fn host_checks() -> Vec<Check> {
     let mut checks = vec![privileges(), liblxc()];
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let release = crate::sys::proc::kernel_release();
     let config = kernel_config(release.trim());
     checks.extend(file_systems(&filesystems, config.as_deref()));
     checks.push(loop_devices(Path::new("/dev/loop-control").exists()));
@@ -65,7 +66,10 @@ pub fn host_checks() -> Vec<Check> {
             .ok()
             .as_deref(),
     ));
-    checks.push(sandboxed_binfmt(release.trim()));
+    checks.push(sandboxed_binfmt(
+        release.trim(),
+        crate::sys::userns::private_binfmt_misc(),
+    ));
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     checks.push(cgroups(&mountinfo));
     let dir = Path::new(BINFMT_DIR);
@@ -240,8 +244,8 @@ fn user_namespaces(max: Option<&str>) -> Check {
         Some(0) => check(
             "user namespaces",
             Status::Info,
-            "disabled (user.max_user_namespaces = 0); rootrun's containers are privileged and do \
-             not need them",
+            "disabled (user.max_user_namespaces = 0): --unprivileged cannot work; the default \
+             (privileged) containers do not need them",
             None,
         ),
         Some(n) => check(
@@ -253,31 +257,25 @@ fn user_namespaces(max: Option<&str>) -> Check {
         None => check(
             "user namespaces",
             Status::Info,
-            "not available; rootrun's containers are privileged and do not need them",
+            "not available: --unprivileged cannot work; the default (privileged) containers do \
+             not need them",
             None,
         ),
     }
 }
 
 /// binfmt_misc instances per user namespace came with Linux 6.7.
-fn sandboxed_binfmt(release: &str) -> Check {
-    let mut parts = release.split(['.', '-']).map(|p| p.parse::<u32>().ok());
-    let version = (
-        parts.next().flatten().unwrap_or(0),
-        parts.next().flatten().unwrap_or(0),
-    );
-    let yes = version >= (6, 7);
+fn sandboxed_binfmt(release: &str, private: Result<(), NoPrivateBinfmt>) -> Check {
     check(
         "sandboxed binfmt_misc",
         Status::Info,
-        format!(
-            "Linux {release}: binfmt_misc per user namespace {}",
-            if yes {
-                "supported (6.7+)"
-            } else {
-                "not supported (needs 6.7)"
-            }
-        ),
+        match private {
+            Ok(()) => format!(
+                "Linux {release} gives a user namespace a binfmt_misc of its own: \
+                 --unprivileged runs foreign images without the host's handlers"
+            ),
+            Err(why) => format!("{why}: --unprivileged runs native images only"),
+        },
         None,
     )
 }

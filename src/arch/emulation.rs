@@ -40,6 +40,14 @@ pub enum Emulation {
         interpreter: PathBuf,
         host_file: PathBuf,
     },
+    /// `--unprivileged`: a binfmt_misc of the container's own user
+    /// namespace, where rootrun registers `interpreter` (a host file) with
+    /// the `F` flag before init runs; the host's table is not used.
+    Private {
+        interpreter: PathBuf,
+        /// The line written to that binfmt_misc's `register`.
+        line: String,
+    },
 }
 
 impl Emulation {
@@ -50,6 +58,7 @@ impl Emulation {
             Emulation::Native => None,
             Emulation::Preloaded { interpreter, .. } => Some(interpreter),
             Emulation::BindMount { host_file, .. } => Some(host_file),
+            Emulation::Private { interpreter, .. } => Some(interpreter),
         }
     }
 
@@ -63,6 +72,10 @@ impl Emulation {
             Emulation::BindMount { interpreter, .. } => {
                 format!("{arch} under {}, bind-mounted", interpreter.display())
             }
+            Emulation::Private { interpreter, .. } => format!(
+                "{arch} under {}, in the container's own binfmt_misc (F flag)",
+                interpreter.display()
+            ),
         }
     }
 }

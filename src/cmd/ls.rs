@@ -14,6 +14,8 @@ struct Row<'a> {
     state: &'a str,
     architecture: Option<&'a str>,
     emulation: &'a str,
+    /// The host uid of guest root: 0 unless `--unprivileged`.
+    host_root_uid: u32,
     image: String,
     mode: &'a str,
     detached: bool,
@@ -46,6 +48,7 @@ fn row(found: &Found, now: u64) -> Row<'_> {
         state: record.state(),
         architecture: record.architecture.as_deref(),
         emulation: &record.emulation,
+        host_root_uid: record.host_root_uid,
         image: record.image.display().to_string(),
         mode: &record.mode,
         detached: record.detached,

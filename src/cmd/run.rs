@@ -2,13 +2,15 @@
 //! plan, then print the plan (`--dry-run`) or launch it.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 use std::time::Instant;
 
 use crate::arch::{self, Arch, Binfmt, Emulation};
-use crate::config::{DryRun, Lower, RunConfig, Verbosity};
+use crate::config::{DryRun, Lower, Privilege, RunConfig, Verbosity};
 use crate::error::Error;
 use crate::image::{self, entry, users, Image, ImageFacts, ImageKind, InitUse};
 use crate::plan::{self, HostPlan, LaunchPlan, Mode, Registration};
+use crate::sys::userns::{IdMap, NoPrivateBinfmt, USERNS_REFUSED};
 use crate::{launch, logging, lxc, notice, state};
 
 pub fn run(config: &RunConfig) -> Result<u8, Error> {
@@ -181,6 +183,7 @@ fn record(plan: &LaunchPlan, config: &RunConfig) -> state::Record {
             Some(arch) => plan.emulation.describe(arch),
             None => "architecture unknown".into(),
         },
+        host_root_uid: plan.idmap.map_or(0, |map| map.uid_first),
         mode: match plan.mode {
             Mode::Boot { .. } => "boot".into(),
             Mode::Command { .. } => "command".into(),
@@ -310,15 +313,20 @@ fn host_plan(
     config: &RunConfig,
 ) -> Result<HostPlan, Error> {
     let register = config.register_binfmt;
-    let decided = facts.emulation(&binfmt);
+    let idmap = (config.privilege == Privilege::Unprivileged).then(IdMap::for_root);
+    let decided = match idmap {
+        Some(_) => private_emulation(facts, &binfmt),
+        None => facts.emulation(&binfmt).map_err(Error::from),
+    };
     let (emulation, registration) = match (decided, facts.arch) {
         (Ok(emulation), _) => (emulation, None),
+        (Err(err), _) if idmap.is_some() => return Err(err),
         (Err(_), Some(arch)) if register => {
             let (entry, registration) = planned_handler(arch)?;
             let binfmt = with_entry(binfmt, entry);
             (facts.emulation(&binfmt)?, Some(registration))
         }
-        (Err(err), _) => return Err(err.into()),
+        (Err(err), _) => return Err(err),
     };
     // Only a boot sends init a halt signal of rootrun's choosing, and only
     // a booted systemd needs to know its emulator (the signal shift, the
@@ -350,7 +358,65 @@ fn host_plan(
         lsm,
         user: None,
         cmdline: crate::sys::proc::kernel_cmdline(),
+        idmap,
     })
+}
+
+/// `--unprivileged`: a foreign image runs through a binfmt_misc of the
+/// container's own. It gets the host's handler for the image (its pattern,
+/// its flags: Debian's `-binfmt-P` wrappers need `P`) when that one's
+/// interpreter is a static file rootrun sees, else the installed static
+/// QEMU; `F` either way. The host's table is only read.
+fn private_emulation(facts: &ImageFacts, binfmt: &Binfmt) -> Result<Emulation, Error> {
+    // Asked before anything is mounted: a chrooted rootrun gets no user
+    // namespace at all, an older kernel none with a binfmt_misc.
+    let private = crate::sys::userns::private_binfmt_misc();
+    if private == Err(NoPrivateBinfmt::NoUserNamespace) {
+        return Err(Error::Usage(format!(
+            "--unprivileged: {USERNS_REFUSED}; use --privileged"
+        )));
+    }
+    let Some(arch) = facts.arch.filter(|a| !a.runs_natively(Arch::host())) else {
+        return Ok(Emulation::Native);
+    };
+    if let Err(why) = private {
+        return Err(Error::Usage(format!(
+            "--unprivileged runs a foreign ({arch}) image through a binfmt_misc of the \
+             container's own, and {why} (Linux {}); use --privileged",
+            crate::sys::proc::kernel_release()
+        )));
+    }
+    let is_static = |path: &Path| {
+        matches!(
+            arch::inspect_interpreter(path),
+            arch::InterpreterFacts::Static { .. }
+        )
+    };
+    let hosts = match binfmt {
+        Binfmt::Mounted { entries, .. } => arch::select(entries, &facts.head, &facts.init)
+            .filter(|entry| is_static(&entry.interpreter))
+            .map(|entry| (entry.kind.clone(), entry.interpreter.clone(), entry.flags)),
+        Binfmt::NotMounted => None,
+    };
+    let installed = || {
+        let (interpreter, flags) = installed_handler(arch)?;
+        Some((arch::qemu_pattern(arch).kind(), interpreter, flags))
+    };
+    let (kind, interpreter, flags) = hosts.or_else(installed).ok_or_else(|| {
+        Error::Usage(format!(
+            "--unprivileged: no static emulator for {arch} (none in the host's binfmt_misc, \
+             neither /usr/bin/qemu-{q}-static nor /usr/bin/qemu-{q}); Debian 12: apt-get \
+             install qemu-user-static, Debian 13: apt-get install qemu-user",
+            q = arch.qemu()
+        ))
+    })?;
+    let flags = arch::Flags {
+        fix_binary: true,
+        ..flags
+    };
+    let name = format!("qemu-{}", arch.qemu());
+    let line = arch::register_line(&name, &kind, &interpreter, flags)?;
+    Ok(Emulation::Private { interpreter, line })
 }
 
 /// The version of the emulator that runs init, asked only for systemd
@@ -416,12 +482,35 @@ fn installed_emulator(arch: Arch) -> Option<std::path::PathBuf> {
     })
 }
 
+/// The installed static emulator for `arch` and the flags it needs. Debian's
+/// `/usr/libexec/qemu-binfmt/ARCH-binfmt-P` names make QEMU expect the `P`
+/// layout (argv[0] kept), and only with it does a BusyBox applet that
+/// re-executes /proc/self/exe keep its name (without, `cat FILE` ran FILE
+/// as a script): that one with `P` when it is there, else the plain
+/// emulator.
+fn installed_handler(arch: Arch) -> Option<(std::path::PathBuf, arch::Flags)> {
+    let wrapper = Path::new("/usr/libexec/qemu-binfmt").join(format!("{}-binfmt-P", arch.qemu()));
+    let is_static = matches!(
+        arch::inspect_interpreter(&wrapper),
+        arch::InterpreterFacts::Static { .. }
+    );
+    let (interpreter, preserve_argv0) = match is_static {
+        true => (wrapper, true),
+        false => (installed_emulator(arch)?, false),
+    };
+    let flags = arch::Flags {
+        preserve_argv0,
+        ..Default::default()
+    };
+    Some((interpreter, flags))
+}
+
 /// The handler `--register-binfmt` registers for `arch`: the installed
 /// static emulator with the F flag, named `rootrun-qemu-ARCH` so that it
 /// never collides with the distribution's; being the newest entry, the
 /// kernel tries it first.
 fn planned_handler(arch: Arch) -> Result<(arch::Entry, Registration), Error> {
-    let interpreter = installed_emulator(arch).ok_or_else(|| {
+    let (interpreter, flags) = installed_handler(arch).ok_or_else(|| {
         Error::Usage(format!(
             "--register-binfmt: no static emulator for {arch} is installed \
              (looked for /usr/bin/qemu-{q}-static and /usr/bin/qemu-{q}; Debian 12: \
@@ -436,7 +525,7 @@ fn planned_handler(arch: Arch) -> Result<(arch::Entry, Registration), Error> {
         interpreter,
         flags: arch::Flags {
             fix_binary: true,
-            ..Default::default()
+            ..flags
         },
         order_key: arch::OrderKey { rank: u64::MAX },
     };
@@ -473,10 +562,16 @@ fn with_entry(binfmt: Binfmt, entry: arch::Entry) -> Binfmt {
 /// `docker run` and `lxc-execute` do.
 fn banner(plan: &LaunchPlan, name: &str, config: &RunConfig) -> Option<String> {
     let verbosity = config.verbosity;
-    let how = match plan.arch {
+    let mut how = match plan.arch {
         Some(arch) => plan.emulation.describe(arch),
         None => "architecture unknown".into(),
     };
+    if let Some(map) = &plan.idmap {
+        how.push_str(&format!(
+            ", unprivileged: root is host uid {}",
+            map.uid_first
+        ));
+    }
     let image = plan.image.display();
     match (&plan.mode, verbosity) {
         (_, Verbosity::Quiet) | (Mode::Command { .. }, Verbosity::Normal) => None,

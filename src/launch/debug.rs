@@ -237,7 +237,7 @@ pub fn trace_program(
         .open(&wrapper)
         .and_then(|mut file| file.write_all(strace_wrapper(program).as_bytes()))
         .map_err(|e| SysError::io("write", &wrapper, e))?;
-    super::bind_host(root, &wrapper, Path::new(program), true)
+    super::bind_host(root, &wrapper, Path::new(program), true, None)
 }
 
 fn shell_exists(root: &OwnedFd) -> bool {

@@ -28,7 +28,7 @@ use crate::plan::{drop_in_path, ConsolePath, LaunchPlan, Step, DROP_IN, SECCOMP_
 use crate::session::{death_hint, exit_code, Session};
 use crate::sys::mount;
 use crate::sys::process::{self, Outcome, SharedOutcome};
-use crate::sys::{cgroup, loopdev, namespace, net, rootfs, SysError};
+use crate::sys::{cgroup, loopdev, namespace, net, rootfs, userns, SysError};
 use crate::{logging, notice};
 
 use guards::GuardStack;
@@ -61,6 +61,9 @@ struct Staged {
     console_log: Option<fs::File>,
     /// The detached mount of an ext4, EROFS or archive image, for `AttachLower`.
     lower: Option<OwnedFd>,
+    /// `--unprivileged`: the user namespace whose mapping the idmapped
+    /// mounts take.
+    idmap: Option<OwnedFd>,
 }
 
 /// A named container's side of a launch (`crate::state`).
@@ -171,15 +174,22 @@ fn execute(
         Step::Tmpfs {
             target,
             dir_mode,
+            mode,
             size,
             ..
         } => {
             make_dir(target, *dir_mode)?;
-            staged.guards.push(mount::tmpfs(target, size.as_deref())?);
+            staged
+                .guards
+                .push(mount::tmpfs(target, *mode, size.as_deref())?);
         }
-        Step::MakeDirs { paths } => {
+        Step::MakeDirs { paths, mode, owner } => {
             for path in paths {
-                make_dir(path, 0o700)?;
+                make_dir(path, *mode)?;
+                if let Some((uid, gid)) = owner {
+                    std::os::unix::fs::chown(path, Some(*uid), Some(*gid))
+                        .map_err(|e| SysError::io("chown", path, e))?;
+                }
             }
         }
         Step::AttachLoop { image } => {
@@ -212,6 +222,13 @@ fn execute(
             // Attached, the mount lives in rootrun's namespace; the fd can go.
             staged.guards.push(mount::attach(&tree, target)?);
         }
+        Step::Idmap { target, map } => {
+            let userns = userns::namespace_fd(map)?;
+            let idmapped = mount::idmapped_onto_itself(target, &userns).map_err(no_idmap)?;
+            staged.guards.push(idmapped);
+            // For the --bind mounts after the overlay.
+            staged.idmap = Some(userns);
+        }
         Step::Overlay {
             lower,
             upper,
@@ -239,7 +256,8 @@ fn execute(
             target,
             read_only,
         } => {
-            let guard = bind_host(root(staged)?, source, target, *read_only)?;
+            let idmap = staged.idmap.as_ref();
+            let guard = bind_host(root(staged)?, source, target, *read_only, idmap)?;
             staged.guards.push(guard);
         }
         Step::TraceProgram { program, copy_dir } => {
@@ -264,7 +282,11 @@ fn execute(
         Step::WriteSeccompPolicy { path } => write(path, SECCOMP_POLICY)?,
         Step::AllocateConsole => {
             let size = console::window_size(io::stdin().as_fd());
-            staged.console = Some(ConsolePty::open(size)?);
+            let pty = ConsolePty::open(size)?;
+            if let Some(map) = &plan.idmap {
+                pty.give_to(map.uid_first, map.gid_first)?;
+            }
+            staged.console = Some(pty);
         }
         Step::OpenConsoleLog { path } => {
             let file = fs::File::create(path).map_err(|e| SysError::io("create", path, e))?;
@@ -509,6 +531,7 @@ fn bind_host(
     source: &Path,
     target: &Path,
     read_only: bool,
+    idmap: Option<&OwnedFd>,
 ) -> Result<mount::Mount, Error> {
     let meta = fs::metadata(source).map_err(|e| SysError::io("--bind: look at", source, e))?;
     let made = if meta.is_dir() {
@@ -524,7 +547,10 @@ fn bind_host(
         )
     })?;
     let point_path = rootfs::fd_path(&point);
-    Ok(mount::bind(source, &point, &point_path, read_only)?)
+    mount::bind(source, &point, &point_path, read_only, idmap).map_err(|e| match idmap {
+        Some(_) if e.op.starts_with("idmap") => no_idmap(e),
+        _ => e.into(),
+    })
 }
 
 /// The overlay's root directory is the upper layer's (overlayfs never
@@ -540,6 +566,16 @@ fn same_owner_and_mode(lower: &Path, upper: &Path) -> Result<(), SysError> {
         fs::Permissions::from_mode(image_root.mode() & 0o7777),
     )
     .map_err(|e| SysError::io("chmod", upper, e))
+}
+
+/// The file system under the lower layer or a --bind (or the kernel)
+/// cannot idmap.
+fn no_idmap(err: SysError) -> Error {
+    Error::Usage(format!(
+        "{err}: --unprivileged needs idmapped mounts (mount_setattr with \
+         MOUNT_ATTR_IDMAP), which this file system or kernel refuses (SquashFS, tmpfs, \
+         ext4, XFS and Btrfs take them on recent kernels); use --privileged"
+    ))
 }
 
 fn not_squashfs(plan: &LaunchPlan, err: SysError) -> Error {

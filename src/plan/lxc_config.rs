@@ -39,6 +39,43 @@ finit_module errno 1
 delete_module errno 1
 ";
 
+/// `--unprivileged`, foreign image: a binfmt_misc of the container's own
+/// and the emulator's entry in it, both made by liblxc in the container's
+/// user and mount namespaces before pivot_root.
+///
+/// The mount entry runs as the container's root, so the binfmt_misc is a
+/// new instance of the container's user namespace (Linux 6.7+: one per user
+/// namespace, and one that has its own never looks at its parent's). The
+/// mount hook writes the entry to its `register` while the host's files are
+/// still in view (liblxc's lxc_setup: mount entries, then mount hooks, then
+/// pivot_root): with the `F` flag the kernel opens the emulator right then,
+/// so it need not exist inside the image. liblxc runs a hook as
+/// `sh -c "exec HOOK NAME lxc mount"`; here HOOK starts with a redirection
+/// alone, so `exec` points the shell's stdout at `register` and runs
+/// nothing, then the shell's own printf writes the line there (no program
+/// is looked up or run: a PATH with directories the container's root
+/// cannot search costs nothing), and the `#` makes liblxc's words a
+/// comment. The line goes through as printf's format: every `\` and `%`
+/// doubled, `'` closed and reopened.
+/// The mount on the container's /proc/sys/fs/binfmt_misc keeps the instance,
+/// entry and open emulator alive as long as the container.
+fn private_binfmt_items(line: &str) -> [(&'static str, String); 2] {
+    let format = line
+        .replace('\\', "\\\\")
+        .replace('%', "%%")
+        .replace('\'', "'\\''");
+    [
+        (
+            "lxc.mount.entry",
+            "binfmt_misc proc/sys/fs/binfmt_misc binfmt_misc nodev,noexec,nosuid 0 0".to_owned(),
+        ),
+        (
+            "lxc.hook.mount",
+            format!(">\"$LXC_ROOTFS_MOUNT/proc/sys/fs/binfmt_misc/register\"; printf '{format}' #"),
+        ),
+    ]
+}
+
 /// How the console reaches the container.
 #[derive(Debug, Clone, Copy)]
 pub enum ConsolePath<'a> {
@@ -71,6 +108,12 @@ impl LaunchPlan {
             ("lxc.tty.max", "0".into()),
             ("lxc.pty.max", "64".into()),
         ];
+        if let Some(map) = &self.idmap {
+            items.extend(map.lxc_items().map(|item| ("lxc.idmap", item)));
+        }
+        if let Emulation::Private { line, .. } = &self.emulation {
+            items.extend(private_binfmt_items(line));
+        }
         items.extend(self.network_items());
         items.extend([
             (

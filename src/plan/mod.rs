@@ -144,6 +144,8 @@ pub struct HostPlan {
     /// The kernel command line the container will see (the host's), for
     /// procd's `askconsole` (`ImageFacts::login_ttys`).
     pub cmdline: String,
+    /// `--unprivileged`: the host ids of the container's.
+    pub idmap: Option<crate::sys::userns::IdMap>,
 }
 
 /// Everything a launch will do.
@@ -174,6 +176,9 @@ pub struct LaunchPlan {
     pub arch: Option<Arch>,
     pub emulation: Emulation,
     pub lsm: Lsm,
+    /// `--unprivileged`: the host ids of the container's; None when
+    /// privileged.
+    pub idmap: Option<crate::sys::userns::IdMap>,
     /// Boot mode, systemd under emulation: what rootrun does about it.
     pub systemd: Option<EmulatedSystemd>,
     pub env: Vec<(String, String)>,
@@ -304,6 +309,7 @@ pub fn plan(config: &RunConfig, facts: &ImageFacts, host: HostPlan, pid: u32) ->
         arch: facts.arch,
         emulation: host.emulation,
         lsm: host.lsm,
+        idmap: host.idmap,
         systemd,
         env: host.env,
         workdir: config.workdir.clone(),
@@ -356,7 +362,7 @@ fn steps(
     }
     // Before anything mounts, and before any thread exists.
     steps.push(Step::PrivateMountNamespace);
-    if foreign && !host.binfmt_mounted {
+    if foreign && !host.binfmt_mounted && host.idmap.is_none() {
         steps.push(Step::MountBinfmtMisc {
             target: crate::arch::BINFMT_DIR.into(),
         });
@@ -377,16 +383,24 @@ fn steps(
             file_name: facts.init.clone(),
         });
     }
+    // An unprivileged container's root must reach liblxc's directories
+    // (liblxc checks); the tmpfs is in rootrun's mount namespace alone.
+    let state_mode = match host.idmap {
+        Some(_) => 0o711,
+        None => 0o700,
+    };
     steps.push(Step::Tmpfs {
         target: LXC_RUN_DIR.into(),
         // As liblxc itself creates it.
         dir_mode: 0o755,
+        mode: 0o700,
         why: "liblxc's lock files".into(),
         size: None,
     });
     steps.push(Step::Tmpfs {
         target: layout.base.clone(),
         dir_mode: 0o700,
+        mode: state_mode,
         why: "rootrun's state: overlay upper layer, liblxc configuration and log".into(),
         size: config.tmpfs_size.clone(),
     });
@@ -400,10 +414,16 @@ fn steps(
             layout.lxcpath.join(name),
             layout.logs.clone(),
         ],
+        mode: state_mode,
+        owner: None,
     });
     if config.debug.needs_emulator_dir() {
         steps.push(Step::MakeDirs {
             paths: vec![layout.emulator.clone()],
+            mode: state_mode,
+            // QEMU writes its traces and makes gdb's socket there as the
+            // guest's root.
+            owner: host.idmap.map(|map| (map.uid_first, map.gid_first)),
         });
     }
     match config.lower {
@@ -438,6 +458,16 @@ fn steps(
             .into(),
             target: layout.lower.clone(),
         }),
+    }
+    if let Some(map) = host.idmap {
+        steps.push(Step::Idmap {
+            target: layout.lower.clone(),
+            map,
+        });
+        // Not the --persist/--keep-upper directory: overlayfs makes its
+        // work directory with the mounter's credentials, host root, whom
+        // the idmapping cannot represent (EOVERFLOW, and the overlay falls
+        // back to read-only). What the guest writes there keeps host ids.
     }
     steps.push(Step::Overlay {
         lower: layout.lower.clone(),

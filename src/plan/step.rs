@@ -62,13 +62,26 @@ pub enum Step {
         target: PathBuf,
         #[serde(serialize_with = "octal")]
         dir_mode: u32,
+        /// The tmpfs root's mode: 0700, or 0711 when an unprivileged
+        /// container's root must reach the directories in it.
+        #[serde(serialize_with = "octal")]
+        mode: u32,
         why: String,
         /// tmpfs's `size=` in bytes (or `N%`), from `--tmpfs-size`.
         #[serde(skip_serializing_if = "Option::is_none")]
         size: Option<String>,
     },
-    /// Directories on the state tmpfs, mode 0700.
-    MakeDirs { paths: Vec<PathBuf> },
+    /// Directories on the state tmpfs: mode 0700, or 0711 for an
+    /// unprivileged container, whose root must reach liblxc's directories.
+    MakeDirs {
+        paths: Vec<PathBuf>,
+        #[serde(serialize_with = "octal")]
+        mode: u32,
+        /// Given to this host uid and gid: an unprivileged container's
+        /// root, for a directory the guest writes (the emulator's).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<(u32, u32)>,
+    },
     /// Open the image O_RDONLY and bind it to a loop device with
     /// LOOP_CONFIGURE, read-only and autoclear.
     AttachLoop { image: PathBuf },
@@ -82,6 +95,13 @@ pub enum Step {
     /// or EROFS file system mounted read-only, or the tmpfs an archive was
     /// unpacked into) on `target`.
     AttachLower { what: String, target: PathBuf },
+    /// `--unprivileged`: stack an idmapped clone of the mount at `target`
+    /// (the lower layer) on itself (`sys::mount::idmapped_onto_itself`), so
+    /// the image's files appear with their own owners inside the container.
+    Idmap {
+        target: PathBuf,
+        map: crate::sys::userns::IdMap,
+    },
     /// The writable, throwaway overlay that becomes the container's root.
     Overlay {
         lower: PathBuf,
@@ -192,7 +212,17 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
-            Step::MakeDirs { paths } => {
+            Step::Idmap { target, map } => write!(
+                f,
+                "idmap {}: container uids 0-{} are host uids {}-{}, gids host gids {}-{}",
+                target.display(),
+                map.count - 1,
+                map.uid_first,
+                map.uid_first + (map.count - 1),
+                map.gid_first,
+                map.gid_first + (map.count - 1)
+            ),
+            Step::MakeDirs { paths, .. } => {
                 let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 write!(f, "create directories {}", list.join(" "))
             }

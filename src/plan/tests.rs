@@ -44,6 +44,7 @@ fn host(emulation: Emulation) -> HostPlan {
         lsm: Lsm::default(),
         user: None,
         cmdline: String::new(),
+        idmap: None,
     }
 }
 
@@ -78,6 +79,7 @@ fn options(command: &[&str]) -> RunConfig {
         arch: None,
         halt_signal: None,
         register_binfmt: false,
+        privilege: Default::default(),
         dry_run: None,
         verbosity: Verbosity::Normal,
         debug: Default::default(),
@@ -345,6 +347,7 @@ fn foreign_images_mount_binfmt_register_and_bind_the_interpreter_as_planned() {
         lsm: Lsm::default(),
         user: None,
         cmdline: String::new(),
+        idmap: None,
         env: Vec::new(),
         registration: Some(Registration {
             name: "rootrun-qemu-aarch64".into(),
@@ -754,7 +757,7 @@ fn kept_logs_hold_liblxcs_log_the_console_and_the_emulators_directory() {
         .steps
         .iter()
         .flat_map(|step| match step {
-            Step::MakeDirs { paths } => paths.iter().map(PathBuf::as_path).collect(),
+            Step::MakeDirs { paths, .. } => paths.iter().map(PathBuf::as_path).collect(),
             _ => Vec::new(),
         })
         .collect();
@@ -791,4 +794,63 @@ fn tmpfs_size_limits_the_state_tmpfs_only() {
         ),
         "{shown:?}"
     );
+}
+
+#[test]
+fn unprivileged_foreign_plans_map_ids_and_a_private_binfmt_misc_not_the_hosts() {
+    let map = crate::sys::userns::IdMap {
+        uid_first: 1_000_000,
+        gid_first: 1_000_000,
+        count: 65536,
+        from_subid: false,
+    };
+    let host = HostPlan {
+        emulation: Emulation::Private {
+            interpreter: "/usr/bin/qemu-aarch64-static".into(),
+            line: r":qemu-aarch64:M::\x7f:\xff:/usr/bin/qemu-aarch64-static:F".into(),
+        },
+        binfmt_mounted: false,
+        idmap: Some(map),
+        ..host(Emulation::Native)
+    };
+    let plan = super::plan(&options(&[]), &facts(InitFlavor::BusyBox), host, 3);
+    // Nothing of the host's binfmt_misc: no mount, no registration, no
+    // check, no interpreter bind mount.
+    assert!(!plan.steps.iter().any(|s| matches!(
+        s,
+        Step::MountBinfmtMisc { .. }
+            | Step::RegisterBinfmt { .. }
+            | Step::CheckHandler { .. }
+            | Step::BindInterpreter { .. }
+    )));
+    let at = |wanted: fn(&Step) -> bool| plan.steps.iter().position(wanted).unwrap();
+    let idmap = at(|s| matches!(s, Step::Idmap { .. }));
+    let overlay = at(|s| matches!(s, Step::Overlay { .. }));
+    assert!(idmap < overlay, "{:?}", plan.steps);
+    // The container's root must reach liblxc's directories on the tmpfs.
+    assert!(plan.steps.iter().any(|s| matches!(
+        s,
+        Step::Tmpfs { target, mode: 0o711, .. } if target == Path::new(STATE_DIR)
+    )));
+    let items = plan.lxc_config(ConsolePath::Planned);
+    assert_eq!(
+        value(&items, "lxc.idmap"),
+        ["u 0 1000000 65536", "g 0 1000000 65536"]
+    );
+    assert_eq!(
+        value(&items, "lxc.hook.mount"),
+        [
+            r#">"$LXC_ROOTFS_MOUNT/proc/sys/fs/binfmt_misc/register"; printf ':qemu-aarch64:M::\\x7f:\\xff:/usr/bin/qemu-aarch64-static:F' #"#
+        ]
+    );
+    assert!(value(&items, "lxc.mount.entry")
+        .contains(&"binfmt_misc proc/sys/fs/binfmt_misc binfmt_misc nodev,noexec,nosuid 0 0"));
+    // Privileged plans have neither.
+    let privileged = plan_for(&options(&[]));
+    let items = privileged.lxc_config(ConsolePath::Planned);
+    assert!(value(&items, "lxc.idmap").is_empty() && value(&items, "lxc.hook.mount").is_empty());
+}
+
+fn plan_for(opts: &RunConfig) -> LaunchPlan {
+    plan(opts, &facts(InitFlavor::BusyBox), 3)
 }

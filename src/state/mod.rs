@@ -80,6 +80,10 @@ pub struct Record {
     pub architecture: Option<String>,
     /// How it runs: "native" or the emulator and handler.
     pub emulation: String,
+    /// The host uid of guest root: 0, or an unprivileged one
+    /// (`--unprivileged`).
+    #[serde(default)]
+    pub host_root_uid: u32,
     /// "boot" or "command".
     pub mode: String,
     /// How a stop asks init to halt.
@@ -467,6 +471,7 @@ pub(crate) fn sample_record() -> Record {
         image: "/srv/fw.img".into(),
         architecture: Some("arm64".into()),
         emulation: "emulated by /usr/bin/qemu-aarch64-static".into(),
+        host_root_uid: 0,
         mode: "boot".into(),
         halt: "SIGUSR2".into(),
         detached: true,

@@ -18,6 +18,7 @@ pub mod proc;
 pub mod process;
 pub mod rootfs;
 pub mod tty;
+pub mod userns;
 
 use std::path::{Path, PathBuf};
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 // open_tree(2), mount_setattr(2) and move_mount(2) have no wrappers in nix
 // 0.32: the calls go through libc::syscall with libc's definitions.
 use libc::{
-    mount_attr, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MOVE_MOUNT_F_EMPTY_PATH,
-    MOVE_MOUNT_T_EMPTY_PATH, OPEN_TREE_CLONE,
+    mount_attr, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+    MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, OPEN_TREE_CLONE,
 };
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -50,11 +50,11 @@ fn do_mount(
     })
 }
 
-/// A private tmpfs, mode 0700.
-pub fn tmpfs(target: &Path, size: Option<&str>) -> Result<Mount, SysError> {
+/// A private tmpfs whose root has `mode`.
+pub fn tmpfs(target: &Path, mode: u32, size: Option<&str>) -> Result<Mount, SysError> {
     let data = match size {
-        Some(size) => format!("mode=0700,size={size}"),
-        None => "mode=0700".to_owned(),
+        Some(size) => format!("mode={mode:04o},size={size}"),
+        None => format!("mode={mode:04o}"),
     };
     do_mount(
         "mount tmpfs on",
@@ -97,6 +97,41 @@ pub fn overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result
     )
 }
 
+/// `--unprivileged`: stacks on `path` (a mount point of rootrun's) a clone
+/// of the mount there whose files appear with their ids shifted through the
+/// user namespace `userns` (`sys::userns`): the image's root-owned files
+/// are the container root's, and nothing is chowned (mount_setattr(2),
+/// MOUNT_ATTR_IDMAP; SquashFS and tmpfs accept it on Linux 6.3+). The
+/// overlay is then made over this mount.
+pub fn idmapped_onto_itself(path: &Path, userns: &OwnedFd) -> Result<Mount, SysError> {
+    let tree = open_tree_clone(path)?;
+    let attr = mount_attr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    set_attributes(&tree, &attr).map_err(|e| SysError::new("idmap (mount_setattr)", path, e))?;
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| SysError::new("idmap", path, Errno::EINVAL))?;
+    // SAFETY: `tree` is open and the target path NUL-terminated; the empty
+    // source path with MOVE_MOUNT_F_EMPTY_PATH means the fd itself.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map_err(|e| SysError::new("attach the idmapped mount on", path, e))?;
+    Ok(Mount {
+        target: path.to_path_buf(),
+    })
+}
+
 /// binfmt_misc, for reading and registering handlers (they are kernel-wide;
 /// the mount itself stays in rootrun's private namespace).
 pub fn binfmt_misc(target: &Path) -> Result<Mount, SysError> {
@@ -120,20 +155,32 @@ pub fn bind_read_only(
     target: &OwnedFd,
     target_path: &Path,
 ) -> Result<Mount, SysError> {
-    bind(source, target, target_path, true)
+    bind(source, target, target_path, true, None)
 }
 
 /// Like `bind_read_only`, writable when `read_only` is false (still nosuid,
-/// nodev): `--bind HOST:GUEST`.
+/// nodev): `--bind HOST:GUEST`. With `idmap` (`--unprivileged`) its files
+/// appear through that user namespace's mapping, as on the lower layer.
 pub fn bind(
     source: &Path,
     target: &OwnedFd,
     target_path: &Path,
     read_only: bool,
+    idmap: Option<&OwnedFd>,
 ) -> Result<Mount, SysError> {
     let attrs =
         if read_only { MOUNT_ATTR_RDONLY } else { 0 } | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     let tree = detached_clone(source, attrs)?;
+    if let Some(userns) = idmap {
+        let attr = mount_attr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        };
+        set_attributes(&tree, &attr)
+            .map_err(|e| SysError::new("idmap (mount_setattr)", source, e))?;
+    }
     // SAFETY: both fds are open; empty paths with the *_EMPTY_PATH flags
     // mean the fds themselves.
     let ret = unsafe {
@@ -181,6 +228,21 @@ pub fn attach(tree: &OwnedFd, target: &Path) -> Result<Mount, SysError> {
 /// anywhere, with mount attributes `attrs` set: open_tree(2) with
 /// OPEN_TREE_CLONE, then mount_setattr(2).
 fn detached_clone(source: &Path, attrs: u64) -> Result<OwnedFd, SysError> {
+    let tree = open_tree_clone(source)?;
+    let attr = mount_attr {
+        attr_set: attrs,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    set_attributes(&tree, &attr)
+        .map_err(|e| SysError::new("make read-only (mount_setattr)", source, e))?;
+    Ok(tree)
+}
+
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at
+/// `source` (only that one, not those below it).
+fn open_tree_clone(source: &Path) -> Result<OwnedFd, SysError> {
     let c_source = CString::new(source.as_os_str().as_bytes())
         .map_err(|_| SysError::new("bind-mount", source, Errno::EINVAL))?;
     // SAFETY: open_tree reads the NUL-terminated path during the call and
@@ -196,13 +258,11 @@ fn detached_clone(source: &Path, attrs: u64) -> Result<OwnedFd, SysError> {
     let tree = Errno::result(tree).map_err(|e| SysError::new("open_tree", source, e))?;
     let tree = i32::try_from(tree).map_err(|_| SysError::new("open_tree", source, Errno::EBADF))?;
     // SAFETY: a successful open_tree returned a fresh fd nobody else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree) };
-    let attr = mount_attr {
-        attr_set: attrs,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    Ok(unsafe { OwnedFd::from_raw_fd(tree) })
+}
+
+/// mount_setattr(2) on the detached mount `tree`.
+fn set_attributes(tree: &OwnedFd, attr: &mount_attr) -> Result<(), Errno> {
     // SAFETY: mount_setattr reads `attr` (size passed) during the call; the
     // empty path with AT_EMPTY_PATH means "the mount `tree` refers to".
     let ret = unsafe {
@@ -211,12 +271,11 @@ fn detached_clone(source: &Path, attrs: u64) -> Result<OwnedFd, SysError> {
             tree.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const mount_attr,
+            attr as *const mount_attr,
             std::mem::size_of::<mount_attr>(),
         )
     };
-    Errno::result(ret).map_err(|e| SysError::new("make read-only (mount_setattr)", source, e))?;
-    Ok(tree)
+    Errno::result(ret).map(drop)
 }
 
 /// The file `path` on a detached, read-only (and nosuid, nodev) bind mount

@@ -115,6 +115,13 @@ pub fn kernel_cmdline() -> String {
     fs::read_to_string("/proc/cmdline").unwrap_or_default()
 }
 
+/// The running kernel's release (`uname -r`); empty when unreadable.
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{
-    mksquashfs, rootrun, rootrun_as_nobody, run_with_input, sh_command, text, wait_with_limit,
-    Frame, Live, Piped,
+    host_disk, mksquashfs, rootrun, rootrun_as_nobody, run_with_input, sh_command, text,
+    wait_with_limit, Frame, Live, Piped,
 };
 
 const NATIVE: &str = "amd64";
@@ -397,22 +397,6 @@ fn sigint_reaches_the_command_and_rootrun_exits_130() {
     );
     assert_eq!(out.status.code(), Some(130));
     frame.check();
-}
-
-/// A host disk, as "major minor" (the first non-loop, non-ram block device).
-fn host_disk() -> Option<(String, String)> {
-    let mut disks: Vec<_> = fs::read_dir("/sys/block")
-        .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    disks.sort();
-    let disk = disks
-        .into_iter()
-        .find(|d| !d.starts_with("loop") && !d.starts_with("ram"))?;
-    let dev = fs::read_to_string(format!("/sys/block/{disk}/dev")).ok()?;
-    let (major, minor) = dev.trim().split_once(':')?;
-    Some((major.to_owned(), minor.to_owned()))
 }
 
 #[test]

@@ -384,3 +384,41 @@ fn verbose_runs_log_timed_steps_on_stderr_and_default_runs_log_nothing() {
     assert!(!stderr.contains("running a command in"), "{stderr}");
     frame.check();
 }
+
+#[test]
+fn mounted_and_unpacked_formats_boot_unprivileged_with_their_ids_mapped() {
+    let Some(frame) = Frame::new("formats --unprivileged") else {
+        return;
+    };
+    for format in ["ext4", "erofs", "tar.gz", "cpio.gz"] {
+        let Some(image) = frame.busybox_in_format(NATIVE, format) else {
+            return;
+        };
+        let mut cmd = rootrun();
+        cmd.args(["--unprivileged", "-q"]).arg(&image).args([
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; stat -c %u:%g /bin/busybox",
+        ]);
+        let out = frame.run(&mut cmd, b"", LIMIT);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            text(&out.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        let map: Vec<&str> = lines.first().unwrap_or(&"").split_whitespace().collect();
+        // Guest root is a host id other than 0, and the image's files are
+        // root's inside: the lower layer is idmapped, whatever its kind.
+        assert!(
+            map.len() == 3 && map[0] == "0" && map[1] != "0",
+            "{format}: {stdout}"
+        );
+        assert_eq!(lines.get(1), Some(&"0:0"), "{format}: {stdout}");
+    }
+    frame.check();
+}

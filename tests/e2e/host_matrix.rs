@@ -94,22 +94,23 @@ fn debian13_tree() -> PathBuf {
 /// rootrun with `args`, chrooted into the Debian 13 tree with `data` bound
 /// at `DATA_INSIDE`; paths in `args` are the ones inside. Not started yet;
 /// its PID will be rootrun's (the wrapper execs all the way).
-/// Boots `rootfs` with the Debian 13 tree's rootrun (`--stop-timeout=90`)
-/// until the console shows `until` (else panics with `failure` and the
+/// Boots `rootfs` with the Debian 13 tree's rootrun (`--stop-timeout=90`,
+/// then `extra`) until the console shows `until` (else panics with `failure` and the
 /// console), then SIGTERMs rootrun and waits at most 120 s for it to end.
 /// Returns its output, the console, and how long the boot and the stop took.
 fn boot_then_sigterm(
     frame: &Frame,
     data: &Path,
     rootfs: &str,
+    extra: &[&str],
     until: &str,
     failure: &str,
 ) -> (Output, String, Duration, Duration) {
     let booted = Instant::now();
-    let mut boot = frame.live(
-        &mut in_debian13(data, &["--stop-timeout=90", "--rootfs", rootfs]),
-        Stdio::piped(),
-    );
+    let mut args = vec!["--stop-timeout=90"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--rootfs", rootfs]);
+    let mut boot = frame.live(&mut in_debian13(data, &args), Stdio::piped());
     if !boot.wait_for(until, BOOT_LIMIT) {
         boot.signal(Signal::SIGKILL);
         let (_, seen) = boot.finish(BOOT_LIMIT);
@@ -506,6 +507,7 @@ fn debian13_emulated_systemd_powers_off_on_sigterm_within_2_s_under_qemu_10() {
             frame,
             data,
             &rootfs,
+            &[],
             "Reached target multi-user.target",
             "systemd did not reach multi-user.target under QEMU 10",
         );
@@ -693,6 +695,7 @@ fn debian13_systemd_257_reaches_login_under_qemu_10_and_powers_off() {
             frame,
             data,
             &rootfs,
+            &[],
             "login:",
             "systemd 257 did not reach login: under QEMU 10",
         );
@@ -735,5 +738,77 @@ fn debian13_systemd_257_reaches_login_under_qemu_10_and_powers_off() {
             stopped < Duration::from_secs(30),
             "systemd took {stopped:?} to power off after SIGTERM"
         );
+    });
+}
+
+/// `--unprivileged` on Debian 13's liblxc 6 and QEMU 10: the tree's
+/// emulator registered in the container's own binfmt_misc (the host's
+/// table untouched, nothing registered for the case), a command and
+/// systemd 257 to login: and poweroff (systemd 257 spawns with CLONE_PIDFD,
+/// which only QEMU 10 of the two emulators here takes: reaching login:
+/// proves the tree's QEMU ran it).
+#[test]
+fn debian13_unprivileged_runs_arm64_under_qemu_10_in_the_containers_own_binfmt_misc() {
+    let Some((frame, _)) = frame("host matrix: --unprivileged", false) else {
+        return;
+    };
+    let (Some(image), Some(rootfs)) = (
+        frame.busybox("arm64"),
+        frame.debian13_systemd_rootfs("arm64"),
+    ) else {
+        return;
+    };
+    checked(frame, "Debian 13: --unprivileged", |frame| {
+        let inside_image = inside(frame.scratch(), &image);
+        let out = run_with_input(
+            &mut in_debian13(
+                frame.scratch(),
+                &[
+                    "-q",
+                    "--unprivileged",
+                    &inside_image,
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "uname -m; cat /proc/self/uid_map; ls /proc/sys/fs/binfmt_misc | tr '\\n' ' '",
+                ],
+            ),
+            b"",
+            LIMIT,
+        );
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+        let lines: Vec<Vec<&str>> = stdout
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0], ["aarch64"], "{stdout}");
+        assert_eq!(lines[1].first(), Some(&"0"), "{stdout}");
+        assert_ne!(
+            lines[1].get(1),
+            Some(&"0"),
+            "guest root is host root: {stdout}"
+        );
+        assert_eq!(lines[2], ["qemu-aarch64", "register", "status"], "{stdout}");
+
+        let data = rootfs.parent().expect("the cache directory");
+        let rootfs = inside(data, &rootfs);
+        let (out, seen, boot_time, stopped) = boot_then_sigterm(
+            frame,
+            data,
+            &rootfs,
+            &["--unprivileged"],
+            "login:",
+            "systemd 257 did not reach login: unprivileged under QEMU 10",
+        );
+        eprintln!(
+            "host-matrix: systemd 257 unprivileged under QEMU 10 reached login: in {:.1} s, \
+             stopped {:.2} s after SIGTERM",
+            boot_time.as_secs_f64(),
+            stopped.as_secs_f64()
+        );
+        assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+        assert!(seen.contains("Reached target poweroff.target"), "{seen}");
+        assert!(!seen.contains("Failed to spawn executor"), "{seen}");
     });
 }

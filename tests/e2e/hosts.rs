@@ -134,3 +134,25 @@ fn rootrun_works_with_only_the_unified_cgroup_hierarchy() {
     assert!(stdout.lines().any(|l| l == "aarch64"), "{stdout}");
     frame.check();
 }
+
+/// The kernel refuses a user namespace to a chrooted process
+/// (user_namespaces(7)): `--unprivileged` says so before mounting anything.
+#[test]
+fn unprivileged_in_a_chroot_is_one_line_naming_privileged() {
+    let Some((frame, native, foreign)) =
+        frame_with_images("chroot --unprivileged", &["unshare", "chroot"])
+    else {
+        return;
+    };
+    for image in [&native, &foreign] {
+        let (out, code, leaked) =
+            in_chroot(&frame, image, &["--unprivileged", "--", "/bin/true"], b"");
+        assert_eq!(code, Some(125), "{out}");
+        assert!(
+            out.contains("chroot") && out.contains("--privileged"),
+            "{out}"
+        );
+        assert_eq!(leaked, "", "{out}");
+    }
+    frame.check();
+}

@@ -537,3 +537,61 @@ fn a_command_stopped_by_name_ends_with_its_own_status() {
     assert_gone(&name);
     frame.check();
 }
+
+#[test]
+fn an_unprivileged_detached_foreign_container_takes_exec_and_stop() {
+    let Some((frame, image)) = Frame::setup("detached --unprivileged")
+        .emulation()
+        .busybox("arm64")
+    else {
+        return;
+    };
+    let name = unique("unprivileged");
+    let (supervisor, _running) = start_detached(
+        &frame,
+        &name,
+        &["--unprivileged", "--stop-timeout=60"],
+        &image,
+    );
+    let entry = listed(&name).unwrap();
+    let host_root = entry["host_root_uid"].as_u64().expect("host_root_uid");
+    assert_ne!(host_root, 0, "{entry}");
+    // Guest root and -u are the container's ids; the map says which host
+    // ids they are.
+    let out = exec(
+        &name,
+        &[
+            "--",
+            "/bin/sh",
+            "-c",
+            "uname -m; id -u; cat /proc/self/uid_map",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    let lines: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(out.status.code(), Some(0), "{stdout} {}", text(&out.stderr));
+    assert_eq!(lines[0], ["aarch64"]);
+    assert_eq!(lines[1], ["0"]);
+    assert_eq!(lines[2], ["0", &host_root.to_string(), "65536"]);
+    let out = exec(
+        &name,
+        &["-u", "1000:1001", "--", "/bin/sh", "-c", "id -u; id -g"],
+    );
+    assert_eq!(text(&out.stdout), "1000\n1001\n", "{}", text(&out.stderr));
+    // Its init runs as the host uid of guest root.
+    let init = entry["init_pid"].as_i64().unwrap();
+    let status = fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().nth(1) == Some(&host_root.to_string()),
+        "{uid_line}"
+    );
+    let out = stop(&name, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!pid_alive(supervisor));
+    assert_gone(&name);
+    frame.check();
+}

@@ -27,3 +27,4 @@ mod session;
 mod soak;
 mod systemd;
 mod unpack;
+mod unprivileged;

@@ -121,6 +121,15 @@ impl Binfmt<'_> {
     }
 }
 
+impl Binfmt<'_> {
+    /// Removes `name` now if it is there (it stays on the undo list).
+    pub fn remove_now(&mut self, name: &str) {
+        if Self::dir().join(name).exists() {
+            arch::remove(Self::dir(), name).expect("remove handler");
+        }
+    }
+}
+
 impl Drop for Binfmt<'_> {
     fn drop(&mut self) {
         for undo in self.undo.drain(..).rev() {

@@ -214,3 +214,39 @@ fn unescape(field: &str) -> String {
         .replace("\\012", "\n")
         .replace("\\134", "\\")
 }
+
+/// A host disk, as "major minor" (the first non-loop, non-ram block device).
+pub fn host_disk() -> Option<(String, String)> {
+    let mut disks: Vec<_> = fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    disks.sort();
+    let disk = disks
+        .into_iter()
+        .find(|d| !d.starts_with("loop") && !d.starts_with("ram"))?;
+    let dev = fs::read_to_string(format!("/sys/block/{disk}/dev")).ok()?;
+    let (major, minor) = dev.trim().split_once(':')?;
+    Some((major.to_owned(), minor.to_owned()))
+}
+
+/// The host's binfmt_misc entries, by name, with what each file says:
+/// compared before, during and after a run that must not touch them.
+pub fn binfmt_table() -> Vec<(String, String)> {
+    let dir = Path::new("/proc/sys/fs/binfmt_misc");
+    let mut entries: Vec<(String, String)> = fs::read_dir(dir)
+        .map(|list| {
+            list.flatten()
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let text = fs::read_to_string(e.path()).unwrap_or_default();
+                    (name, text)
+                })
+                .filter(|(name, _)| name != "register")
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    entries
+}

@@ -22,6 +22,7 @@ mod tests;
 
 pub use fixtures::{cache_dir, sha256};
 pub use frame::Frame;
+pub use host_state::{binfmt_table, host_disk};
 pub use process::{
     mksquashfs, rootrun, rootrun_as_nobody, run_with_input, sh_command, text, wait_with_limit,
     KillOnPanic, Live, Piped,
