@@ -112,24 +112,7 @@ pub fn idmapped_onto_itself(path: &Path, userns: &OwnedFd) -> Result<Mount, SysE
         userns_fd: userns.as_raw_fd() as u64,
     };
     set_attributes(&tree, &attr).map_err(|e| SysError::new("idmap (mount_setattr)", path, e))?;
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| SysError::new("idmap", path, Errno::EINVAL))?;
-    // SAFETY: `tree` is open and the target path NUL-terminated; the empty
-    // source path with MOVE_MOUNT_F_EMPTY_PATH means the fd itself.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    Errno::result(ret).map_err(|e| SysError::new("attach the idmapped mount on", path, e))?;
-    Ok(Mount {
-        target: path.to_path_buf(),
-    })
+    attach(&tree, path)
 }
 
 /// binfmt_misc, for reading and registering handlers (they are kernel-wide;
