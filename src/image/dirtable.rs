@@ -9,6 +9,10 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawEntry<'a> {
     pub inode_number: u32,
+    /// Where the inode is: its metadata block's position from the inode table's start, and
+    /// its offset in that block.
+    pub inode_block: u32,
+    pub inode_offset: u16,
     /// The basic inode type (1 directory ... 7 socket), even for extended inodes.
     pub kind: u16,
     pub name: &'a [u8],
@@ -25,10 +29,11 @@ pub fn parse_listing(mut bytes: &[u8]) -> Result<Vec<RawEntry<'_>>, String> {
             .checked_add(1)
             .filter(|&c| c <= MAX_ENTRIES_PER_HEADER)
             .ok_or("directory header with more than 256 entries")?;
-        let _start = take(&mut bytes, 4)?;
+        let start = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().map_err(|_| "header")?);
         let base = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().map_err(|_| "header")?);
         for _ in 0..count {
             let fixed = take(&mut bytes, 8)?;
+            let offset = u16::from_le_bytes([fixed[0], fixed[1]]);
             let inode_offset = i16::from_le_bytes([fixed[2], fixed[3]]);
             let kind = u16::from_le_bytes([fixed[4], fixed[5]]);
             let name_len = usize::from(u16::from_le_bytes([fixed[6], fixed[7]])) + 1;
@@ -37,6 +42,8 @@ pub fn parse_listing(mut bytes: &[u8]) -> Result<Vec<RawEntry<'_>>, String> {
                 .map_err(|_| format!("entry inode number {base}{inode_offset:+} out of range"))?;
             entries.push(RawEntry {
                 inode_number,
+                inode_block: start,
+                inode_offset: offset,
                 kind,
                 name,
             });
@@ -88,11 +95,15 @@ mod tests {
             Ok(vec![
                 RawEntry {
                     inode_number: 10,
+                    inode_block: 0,
+                    inode_offset: 0,
                     kind: 1,
                     name: b"bin"
                 },
                 RawEntry {
                     inode_number: 7,
+                    inode_block: 0,
+                    inode_offset: 0,
                     kind: 3,
                     name: b"sbin"
                 },

@@ -8,6 +8,7 @@
 
 mod api_dirs;
 mod archive;
+mod data;
 mod dir_source;
 mod dirtable;
 pub mod entry;
@@ -16,10 +17,11 @@ mod facts;
 pub mod formats;
 mod gettys;
 mod init;
+mod inode;
+mod metablock;
 mod metadata;
 mod mounted;
 mod squash;
-mod table_bound;
 pub mod unpack;
 pub mod users;
 mod walk;
@@ -285,7 +287,7 @@ fn read_start(path: &Path, file: &mut File) -> Result<Vec<u8>, ImageError> {
 /// Decides the kind of image from its magic, once, and opens it.
 fn open_file(
     path: &Path,
-    mut file: File,
+    file: File,
     head: &[u8],
     size: u64,
     tmpfs_size: Option<&str>,
@@ -296,7 +298,6 @@ fn open_file(
     // leaves its first 1024 bytes to a boot loader (usually zeros).
     if at(0, b"hsqs") {
         check_superblock(path, head)?;
-        table_bound::check(path, &mut file, size)?;
         return Ok(Source::Squashfs(Box::new(SquashSource::open(path, file)?)));
     }
     let compression = match Format::of(head) {

@@ -1,24 +1,36 @@
-//! A SquashFS image read through backhand, one path component at a time.
+//! A SquashFS image, read one path component at a time.
 //!
-//! backhand's `FilesystemReader::from_reader` builds the whole file tree up front, which a
-//! directory DAG turns into an exponential walk (see DESIGN.md). So this keeps backhand's
-//! lower-level `Squashfs` (superblock, inode table, directory table, id and fragment tables,
-//! all metadata: no file data is read) and looks entries up only along the requested path.
-//! For file data it reuses backhand's block reader, which decompresses one block per read.
+//! backhand's `Squashfs::from_reader` decompresses the whole inode, directory, id and fragment
+//! tables up front and its `FilesystemReader` then builds the whole file tree, so their cost
+//! grows with the number of files (a 100,000-file image took 13 times as long to inspect as a
+//! tiny one) and a directory DAG turns the tree into an exponential walk (see DESIGN.md). This
+//! reads the superblock with backhand and then only the metadata blocks a lookup needs
+//! (metablock.rs): the blocks of the inodes and directory listings along the path, the id and
+//! fragment table entries they name, and for a file's head its first data blocks. Every block
+//! is decompressed with backhand's compressors, at most once, and within one bound per image.
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Seek};
 use std::path::{Path, PathBuf};
 
-use backhand::compression::Compressor;
-use backhand::v4::inode::{BasicDirectory, Inode, InodeId, InodeInner};
-use backhand::{FilesystemReader, Id, Squashfs, SquashfsFileReader, SuperBlock};
+use backhand::compression::{Compressor, DefaultCompressor};
+use backhand::kind::Kind;
+use backhand::v4::inode::{Inode, InodeInner};
+use backhand::{DataSize, Fragment, Squashfs, SuperBlock};
 use serde::Serialize;
 
-use super::dirtable::parse_listing;
+use super::data::{DataError, DataReader, Extent};
+use super::dirtable::{parse_listing, RawEntry};
+use super::inode::{self, InodeRef};
+use super::metablock::{MetaError, MetaReader, MAX_METADATA_BLOCKS, METADATA_BLOCK};
 use super::walk::{is_valid_name, FileKind, NodeInfo, Tree};
 use super::ImageError;
+
+/// squashfs_fs.h: ids and fragment entries per metadata block (4 and 16 bytes each).
+const IDS_PER_BLOCK: u32 = (METADATA_BLOCK / 4) as u32;
+const FRAGMENTS_PER_BLOCK: u32 = (METADATA_BLOCK / 16) as u32;
+/// The most a directory listing may take: the metadata bound.
+const MAX_LISTING: u64 = (MAX_METADATA_BLOCKS * METADATA_BLOCK) as u64;
 
 /// Superblock facts shown by `rootrun inspect`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,96 +46,58 @@ pub struct SquashfsFacts {
     pub file_size: u64,
 }
 
+/// An inode and where it was read from.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub inode: Inode,
+    pub at: InodeRef,
+}
+
 pub struct SquashSource {
     image: PathBuf,
     superblock: SuperBlock,
     file_size: u64,
-    root: Inode,
-    inodes: HashMap<u32, Inode>,
-    /// Directory table: metadata block offset (from the table start) -> offset in `dir_bytes`.
-    dir_index: HashMap<u64, u64>,
-    dir_bytes: Vec<u8>,
-    ids: Vec<Id>,
-    /// backhand's reader with an empty tree, used only to read file data blocks.
-    data: FilesystemReader<'static>,
-    /// The image file again, for positioned reads that several threads can share (unpack).
+    meta: MetaReader,
+    root: Node,
+    /// The image file, for positioned reads of file data that several threads can share.
     file: File,
 }
 
 impl SquashSource {
     pub fn open(image: &Path, file: File) -> Result<SquashSource, ImageError> {
-        let file_size = file
-            .metadata()
-            .map_err(|source| ImageError::Io {
-                path: image.to_path_buf(),
-                op: "stat",
-                source,
-            })?
-            .len();
-        let backhand_err = |context: &str, source| ImageError::Squashfs {
-            image: image.to_path_buf(),
-            context: context.to_string(),
+        let io = |op, source| ImageError::Io {
+            path: image.to_path_buf(),
+            op,
             source,
         };
-        let raw = file.try_clone().map_err(|source| ImageError::Io {
-            path: image.to_path_buf(),
-            op: "dup",
-            source,
-        })?;
-        let squashfs = Squashfs::from_reader_with_offset(BufReader::new(file), 0)
-            .map_err(|e| backhand_err("reading SquashFS superblock and tables", e))?;
-        let Squashfs {
-            kind,
-            superblock,
-            compression_options,
-            inodes,
-            root_inode,
-            dir_blocks,
-            fragments,
-            export,
-            id,
-            file,
-        } = squashfs;
-
-        // into_filesystem_reader walks every directory from the root; handing it an empty root
-        // directory gets a data reader (block cache, fragments, decompressor) without the walk.
-        let empty_root = Inode::new(
-            InodeId::BasicDirectory,
-            root_inode.header,
-            InodeInner::BasicDirectory(BasicDirectory {
-                block_index: 0,
-                link_count: 2,
-                file_size: 0,
-                block_offset: 0,
-                parent_inode: 0,
-            }),
-        );
-        let data = Squashfs {
-            kind,
-            superblock,
-            compression_options,
-            inodes: Default::default(),
-            root_inode: empty_root,
-            dir_blocks: Default::default(),
-            fragments,
-            export,
-            id: id.clone(),
-            file,
-        }
-        .into_filesystem_reader()
-        .map_err(|e| backhand_err("setting up the data reader", e))?;
-
+        let file_size = file.metadata().map_err(|e| io("stat", e))?.len();
+        let kind = Kind::new_v4(&DefaultCompressor);
+        // backhand parses the superblock from the reader's position, wherever the caller
+        // left the file.
+        (&file).rewind().map_err(|e| io("seek", e))?;
+        let mut reader = BufReader::with_capacity(4096, &file);
+        // backhand checks the magic, version, block size and its log.
+        let (superblock, _) = Squashfs::superblock_and_compression_options(&mut reader, &kind)
+            .map_err(|source| ImageError::Squashfs {
+                image: image.to_path_buf(),
+                context: "reading the SquashFS superblock".to_string(),
+                source,
+            })?;
+        drop(reader);
+        let meta_file = file.try_clone().map_err(|e| io("dup", e))?;
+        let end = superblock.bytes_used.min(file_size);
+        let meta = MetaReader::new(meta_file, end, superblock.compressor);
+        let at = superblock.root_inode;
+        let root = inode::read(&meta, superblock.inode_table, at, superblock.block_size)
+            .map(|inode| Node { inode, at })
+            .map_err(|e| meta_error(image, "/", e))?;
         Ok(SquashSource {
             image: image.to_path_buf(),
             superblock,
             file_size,
-            root: root_inode,
-            inodes: inodes.into_iter().collect(),
-            dir_index: dir_blocks.0.into_iter().collect(),
-            dir_bytes: dir_blocks.1,
-            ids: id,
-            data,
-            file: raw,
+            meta,
+            root,
+            file,
         })
     }
 
@@ -143,16 +117,101 @@ impl SquashSource {
         self.file_size
     }
 
-    pub(super) fn root_inode(&self) -> &Inode {
+    pub(super) fn root(&self) -> &Node {
         &self.root
     }
 
-    pub(super) fn inode(&self, number: u32) -> Option<&Inode> {
-        self.inodes.get(&number)
+    /// How many metadata blocks this image's reads have decompressed (for tests).
+    #[cfg(test)]
+    pub(super) fn metadata_blocks_read(&self) -> usize {
+        self.meta.blocks_read()
     }
 
-    pub(super) fn fragments(&self) -> &[backhand::Fragment] {
-        self.data.fragments.as_deref().unwrap_or(&[])
+    fn meta_err(&self, path: &str, err: MetaError) -> ImageError {
+        meta_error(&self.image, path, err)
+    }
+
+    /// The inode at reference `at` (shown as `path` in errors).
+    pub(super) fn node_at(&self, at: InodeRef, path: &str) -> Result<Node, ImageError> {
+        let sb = &self.superblock;
+        let inode = inode::read(&self.meta, sb.inode_table, at, sb.block_size)
+            .map_err(|e| self.meta_err(path, e))?;
+        Ok(Node { inode, at })
+    }
+
+    /// The inode a directory entry names, checked against the entry's inode number.
+    pub(super) fn entry_node(&self, entry: &RawEntry<'_>, path: &str) -> Result<Node, ImageError> {
+        let at = (u64::from(entry.inode_block) << 16) | u64::from(entry.inode_offset);
+        let node = self.node_at(at, path)?;
+        if node.inode.header.inode_number != entry.inode_number {
+            return Err(self.corrupt(
+                path,
+                &format!(
+                    "directory entry names inode {} but its reference holds inode {}",
+                    entry.inode_number, node.inode.header.inode_number
+                ),
+            ));
+        }
+        Ok(node)
+    }
+
+    /// Entry `index` of the id table (uid and gid values).
+    fn id(&self, index: u16) -> Result<u32, String> {
+        let sb = &self.superblock;
+        if index >= sb.id_count {
+            return Err(format!(
+                "uid/gid index {index} not in the id table of {}",
+                sb.id_count
+            ));
+        }
+        let value = self.lookup_entry::<4>(sb.id_table, u32::from(index), IDS_PER_BLOCK)?;
+        Ok(u32::from_le_bytes(value))
+    }
+
+    /// Fragment table entry `index`.
+    pub(super) fn fragment(&self, index: u32) -> Result<Fragment, String> {
+        let sb = &self.superblock;
+        if index >= sb.frag_count {
+            return Err(format!(
+                "fragment {index} not in the fragment table of {}",
+                sb.frag_count
+            ));
+        }
+        let e = self.lookup_entry::<16>(sb.frag_table, index, FRAGMENTS_PER_BLOCK)?;
+        let start = u64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
+        let raw = u32::from_le_bytes([e[8], e[9], e[10], e[11]]);
+        let size = raw & !(1 << 24);
+        if size > self.superblock.block_size {
+            return Err(format!(
+                "fragment {index} of {size} stored bytes, larger than the block size"
+            ));
+        }
+        Ok(Fragment::new(
+            start,
+            DataSize::new(size, raw & (1 << 24) != 0),
+            0,
+        ))
+    }
+
+    /// Entry `index` of an id or fragment lookup table: the table's index (at `table`) holds
+    /// one u64 position per metadata block of entries (squashfs_fs.h SQUASHFS_ID_BLOCK_*).
+    fn lookup_entry<const N: usize>(
+        &self,
+        table: u64,
+        index: u32,
+        per_block: u32,
+    ) -> Result<[u8; N], String> {
+        let slot = table
+            .checked_add(u64::from(index / per_block) * 8)
+            .ok_or("lookup table index out of range")?;
+        let mut pos = [0u8; 8];
+        self.meta
+            .read_at(&mut pos, slot)
+            .map_err(|e| e.to_string())?;
+        let mut cursor = self
+            .meta
+            .cursor(u64::from_le_bytes(pos), (index % per_block) as usize * N);
+        cursor.bytes::<N>().map_err(|e| e.to_string())
     }
 
     pub fn facts(&self) -> SquashfsFacts {
@@ -176,29 +235,25 @@ impl SquashSource {
         }
     }
 
-    /// Reads at most `max` bytes from the start of regular file `node`: backhand's reader
-    /// decompresses one data block (or the fragment) per read, so only the blocks covering the
-    /// first `max` bytes are touched.
-    pub fn read_head(&self, node: &Inode, path: &str, max: usize) -> Result<Vec<u8>, ImageError> {
-        let file = match &node.inner {
-            InodeInner::BasicFile(f) => SquashfsFileReader::Basic(f.clone()),
-            InodeInner::ExtendedFile(f) => SquashfsFileReader::Extended(f.clone()),
-            _ => return Err(self.corrupt(path, "not a regular file inode")),
-        };
-        let handle = self.data.file(&file);
-        let reader = handle
-            .reader_checked()
-            .map_err(|source| ImageError::Squashfs {
-                image: self.image.clone(),
-                context: format!("{path}: opening file data"),
-                source,
-            })?;
-        let mut out = Vec::with_capacity(max.min(1 << 20));
-        reader
-            .take(u64::try_from(max).unwrap_or(u64::MAX))
-            .read_to_end(&mut out)
-            .map_err(|e| self.corrupt(path, &format!("reading file data: {e}")))?;
-        Ok(out)
+    /// Reads at most `max` bytes from the start of regular file `node`: only the data blocks
+    /// (or the fragment) covering them are read and decompressed.
+    pub fn read_head(&self, node: &Node, path: &str, max: usize) -> Result<Vec<u8>, ImageError> {
+        let extent = extent(&node.inode.inner)
+            .ok_or_else(|| self.corrupt(path, "not a regular file inode"))?;
+        let lookup = |index| self.fragment(index);
+        let sb = &self.superblock;
+        let reader = DataReader::new(
+            &self.file,
+            sb.bytes_used.min(self.file_size),
+            sb.block_size,
+            sb.compressor,
+            &lookup,
+        );
+        reader.read_head(&extent, max).map_err(|e| match e {
+            DataError::Image(what) => self.corrupt(path, &format!("reading file data: {what}")),
+            DataError::Write(e) => self.corrupt(path, &format!("reading file data: {e}")),
+            DataError::Aborted => self.corrupt(path, "reading file data: stopped"),
+        })
     }
 
     pub(super) fn corrupt(&self, path: &str, what: &str) -> ImageError {
@@ -210,14 +265,7 @@ impl SquashSource {
     }
 
     pub(super) fn info(&self, inode: &Inode, path: &str) -> Result<NodeInfo, ImageError> {
-        let id = |index: u16| {
-            self.ids
-                .get(usize::from(index))
-                .map(|id| id.num)
-                .ok_or_else(|| {
-                    self.corrupt(path, &format!("uid/gid index {index} not in the id table"))
-                })
-        };
+        let id = |index: u16| self.id(index).map_err(|what| self.corrupt(path, &what));
         let (kind, size) = kind_and_size(&inode.inner);
         Ok(NodeInfo {
             kind,
@@ -228,8 +276,8 @@ impl SquashSource {
         })
     }
 
-    /// The bytes of a directory's listing in the (already decompressed) directory table.
-    pub(super) fn listing(&self, dir: &Inode, dir_path: &str) -> Result<&[u8], ImageError> {
+    /// The bytes of a directory's listing, read from the directory table.
+    pub(super) fn listing(&self, dir: &Inode, dir_path: &str) -> Result<Vec<u8>, ImageError> {
         let (block, offset, size) = match &dir.inner {
             InodeInner::BasicDirectory(d) => (
                 u64::from(d.block_index),
@@ -245,19 +293,54 @@ impl SquashSource {
         };
         // The recorded size counts 3 bytes for the implicit `.` and `..` entries.
         let Some(len) = size.checked_sub(3) else {
-            return Ok(&[]);
+            return Ok(Vec::new());
         };
-        let start = self
-            .dir_index
-            .get(&block)
-            .ok_or_else(|| self.corrupt(dir_path, "directory block not in the directory table"))?;
-        let range = usize::try_from(*start)
-            .ok()
-            .and_then(|s| s.checked_add(offset))
-            .and_then(|s| Some(s..s.checked_add(usize::try_from(len).ok()?)?));
-        range
-            .and_then(|r| self.dir_bytes.get(r))
-            .ok_or_else(|| self.corrupt(dir_path, "directory listing beyond the directory table"))
+        if len > MAX_LISTING {
+            return Err(self.corrupt(dir_path, &format!("directory listing of {len} bytes")));
+        }
+        let pos = self
+            .superblock
+            .dir_table
+            .checked_add(block)
+            .ok_or_else(|| self.corrupt(dir_path, "directory block out of range"))?;
+        self.meta
+            .read(pos, offset, len as usize)
+            .map_err(|e| self.meta_err(dir_path, e))
+    }
+}
+
+fn meta_error(image: &Path, path: &str, err: MetaError) -> ImageError {
+    match err {
+        MetaError::Corrupt(what) => ImageError::Corrupt {
+            image: image.to_path_buf(),
+            path: path.to_string(),
+            what,
+        },
+        MetaError::TooManyBlocks => ImageError::TablesTooLarge {
+            path: image.to_path_buf(),
+            max_mib: ((MAX_METADATA_BLOCKS * METADATA_BLOCK) >> 20) as u64,
+        },
+    }
+}
+
+/// Where a regular file's data is, from its inode.
+pub(super) fn extent(inner: &InodeInner) -> Option<Extent> {
+    match inner {
+        InodeInner::BasicFile(f) => Some(Extent {
+            blocks_start: u64::from(f.blocks_start),
+            block_sizes: f.block_sizes.clone(),
+            frag_index: f.frag_index,
+            block_offset: f.block_offset,
+            file_size: u64::from(f.file_size),
+        }),
+        InodeInner::ExtendedFile(f) => Some(Extent {
+            blocks_start: f.blocks_start,
+            block_sizes: f.block_sizes.clone(),
+            frag_index: f.frag_index,
+            block_offset: f.block_offset,
+            file_size: f.file_size,
+        }),
+        _ => None,
     }
 }
 
@@ -294,10 +377,10 @@ pub(super) fn entry_type(kind: FileKind) -> u16 {
 }
 
 impl Tree for SquashSource {
-    type Node = Inode;
+    type Node = Node;
 
-    fn root(&self) -> Result<(Inode, NodeInfo), ImageError> {
-        let info = self.info(&self.root, "/")?;
+    fn root(&self) -> Result<(Node, NodeInfo), ImageError> {
+        let info = self.info(&self.root.inode, "/")?;
         if info.kind != FileKind::Dir {
             return Err(self.corrupt("/", "root inode is not a directory"));
         }
@@ -306,12 +389,12 @@ impl Tree for SquashSource {
 
     fn child(
         &self,
-        dir: &Inode,
+        dir: &Node,
         dir_path: &str,
         name: &[u8],
-    ) -> Result<Option<(Inode, NodeInfo)>, ImageError> {
-        let entries = parse_listing(self.listing(dir, dir_path)?)
-            .map_err(|what| self.corrupt(dir_path, &what))?;
+    ) -> Result<Option<(Node, NodeInfo)>, ImageError> {
+        let listing = self.listing(&dir.inode, dir_path)?;
+        let entries = parse_listing(&listing).map_err(|what| self.corrupt(dir_path, &what))?;
         let mut found = None;
         // The whole listing is checked, not just up to the match: a hostile name or a duplicate
         // means the image is not what the kernel would show, and that is worth refusing.
@@ -343,21 +426,16 @@ impl Tree for SquashSource {
             dir_path.trim_end_matches('/'),
             String::from_utf8_lossy(name)
         );
-        let inode = self.inodes.get(&entry.inode_number).ok_or_else(|| {
-            self.corrupt(
-                &path,
-                &format!("inode {} not in the inode table", entry.inode_number),
-            )
-        })?;
-        let info = self.info(inode, &path)?;
+        let node = self.entry_node(&entry, &path)?;
+        let info = self.info(&node.inode, &path)?;
         if entry_type(info.kind) != entry.kind {
             return Err(self.corrupt(&path, "directory entry type differs from its inode's type"));
         }
-        Ok(Some((inode.clone(), info)))
+        Ok(Some((node, info)))
     }
 
-    fn link_target(&self, link: &Inode, link_path: &str) -> Result<Vec<u8>, ImageError> {
-        match &link.inner {
+    fn link_target(&self, link: &Node, link_path: &str) -> Result<Vec<u8>, ImageError> {
+        match &link.inode.inner {
             InodeInner::BasicSymlink(s) => Ok(s.target_path.clone()),
             InodeInner::ExtendedSymlink(s) => Ok(s.target_path.clone()),
             _ => Err(self.corrupt(link_path, "not a symlink inode")),

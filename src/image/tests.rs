@@ -408,8 +408,16 @@ fn hostile_file_size_is_an_error() {
     bytes[inode + 24..inode + 32].copy_from_slice(&((1u64 << 41) - 1).to_le_bytes());
     fs::write(&image, &bytes).expect("write image");
 
-    let err = Image::open(&image).err().expect("hostile inode refused");
-    assert!(matches!(err, ImageError::Squashfs { .. }), "{err}");
+    // Opening reads only the root; looking the file up reads its inode, whose block list
+    // (2^29 entries) is refused before anything is reserved for it.
+    let opened = open(&image);
+    for name in ["/f", "/g"] {
+        let err = opened.resolve(name).expect_err("hostile inode refused");
+        assert!(matches!(err, ImageError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("data blocks"), "{err}");
+    }
+    let err = unpack::check_only(&image).expect_err("refused by unpack");
+    assert!(err.to_string().contains("data blocks"), "{err}");
 }
 
 #[test]
@@ -427,15 +435,39 @@ fn systemds_version_is_read_from_the_shared_library_its_pid_1_links() {
     assert_eq!(systemd_version(b"/sbin/init of another kind"), None);
 }
 
-/// A superblock (squashfs_fs.h layout) whose inode table is `blocks`
-/// metadata blocks, each `block` (header and payload), followed by the id
-/// table's index: what `table_bound` walks.
-fn image_of_metadata_blocks(block: &[u8], blocks: usize, fragments: u32) -> Vec<u8> {
+/// A hand-made image (squashfs_fs.h layout): a root directory inode whose listing claims
+/// `listing_len` bytes, a directory table of `blocks` metadata blocks that each store one
+/// byte uncompressed, and an id table of one id.
+fn image_of_tiny_dir_blocks(blocks: usize, listing_len: u16) -> Vec<u8> {
+    let not_set = u64::MAX;
     let inode_table = 96u64;
-    let end = inode_table + (block.len() * blocks) as u64;
+    // Root inode: basic directory (type 1), mode 0755, uid/gid index 0, inode 1.
+    let mut inode = Vec::new();
+    for half in [1u16, 0o755, 0, 0] {
+        inode.extend_from_slice(&half.to_le_bytes());
+    }
+    for word in [0u32, 1, 0, 2] {
+        // mtime, inode number, block_index, link_count
+        inode.extend_from_slice(&word.to_le_bytes());
+    }
+    inode.extend_from_slice(&listing_len.to_le_bytes());
+    inode.extend_from_slice(&0u16.to_le_bytes()); // block_offset
+    inode.extend_from_slice(&1u32.to_le_bytes()); // parent
+    let mut tables = (0x8000u16 | inode.len() as u16).to_le_bytes().to_vec();
+    tables.extend(inode);
+    let dir_table = inode_table + tables.len() as u64;
+    for _ in 0..blocks {
+        tables.extend_from_slice(&[0x01, 0x80, 0x00]);
+    }
+    let id_block = inode_table + tables.len() as u64;
+    tables.extend_from_slice(&[0x04, 0x80, 0, 0, 0, 0]);
+    let id_table = inode_table + tables.len() as u64;
+    tables.extend_from_slice(&id_block.to_le_bytes());
+    let end = inode_table + tables.len() as u64;
+
     let mut sb = Vec::with_capacity(96);
     sb.extend_from_slice(b"hsqs");
-    for word in [1u32, 0, 131_072, fragments] {
+    for word in [1u32, 0, 131_072, 0] {
         sb.extend_from_slice(&word.to_le_bytes());
     }
     for half in [1u16, 17, 0, 1, 4, 0] {
@@ -443,47 +475,106 @@ fn image_of_metadata_blocks(block: &[u8], blocks: usize, fragments: u32) -> Vec<
     }
     // root_inode, bytes_used, id_table, xattr_table, inode_table,
     // directory_table, fragment_table, lookup_table
-    let not_set = u64::MAX;
-    for long in [0, end + 8, end, not_set, inode_table, end, not_set, not_set] {
+    for long in [
+        0,
+        end,
+        id_table,
+        not_set,
+        inode_table,
+        dir_table,
+        not_set,
+        not_set,
+    ] {
         sb.extend_from_slice(&long.to_le_bytes());
     }
     assert_eq!(sb.len(), 96);
-    for _ in 0..blocks {
-        sb.extend_from_slice(block);
-    }
-    sb.extend_from_slice(&end.to_le_bytes());
+    sb.extend(tables);
     sb
 }
 
 #[test]
-fn metadata_tables_that_would_not_fit_in_memory_are_refused_before_backhand() {
-    let scratch = Scratch::new("table-bound");
+fn metadata_that_would_not_fit_in_memory_is_refused() {
+    let scratch = Scratch::new("meta-bound");
     let image = scratch.path("bomb.img");
-    // One stored byte each (header 0x8001: uncompressed, length 1); what
-    // counts is how many blocks there are, each up to 8 KiB decompressed
-    // (31 bytes of gzip hold 8 KiB of zeros: a 10 MB image of those made
-    // backhand hold 2.4 GB).
-    let block = [0x01, 0x80, 0x00];
-    let blocks = super::table_bound::MAX_METADATA_BLOCKS as usize + 1;
-    fs::write(&image, image_of_metadata_blocks(&block, blocks, 0)).expect("write");
-    let err = Image::open(&image).err().expect("refused");
+    // One stored byte each (header 0x8001: uncompressed, length 1); what counts is how many
+    // blocks a read needs, each up to 8 KiB decompressed (31 bytes of gzip hold 8 KiB of
+    // zeros: a 10 MB image of those once made backhand hold 2.4 GB). A listing of 65,532
+    // bytes spans that many blocks, more than the bound.
+    let bound = super::metablock::MAX_METADATA_BLOCKS;
+    fs::write(&image, image_of_tiny_dir_blocks(bound + 10, u16::MAX)).expect("write");
+    // Opening reads the superblock and the root inode only.
+    let opened = open(&image);
+    let err = opened.resolve("/sbin/init").expect_err("refused");
     assert!(
         matches!(err, ImageError::TablesTooLarge { max_mib: 64, .. }),
         "{err}"
     );
     assert!(err.to_string().contains("more than 64 MiB"), "{err}");
+    let err = unpack::check_only(&image).expect_err("refused");
+    assert!(err.to_string().contains("more than 64 MiB"), "{err}");
 
-    // A fragment count that asks backhand for 4 G lookup entries.
-    fs::write(&image, image_of_metadata_blocks(&block, 1, u32::MAX)).expect("write");
-    let err = Image::open(&image).err().expect("refused");
-    assert!(matches!(err, ImageError::TablesTooLarge { .. }), "{err}");
+    // Below the bound, the same listing is read and found to be garbage.
+    fs::write(&image, image_of_tiny_dir_blocks(100, 100)).expect("write");
+    let err = open(&image)
+        .resolve("/sbin/init")
+        .expect_err("not a listing");
+    assert!(matches!(err, ImageError::Corrupt { .. }), "{err}");
+    // A listing longer than the directory table runs into the id table, then the image end.
+    fs::write(&image, image_of_tiny_dir_blocks(2, 1000)).expect("write");
+    let err = open(&image)
+        .resolve("/sbin/init")
+        .expect_err("beyond the end");
+    assert!(matches!(err, ImageError::Corrupt { .. }), "{err}");
+}
 
-    // At the bound the image gets to backhand (which finds no inode in it).
-    let blocks = super::table_bound::MAX_METADATA_BLOCKS as usize;
-    fs::write(&image, image_of_metadata_blocks(&block, blocks, 0)).expect("write");
-    let err = Image::open(&image).err().expect("not an image");
-    assert!(
-        !matches!(err, ImageError::TablesTooLarge { .. }),
-        "refused at the bound: {err}"
+/// A tree like a distribution's: `dirs` directories of `per_dir` small files each, plus the
+/// fixture's init and links.
+fn build_many_files(root: &Path, dirs: usize, per_dir: usize) {
+    build_rootfs(root, 4096);
+    for d in 0..dirs {
+        let dir = root.join(format!("usr/share/d{d:03}"));
+        fs::create_dir_all(&dir).expect("mkdir");
+        for f in 0..per_dir {
+            fs::write(dir.join(format!("file-{f:04}")), format!("{d}/{f}")).expect("write");
+        }
+    }
+}
+
+#[test]
+fn lookups_read_only_the_blocks_on_their_path() {
+    let scratch = Scratch::new("lazy");
+    build_many_files(&scratch.path("rootfs"), 40, 100);
+    mksquashfs(
+        &scratch.path("rootfs"),
+        &scratch.path("image.sqfs"),
+        Some("xz"),
     );
+    let image = open(&scratch.path("image.sqfs"));
+    let Source::Squashfs(sq) = &image.source else {
+        panic!("not a SquashFS source");
+    };
+    let after_open = sq.metadata_blocks_read();
+    assert!(after_open <= 2, "open read {after_open} metadata blocks");
+    check_links_and_heads(&image);
+    let looked_up = sq.metadata_blocks_read();
+    // 4,000 files take dozens of blocks of inodes and listings; the lookups above touch the
+    // root's, /bin's, /sbin's, /etc's and /usr/lib's, and the id and fragment tables.
+    assert!(looked_up <= 16, "lookups read {looked_up} metadata blocks");
+    let deep = image
+        .read_head("/usr/share/d039/file-0099", 64)
+        .expect("read");
+    assert_eq!(deep, b"39/99");
+    let err = image.resolve("/usr/share/d017/file-0100").err();
+    assert!(
+        matches!(err, Some(ImageError::NotFound { ref path, .. }) if path == "/usr/share/d017/file-0100"),
+        "{err:?}"
+    );
+    check_errors(&image);
+    // The same lookup again is answered from the blocks already read.
+    let before = sq.metadata_blocks_read();
+    check_links_and_heads(&image);
+    assert_eq!(sq.metadata_blocks_read(), before);
+    // Unpack's scan reads all of it, and finds every file.
+    let plan = unpack::check_only(&scratch.path("image.sqfs")).expect("scan");
+    assert!(plan.0 > 4000, "{} entries", plan.0);
 }

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use backhand::v4::inode::InodeInner;
 use backhand::Inode;
 
-use super::super::squash::SquashSource;
+use super::super::inode::InodeRef;
+use super::super::squash::{extent, SquashSource};
 use super::super::walk::{check_target, FileKind, NodeInfo};
-use super::data::Extent;
 use super::error::Failure;
 use super::jobs::{apply_meta, create, DirHandle, FileJob, Kind, Meta, Shared};
 use super::scan::{Plan, Step};
@@ -78,8 +78,8 @@ impl<'a> Extractor<'a> {
         submit: &mut dyn FnMut(FileJob) -> Result<(), Failure>,
         tick: &mut dyn FnMut(u64),
     ) -> Result<(), Failure> {
-        let root_number = self.sq.root_inode().header.inode_number;
-        let mut stack = vec![self.dir_handle(root, root_number, String::new())?];
+        let root_at = self.sq.root().at;
+        let mut stack = vec![self.dir_handle(root, root_at, String::new())?];
         let result = self.steps(plan, &mut stack, shared, submit, tick);
         if result.is_err() {
             shared.abort.store(true, Ordering::Relaxed);
@@ -109,17 +109,17 @@ impl<'a> Extractor<'a> {
                 return Err(self.data("/", "directory steps out of balance"));
             };
             match step {
-                Step::Dir { name, inode } => {
+                Step::Dir { name, at, .. } => {
                     let path = child_path(&top.path, name);
                     let dir = top.fd.as_fd();
                     fsops::mkdir_at(dir, name, 0o700).map_err(|e| create("mkdir", &path, e))?;
                     let fd = fsops::open_dir_at(dir, name).map_err(|e| create("open", &path, e))?;
                     self.counts.dirs += 1;
-                    stack.push(self.dir_handle(fd, *inode, path)?);
+                    stack.push(self.dir_handle(fd, *at, path)?);
                 }
-                Step::Leaf { name, inode } => {
+                Step::Leaf { name, inode, at } => {
                     let refs = plan.refs.get(inode).copied().unwrap_or(1);
-                    self.leaf(&top, name, *inode, refs, submit)?;
+                    self.leaf(&top, name, (*inode, *at), refs, submit)?;
                 }
                 Step::Up => {
                     if let Some(dir) = stack.pop() {
@@ -139,11 +139,11 @@ impl<'a> Extractor<'a> {
     fn dir_handle(
         &mut self,
         fd: OwnedFd,
-        number: u32,
+        at: InodeRef,
         path: String,
     ) -> Result<Arc<DirHandle>, Failure> {
         let shown = if path.is_empty() { "/" } else { path.as_str() }.to_string();
-        let (inode, info) = self.lookup(number, &shown)?;
+        let (inode, info) = self.lookup(at, &shown)?;
         let meta = self.meta(&inode, &info, &shown)?;
         self.dirs += 1;
         Ok(Arc::new(DirHandle {
@@ -159,13 +159,13 @@ impl<'a> Extractor<'a> {
         &mut self,
         top: &Arc<DirHandle>,
         name: &CString,
-        number: u32,
+        (number, at): (u32, InodeRef),
         refs: u32,
         submit: &mut dyn FnMut(FileJob) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
         let path = child_path(&top.path, name);
         let dir = top.fd.as_fd();
-        let (inode, info) = self.lookup(number, &path)?;
+        let (inode, info) = self.lookup(at, &path)?;
         match info.kind {
             FileKind::File => {
                 // Hard links only ever point at a file this pass created itself.
@@ -252,13 +252,11 @@ impl<'a> Extractor<'a> {
         }
     }
 
-    fn lookup(&self, number: u32, path: &str) -> Result<(Inode, NodeInfo), Failure> {
-        let inode = self
-            .sq
-            .inode(number)
-            .ok_or_else(|| self.data(path, &format!("inode {number} not in the inode table")))?;
-        let info = self.sq.info(inode, path)?;
-        Ok((inode.clone(), info))
+    /// The inode at `at` again (the scan read it first; its block is cached).
+    fn lookup(&self, at: InodeRef, path: &str) -> Result<(Inode, NodeInfo), Failure> {
+        let inode = self.sq.node_at(at, path)?.inode;
+        let info = self.sq.info(&inode, path)?;
+        Ok((inode, info))
     }
 
     fn meta(&mut self, inode: &Inode, info: &NodeInfo, path: &str) -> Result<Meta, Failure> {
@@ -314,26 +312,6 @@ impl<'a> Extractor<'a> {
 
 fn child_path(dir: &str, name: &CStr) -> String {
     format!("{dir}/{}", String::from_utf8_lossy(name.to_bytes()))
-}
-
-fn extent(inner: &InodeInner) -> Option<Extent> {
-    match inner {
-        InodeInner::BasicFile(f) => Some(Extent {
-            blocks_start: u64::from(f.blocks_start),
-            block_sizes: f.block_sizes.clone(),
-            frag_index: f.frag_index,
-            block_offset: f.block_offset,
-            file_size: u64::from(f.file_size),
-        }),
-        InodeInner::ExtendedFile(f) => Some(Extent {
-            blocks_start: f.blocks_start,
-            block_sizes: f.block_sizes.clone(),
-            frag_index: f.frag_index,
-            block_offset: f.block_offset,
-            file_size: f.file_size,
-        }),
-        _ => None,
-    }
 }
 
 fn xattr_index(inner: &InodeInner) -> u32 {

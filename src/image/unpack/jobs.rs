@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
 
-use super::data::{Buffers, DataError, DataReader, Extent};
+use super::super::data::{Buffers, DataError, DataReader, Extent};
 use super::error::Failure;
 use super::xattr::Xattr;
 use crate::sys::fsops;

@@ -6,7 +6,6 @@
 //! scoped worker threads that are joined before `unpack` returns, so a caller can still set up
 //! namespaces afterwards (DESIGN.md, threads).
 
-mod data;
 mod dest;
 mod error;
 mod extract;
@@ -32,9 +31,9 @@ pub use progress::{NoProgress, Progress, TerminalProgress};
 pub use scan::{MAX_DEPTH, MAX_ENTRIES};
 pub(crate) use xattr::Xattr;
 
+use super::data::{Buffers, DataReader};
 use super::squash::SquashSource;
 use super::{Image, Source};
-use data::{Buffers, DataReader};
 use extract::Extractor;
 use jobs::{FileJob, Shared};
 use xattr::XattrTable;
@@ -196,13 +195,14 @@ pub fn unpack(
             errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         });
     let result = root.and_then(|root| {
+        let fragments = |index| sq.fragment(index);
         let shared = Shared {
             reader: DataReader::new(
                 sq.file(),
                 sb.bytes_used.min(sq.file_size()),
                 sb.block_size,
                 sb.compressor,
-                sq.fragments(),
+                &fragments,
             ),
             written: AtomicU64::new(0),
             abort: AtomicBool::new(false),

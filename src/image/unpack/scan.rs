@@ -9,7 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 
 use super::super::dirtable::parse_listing;
-use super::super::squash::{entry_type, SquashSource};
+use super::super::inode::InodeRef;
+use super::super::squash::{entry_type, Node, SquashSource};
 use super::super::walk::{is_valid_name, FileKind};
 use super::super::ImageError;
 
@@ -22,9 +23,13 @@ pub const MAX_ENTRIES: usize = 8 << 20;
 #[derive(Debug)]
 pub enum Step {
     /// Create directory `name` in the current one and enter it.
-    Dir { name: CString, inode: u32 },
+    Dir { name: CString, at: InodeRef },
     /// Create the non-directory `name` in the current directory.
-    Leaf { name: CString, inode: u32 },
+    Leaf {
+        name: CString,
+        inode: u32,
+        at: InodeRef,
+    },
     /// Leave the current directory (its contents are complete).
     Up,
 }
@@ -41,13 +46,13 @@ pub struct Plan {
 }
 
 struct Frame {
-    entries: Vec<(CString, u32)>,
+    entries: Vec<(CString, Node)>,
     next: usize,
     path: String,
 }
 
 pub fn scan(sq: &SquashSource) -> Result<Plan, ImageError> {
-    let root = sq.root_inode();
+    let root = &sq.root().inode;
     let root_info = sq.info(root, "/")?;
     if root_info.kind != FileKind::Dir {
         return Err(sq.corrupt("/", "root inode is not a directory"));
@@ -60,7 +65,7 @@ pub fn scan(sq: &SquashSource) -> Result<Plan, ImageError> {
         path: String::new(),
     }];
     while let Some(top) = stack.last_mut() {
-        let Some((name, number)) = top.entries.get(top.next).cloned() else {
+        let Some((name, node)) = top.entries.get(top.next).cloned() else {
             stack.pop();
             if !stack.is_empty() {
                 plan.steps.push(Step::Up);
@@ -69,10 +74,8 @@ pub fn scan(sq: &SquashSource) -> Result<Plan, ImageError> {
         };
         top.next += 1;
         let path = format!("{}/{}", top.path, String::from_utf8_lossy(name.as_bytes()));
-        let inode = sq
-            .inode(number)
-            .ok_or_else(|| sq.corrupt(&path, &format!("inode {number} not in the inode table")))?;
-        let info = sq.info(inode, &path)?;
+        let (number, at) = (node.inode.header.inode_number, node.at);
+        let info = sq.info(&node.inode, &path)?;
         plan.entries += 1;
         if plan.steps.len() >= MAX_ENTRIES {
             return Err(sq.corrupt(&path, &format!("more than {MAX_ENTRIES} entries")));
@@ -86,6 +89,7 @@ pub fn scan(sq: &SquashSource) -> Result<Plan, ImageError> {
             plan.steps.push(Step::Leaf {
                 name,
                 inode: number,
+                at,
             });
             continue;
         }
@@ -101,11 +105,8 @@ pub fn scan(sq: &SquashSource) -> Result<Plan, ImageError> {
                 &format!("directories nested deeper than {MAX_DEPTH}"),
             ));
         }
-        let entries = listing(sq, inode, &path)?;
-        plan.steps.push(Step::Dir {
-            name,
-            inode: number,
-        });
+        let entries = listing(sq, &node.inode, &path)?;
+        plan.steps.push(Step::Dir { name, at });
         stack.push(Frame {
             entries,
             next: 0,
@@ -121,9 +122,10 @@ fn listing(
     sq: &SquashSource,
     dir: &backhand::Inode,
     path: &str,
-) -> Result<Vec<(CString, u32)>, ImageError> {
+) -> Result<Vec<(CString, Node)>, ImageError> {
     let shown = if path.is_empty() { "/" } else { path };
-    let raw = parse_listing(sq.listing(dir, shown)?).map_err(|what| sq.corrupt(shown, &what))?;
+    let bytes = sq.listing(dir, shown)?;
+    let raw = parse_listing(&bytes).map_err(|what| sq.corrupt(shown, &what))?;
     let mut seen = HashSet::with_capacity(raw.len());
     let mut out = Vec::with_capacity(raw.len());
     for entry in raw {
@@ -143,19 +145,14 @@ fn listing(
             });
         }
         let child = format!("{path}/{}", lossy());
-        let inode = sq.inode(entry.inode_number).ok_or_else(|| {
-            sq.corrupt(
-                &child,
-                &format!("inode {} not in the inode table", entry.inode_number),
-            )
-        })?;
-        if entry_type(sq.info(inode, &child)?.kind) != entry.kind {
+        let node = sq.entry_node(&entry, &child)?;
+        if entry_type(sq.info(&node.inode, &child)?.kind) != entry.kind {
             return Err(sq.corrupt(&child, "directory entry type differs from its inode's type"));
         }
         // is_valid_name excluded NUL, so this cannot fail; the error keeps it honest.
         let name =
             CString::new(entry.name).map_err(|_| sq.corrupt(&child, "name contains a NUL byte"))?;
-        out.push((name, entry.inode_number));
+        out.push((name, node));
     }
     Ok(out)
 }

@@ -19,9 +19,8 @@ use std::os::unix::fs::FileExt;
 
 use backhand::compression::Compressor;
 
-use super::data::decompress;
-
-use super::super::table_bound::MAX_METADATA_BLOCKS;
+use super::super::data::decompress;
+use super::super::metablock::MAX_METADATA_BLOCKS;
 
 const NOT_SET: u64 = u64::MAX;
 const METADATA_SIZE: usize = 8192;
@@ -103,12 +102,12 @@ impl XattrTable {
         let mut pos = table_start;
         while pos < first_id_block {
             // Up to 8 KiB out of each block, however few bytes it is stored
-            // in: the same bound as backhand's tables (table_bound.rs).
-            if blocks.len() as u64 >= MAX_METADATA_BLOCKS {
+            // in: the same bound as the other metadata (metablock.rs).
+            if blocks.len() >= MAX_METADATA_BLOCKS {
                 return Err(format!(
                     "xattr table of more than {MAX_METADATA_BLOCKS} metadata blocks \
                      ({} MiB decompressed)",
-                    (MAX_METADATA_BLOCKS * METADATA_SIZE as u64) >> 20
+                    (MAX_METADATA_BLOCKS * METADATA_SIZE) >> 20
                 ));
             }
             let (block, next) = read_metadata_block(file, pos, image_len, compressor)?;
@@ -241,7 +240,7 @@ mod tests {
     fn an_xattr_table_of_more_blocks_than_the_bound_is_refused() {
         // Key/value blocks of one stored byte each from offset 0, then the
         // xattr table header (table_start 0, one id) and its one id block.
-        let blocks = MAX_METADATA_BLOCKS as usize + 1;
+        let blocks = MAX_METADATA_BLOCKS + 1;
         let mut image: Vec<u8> = [0x01, 0x80, 0x00].repeat(blocks);
         let header_at = image.len() as u64;
         image.extend_from_slice(&0u64.to_le_bytes());

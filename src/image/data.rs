@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use backhand::compression::{CompressionAction, Compressor, DefaultCompressor};
 use backhand::{DataSize, Fragment};
 
-/// Fragment entries that mean "no fragment" (squashfs_fs.h SQUASHFS_INVALID_FRAG).
-const NO_FRAGMENT: u32 = u32::MAX;
+use super::inode::NO_FRAGMENT;
 /// Consecutive stored blocks are read with one pread of at most this many bytes.
 const READ_BATCH: u64 = 1 << 20;
 /// Decompressed fragment blocks kept: files sharing a fragment are usually listed together.
@@ -50,6 +49,9 @@ pub struct Extent {
     pub file_size: u64,
 }
 
+/// Finds a fragment table entry (read on demand: see `squash`).
+pub type FragmentLookup<'a> = dyn Fn(u32) -> Result<Fragment, String> + Sync + 'a;
+
 #[derive(Debug)]
 pub enum DataError {
     /// The image is inconsistent or cannot be read.
@@ -66,8 +68,18 @@ pub struct DataReader<'a> {
     pub image_len: u64,
     pub block_size: u32,
     pub compressor: Compressor,
-    pub fragments: &'a [Fragment],
+    /// The fragment table entry of an index.
+    pub fragments: &'a FragmentLookup<'a>,
     cache: Mutex<Vec<(u32, Arc<Vec<u8>>)>>,
+}
+
+/// Takes a run of a file's bytes and their offset in the file.
+type Sink<'s> = dyn FnMut(u64, &[u8]) -> Result<(), DataError> + 's;
+
+/// How far [`DataReader::each_block`] got, and whether it skipped sparse blocks.
+struct Filled {
+    end: u64,
+    holes: bool,
 }
 
 /// Per-thread scratch buffers, reused across files.
@@ -83,7 +95,7 @@ impl<'a> DataReader<'a> {
         image_len: u64,
         block_size: u32,
         compressor: Compressor,
-        fragments: &'a [Fragment],
+        fragments: &'a FragmentLookup<'a>,
     ) -> Self {
         DataReader {
             file,
@@ -105,6 +117,45 @@ impl<'a> DataReader<'a> {
         written: &AtomicU64,
         abort: &AtomicBool,
     ) -> Result<(), DataError> {
+        let mut sink =
+            |offset: u64, bytes: &[u8]| out.write_all_at(bytes, offset).map_err(DataError::Write);
+        let filled = self.each_block(extent, extent.file_size, bufs, written, abort, &mut sink)?;
+        if filled.holes || filled.end < extent.file_size {
+            out.set_len(extent.file_size).map_err(DataError::Write)?;
+        }
+        Ok(())
+    }
+
+    /// The first `max` bytes of the file (fewer when it is shorter): only the blocks, or the
+    /// fragment, that cover them are read.
+    pub fn read_head(&self, extent: &Extent, max: usize) -> Result<Vec<u8>, DataError> {
+        let limit = extent.file_size.min(max as u64);
+        let mut head = vec![0u8; limit as usize];
+        let mut sink = |offset: u64, bytes: &[u8]| {
+            // Holes stay zero; a block reaching past `limit` is cut.
+            if let Some(to) = head.get_mut(offset as usize..) {
+                let n = to.len().min(bytes.len());
+                to[..n].copy_from_slice(&bytes[..n]);
+            }
+            Ok(())
+        };
+        let (written, abort) = (AtomicU64::new(0), AtomicBool::new(false));
+        let mut bufs = Buffers::default();
+        self.each_block(extent, limit, &mut bufs, &written, &abort, &mut sink)?;
+        Ok(head)
+    }
+
+    /// Hands `sink` each stored block (decompressed), then the fragment tail, in file order,
+    /// until `limit` bytes of the file are covered.
+    fn each_block(
+        &self,
+        extent: &Extent,
+        limit: u64,
+        bufs: &mut Buffers,
+        written: &AtomicU64,
+        abort: &AtomicBool,
+        sink: &mut Sink<'_>,
+    ) -> Result<Filled, DataError> {
         let bs = u64::from(self.block_size);
         let has_fragment = extent.frag_index != NO_FRAGMENT;
         let full_blocks = if has_fragment {
@@ -123,14 +174,15 @@ impl<'a> DataReader<'a> {
         let mut offset = 0u64;
         let mut holes = false;
         let mut index = 0;
-        while index < extent.block_sizes.len() {
+        while index < extent.block_sizes.len() && offset < limit {
             if abort.load(Ordering::Relaxed) {
                 return Err(DataError::Aborted);
             }
-            // One read covers a run of consecutive stored blocks.
+            // One read covers a run of consecutive stored blocks (no more than `limit` needs).
             let run_start = index;
             let mut run_len = 0u64;
-            while index < extent.block_sizes.len() {
+            let mut run_end = offset;
+            while index < extent.block_sizes.len() && run_end < limit {
                 let size = u64::from(extent.block_sizes[index].size());
                 if size > bs {
                     return Err(DataError::Image(format!(
@@ -141,6 +193,7 @@ impl<'a> DataReader<'a> {
                     break;
                 }
                 run_len += size;
+                run_end += bs;
                 index += 1;
             }
             self.read_stored(pos, run_len, &mut bufs.stored)?;
@@ -168,13 +221,13 @@ impl<'a> DataReader<'a> {
                             plain.len()
                         )));
                     }
-                    out.write_all_at(plain, offset).map_err(DataError::Write)?;
+                    sink(offset, plain)?;
                 }
                 offset += len;
                 written.fetch_add(len, Ordering::Relaxed);
             }
         }
-        if has_fragment && offset < extent.file_size {
+        if has_fragment && offset < extent.file_size && offset < limit {
             let tail = extent.file_size - offset;
             let block = self.fragment(extent.frag_index, &mut bufs.stored)?;
             let start = u64::from(extent.block_offset);
@@ -188,14 +241,11 @@ impl<'a> DataReader<'a> {
                         block.len()
                     ))
                 })?;
-            out.write_all_at(bytes, offset).map_err(DataError::Write)?;
+            sink(offset, bytes)?;
             offset += tail;
             written.fetch_add(tail, Ordering::Relaxed);
         }
-        if holes || offset < extent.file_size {
-            out.set_len(extent.file_size).map_err(DataError::Write)?;
-        }
-        Ok(())
+        Ok(Filled { end: offset, holes })
     }
 
     fn read_stored(&self, pos: u64, len: u64, buf: &mut Vec<u8>) -> Result<(), DataError> {
@@ -219,9 +269,7 @@ impl<'a> DataReader<'a> {
         if let Some(hit) = self.cached(index) {
             return Ok(hit);
         }
-        let entry = self.fragments.get(index as usize).ok_or_else(|| {
-            DataError::Image(format!("fragment {index} not in the fragment table"))
-        })?;
+        let entry = (self.fragments)(index).map_err(DataError::Image)?;
         let size = u64::from(entry.size.size());
         if size > u64::from(self.block_size) {
             return Err(DataError::Image(format!(
