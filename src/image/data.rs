@@ -39,6 +39,59 @@ pub fn decompress(
     Ok(())
 }
 
+/// liblzma's memory limit for one block: SquashFS's xz dictionary is at most the block size
+/// (1 MiB), so a larger one is a hostile header.
+const XZ_MEMLIMIT: u64 = 64 << 20;
+
+/// Decompresses the first `want` bytes of `bytes` into `out` (cleared first). xz and gzip stop
+/// decoding there, so the 4 KiB head of a 128 KiB block costs about a thirtieth of the block;
+/// the other compressors decompress the block whole (at most `max` bytes) and cut it.
+pub fn decompress_head(
+    compressor: Compressor,
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+    want: usize,
+    max: usize,
+) -> Result<(), String> {
+    let failed = |e: &dyn std::fmt::Display| format!("{compressor:?} decompression failed: {e}");
+    out.clear();
+    out.reserve(want);
+    match compressor {
+        Compressor::Xz => {
+            let mut xz = liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
+                .map_err(|e| failed(&e))?;
+            while out.len() < want {
+                let (read, wrote) = (xz.total_in(), out.len());
+                let rest = bytes.get(read as usize..).unwrap_or_default();
+                let status = xz
+                    .process_vec(rest, out, liblzma::stream::Action::Finish)
+                    .map_err(|e| failed(&e))?;
+                let stuck = xz.total_in() == read && out.len() == wrote;
+                if status == liblzma::stream::Status::StreamEnd || stuck {
+                    break;
+                }
+            }
+        }
+        Compressor::Gzip => {
+            let mut zlib = flate2::Decompress::new(true);
+            while out.len() < want {
+                let (read, wrote) = (zlib.total_in(), out.len());
+                let rest = bytes.get(read as usize..).unwrap_or_default();
+                let status = zlib
+                    .decompress_vec(rest, out, flate2::FlushDecompress::None)
+                    .map_err(|e| failed(&e))?;
+                let stuck = zlib.total_in() == read && out.len() == wrote;
+                if status == flate2::Status::StreamEnd || stuck {
+                    break;
+                }
+            }
+        }
+        _ => decompress(compressor, bytes, out, max)?,
+    }
+    out.truncate(want);
+    Ok(())
+}
+
 /// Where a regular file's data lives in the image.
 #[derive(Debug, Clone)]
 pub struct Extent {
@@ -119,7 +172,7 @@ impl<'a> DataReader<'a> {
     ) -> Result<(), DataError> {
         let mut sink =
             |offset: u64, bytes: &[u8]| out.write_all_at(bytes, offset).map_err(DataError::Write);
-        let filled = self.each_block(extent, extent.file_size, bufs, written, abort, &mut sink)?;
+        let filled = self.each_block(extent, None, bufs, written, abort, &mut sink)?;
         if filled.holes || filled.end < extent.file_size {
             out.set_len(extent.file_size).map_err(DataError::Write)?;
         }
@@ -141,22 +194,23 @@ impl<'a> DataReader<'a> {
         };
         let (written, abort) = (AtomicU64::new(0), AtomicBool::new(false));
         let mut bufs = Buffers::default();
-        self.each_block(extent, limit, &mut bufs, &written, &abort, &mut sink)?;
+        self.each_block(extent, Some(limit), &mut bufs, &written, &abort, &mut sink)?;
         Ok(head)
     }
 
-    /// Hands `sink` each stored block (decompressed), then the fragment tail, in file order,
-    /// until `limit` bytes of the file are covered.
+    /// Hands `sink` each stored block (decompressed), then the fragment tail, in file order:
+    /// all of the file, or for a head only what covers its first `head` bytes.
     fn each_block(
         &self,
         extent: &Extent,
-        limit: u64,
+        head: Option<u64>,
         bufs: &mut Buffers,
         written: &AtomicU64,
         abort: &AtomicBool,
         sink: &mut Sink<'_>,
     ) -> Result<Filled, DataError> {
         let bs = u64::from(self.block_size);
+        let limit = head.unwrap_or(extent.file_size);
         let has_fragment = extent.frag_index != NO_FRAGMENT;
         let full_blocks = if has_fragment {
             extent.file_size / bs
@@ -208,16 +262,28 @@ impl<'a> DataReader<'a> {
                 } else {
                     let stored = &bufs.stored[at..at + stored_len];
                     at += stored_len;
+                    // Only what `limit` covers of the block (all of it but for a head).
+                    let want = len.min(limit - offset.min(limit));
                     let plain: &[u8] = if size.uncompressed() {
                         stored
+                    } else if want < len {
+                        let (c, max) = (self.compressor, bs as usize);
+                        decompress_head(c, stored, &mut bufs.plain, want as usize, max)
+                            .map_err(DataError::Image)?;
+                        &bufs.plain
                     } else {
                         decompress(self.compressor, stored, &mut bufs.plain, bs as usize)
                             .map_err(DataError::Image)?;
                         &bufs.plain
                     };
-                    if plain.len() as u64 != len {
+                    let expected = if want < len && !size.uncompressed() {
+                        want
+                    } else {
+                        len
+                    };
+                    if plain.len() as u64 != expected {
                         return Err(DataError::Image(format!(
-                            "data block at file offset {offset} holds {} bytes, {len} expected",
+                            "data block at file offset {offset} holds {} bytes, {expected} expected",
                             plain.len()
                         )));
                     }
@@ -229,11 +295,15 @@ impl<'a> DataReader<'a> {
         }
         if has_fragment && offset < extent.file_size && offset < limit {
             let tail = extent.file_size - offset;
-            let block = self.fragment(extent.frag_index, &mut bufs.stored)?;
+            // A head needs the fragment only up to its own end; a whole file gets the whole
+            // fragment, which the files listed next usually share.
+            let take = tail.min(limit - offset);
             let start = u64::from(extent.block_offset);
+            let upto = head.map(|_| start + take);
+            let block = self.fragment(extent.frag_index, &mut bufs.stored, upto)?;
             let bytes = usize::try_from(start)
                 .ok()
-                .zip(usize::try_from(start + tail).ok())
+                .zip(usize::try_from(start + take).ok())
                 .and_then(|(s, e)| block.get(s..e))
                 .ok_or_else(|| {
                     DataError::Image(format!(
@@ -242,8 +312,8 @@ impl<'a> DataReader<'a> {
                     ))
                 })?;
             sink(offset, bytes)?;
-            offset += tail;
-            written.fetch_add(tail, Ordering::Relaxed);
+            offset += take;
+            written.fetch_add(take, Ordering::Relaxed);
         }
         Ok(Filled { end: offset, holes })
     }
@@ -264,8 +334,14 @@ impl<'a> DataReader<'a> {
             .map_err(|e| DataError::Image(format!("reading {len} bytes at offset {pos}: {e}")))
     }
 
-    /// The decompressed fragment block `index`, from the cache when another file needed it.
-    fn fragment(&self, index: u32, stored: &mut Vec<u8>) -> Result<Arc<Vec<u8>>, DataError> {
+    /// The decompressed fragment block `index`, from the cache when another file needed it;
+    /// with `upto`, only its first `upto` bytes, decoded for this read alone.
+    fn fragment(
+        &self,
+        index: u32,
+        stored: &mut Vec<u8>,
+        upto: Option<u64>,
+    ) -> Result<Arc<Vec<u8>>, DataError> {
         if let Some(hit) = self.cached(index) {
             return Ok(hit);
         }
@@ -277,15 +353,18 @@ impl<'a> DataReader<'a> {
             )));
         }
         self.read_stored(entry.start, size, stored)?;
-        let plain = if entry.size.uncompressed() {
-            stored.clone()
-        } else {
-            let mut out = Vec::new();
-            decompress(self.compressor, stored, &mut out, self.block_size as usize)
-                .map_err(DataError::Image)?;
-            out
-        };
-        let plain = Arc::new(plain);
+        let max = self.block_size as usize;
+        let mut out = Vec::new();
+        match upto {
+            _ if entry.size.uncompressed() => out.clone_from(stored),
+            Some(upto) if upto < u64::from(self.block_size) => {
+                decompress_head(self.compressor, stored, &mut out, upto as usize, max)
+                    .map_err(DataError::Image)?;
+                return Ok(Arc::new(out));
+            }
+            _ => decompress(self.compressor, stored, &mut out, max).map_err(DataError::Image)?,
+        }
+        let plain = Arc::new(out);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= FRAGMENT_CACHE {
             cache.remove(0);

@@ -9,9 +9,11 @@
 //! fragment table entries they name, and for a file's head its first data blocks. Every block
 //! is decompressed with backhand's compressors, at most once, and within one bound per image.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use backhand::compression::{Compressor, DefaultCompressor};
 use backhand::kind::Kind;
@@ -58,6 +60,8 @@ pub struct SquashSource {
     superblock: SuperBlock,
     file_size: u64,
     meta: MetaReader,
+    /// Lookup table index slots read so far: slot position -> metadata block position.
+    slots: Mutex<HashMap<u64, u64>>,
     root: Node,
     /// The image file, for positioned reads of file data that several threads can share.
     file: File,
@@ -96,6 +100,7 @@ impl SquashSource {
             superblock,
             file_size,
             meta,
+            slots: Mutex::default(),
             root,
             file,
         })
@@ -204,13 +209,19 @@ impl SquashSource {
         let slot = table
             .checked_add(u64::from(index / per_block) * 8)
             .ok_or("lookup table index out of range")?;
-        let mut pos = [0u8; 8];
-        self.meta
-            .read_at(&mut pos, slot)
-            .map_err(|e| e.to_string())?;
-        let mut cursor = self
-            .meta
-            .cursor(u64::from_le_bytes(pos), (index % per_block) as usize * N);
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let block = match slots.get(&slot) {
+            Some(&block) => block,
+            None => {
+                let mut pos = [0u8; 8];
+                self.meta
+                    .read_at(&mut pos, slot)
+                    .map_err(|e| e.to_string())?;
+                *slots.entry(slot).or_insert(u64::from_le_bytes(pos))
+            }
+        };
+        drop(slots);
+        let mut cursor = self.meta.cursor(block, (index % per_block) as usize * N);
         cursor.bytes::<N>().map_err(|e| e.to_string())
     }
 
