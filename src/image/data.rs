@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use backhand::compression::{CompressionAction, Compressor, DefaultCompressor};
 use backhand::{DataSize, Fragment};
@@ -14,8 +14,16 @@ use backhand::{DataSize, Fragment};
 use super::inode::NO_FRAGMENT;
 /// Consecutive stored blocks are read with one pread of at most this many bytes.
 const READ_BATCH: u64 = 1 << 20;
-/// Decompressed fragment blocks kept: files sharing a fragment are usually listed together.
-const FRAGMENT_CACHE: usize = 8;
+/// Decompressed fragment blocks kept, in bytes: files sharing a fragment are listed together,
+/// but the workers fill the files of different directories, so a fragment shared by two
+/// directories is wanted by two workers at about the same time.
+const FRAGMENT_CACHE_BYTES: usize = 8 << 20;
+/// At least this many are kept, whatever the block size.
+const FRAGMENT_CACHE_MIN: usize = 8;
+
+/// A fragment block being decompressed by the first worker that needs it, or done; the
+/// others wait for it rather than decompress it again.
+type Slot = Arc<OnceLock<Result<Arc<Vec<u8>>, String>>>;
 
 /// Decompresses `bytes` into `out` (cleared first), refusing more than `max` bytes of output.
 pub fn decompress(
@@ -123,7 +131,7 @@ pub struct DataReader<'a> {
     pub compressor: Compressor,
     /// The fragment table entry of an index.
     pub fragments: &'a FragmentLookup<'a>,
-    cache: Mutex<Vec<(u32, Arc<Vec<u8>>)>>,
+    cache: Mutex<Vec<(u32, Slot)>>,
 }
 
 /// Takes a run of a file's bytes and their offset in the file.
@@ -342,44 +350,61 @@ impl<'a> DataReader<'a> {
         stored: &mut Vec<u8>,
         upto: Option<u64>,
     ) -> Result<Arc<Vec<u8>>, DataError> {
-        if let Some(hit) = self.cached(index) {
-            return Ok(hit);
-        }
-        let entry = (self.fragments)(index).map_err(DataError::Image)?;
+        let partial = upto.filter(|&upto| upto < u64::from(self.block_size));
+        let Some(upto) = partial else {
+            let slot = self.slot(index);
+            let block = slot.get_or_init(|| self.read_fragment(index, stored, None));
+            return block.clone().map_err(DataError::Image);
+        };
+        self.read_fragment(index, stored, Some(upto as usize))
+            .map_err(DataError::Image)
+    }
+
+    fn read_fragment(
+        &self,
+        index: u32,
+        stored: &mut Vec<u8>,
+        upto: Option<usize>,
+    ) -> Result<Arc<Vec<u8>>, String> {
+        let entry = (self.fragments)(index)?;
         let size = u64::from(entry.size.size());
         if size > u64::from(self.block_size) {
-            return Err(DataError::Image(format!(
+            return Err(format!(
                 "fragment {index} of {size} stored bytes, larger than the block size"
-            )));
+            ));
         }
-        self.read_stored(entry.start, size, stored)?;
+        self.read_stored(entry.start, size, stored)
+            .map_err(|e| match e {
+                DataError::Image(what) => what,
+                other => format!("{other:?}"),
+            })?;
         let max = self.block_size as usize;
         let mut out = Vec::new();
         match upto {
             _ if entry.size.uncompressed() => out.clone_from(stored),
-            Some(upto) if upto < u64::from(self.block_size) => {
-                decompress_head(self.compressor, stored, &mut out, upto as usize, max)
-                    .map_err(DataError::Image)?;
-                return Ok(Arc::new(out));
-            }
-            _ => decompress(self.compressor, stored, &mut out, max).map_err(DataError::Image)?,
+            Some(upto) => decompress_head(self.compressor, stored, &mut out, upto, max)?,
+            None => decompress(self.compressor, stored, &mut out, max)?,
         }
-        let plain = Arc::new(out);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= FRAGMENT_CACHE {
-            cache.remove(0);
-        }
-        cache.push((index, Arc::clone(&plain)));
-        Ok(plain)
+        Ok(Arc::new(out))
     }
 
-    fn cached(&self, index: u32) -> Option<Arc<Vec<u8>>> {
+    /// The cache slot of fragment `index`, made (and the least recently used one dropped)
+    /// when there is none.
+    fn slot(&self, index: u32) -> Slot {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let at = cache.iter().position(|(i, _)| *i == index)?;
-        // Most recently used last, so eviction drops the oldest.
-        let hit = cache.remove(at);
-        let data = Arc::clone(&hit.1);
-        cache.push(hit);
-        Some(data)
+        if let Some(at) = cache.iter().position(|(i, _)| *i == index) {
+            // Most recently used last, so eviction drops the oldest.
+            let hit = cache.remove(at);
+            let slot = Arc::clone(&hit.1);
+            cache.push(hit);
+            return slot;
+        }
+        let keep = (FRAGMENT_CACHE_BYTES / self.block_size.max(1) as usize).max(FRAGMENT_CACHE_MIN);
+        if cache.len() >= keep {
+            cache.remove(0);
+        }
+        let slot = Slot::default();
+        cache.push((index, Arc::clone(&slot)));
+        slot
     }
 }

@@ -121,6 +121,26 @@ fn rootrun_unpack(image: &Path, dest: &Path) -> std::process::Output {
         .expect("run rootrun unpack")
 }
 
+/// Unpacks `image` with `unsquashfs -d` into `PREFIX-unsquashfs` and with rootrun into
+/// `PREFIX-rootrun`, and checks that the trees are the same; returns rootrun's output.
+fn unpack_like_unsquashfs(image: &Path, prefix: &Path) -> std::process::Output {
+    let expected = prefix.with_extension("unsquashfs");
+    run(Command::new("unsquashfs")
+        .args(["-q", "-n", "-d"])
+        .arg(&expected)
+        .arg(image));
+    let actual = prefix.with_extension("rootrun");
+    let out = rootrun_unpack(image, &actual);
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        image.display(),
+        text(&out.stderr)
+    );
+    compare(&expected, &actual);
+    out
+}
+
 #[test]
 fn every_compression_matches_unsquashfs() {
     let Some(frame) = unpack_frame("every_compression_matches_unsquashfs") else {
@@ -132,21 +152,49 @@ fn every_compression_matches_unsquashfs() {
     for comp in ["gzip", "xz", "lzo", "lz4", "zstd"] {
         let image = work.join(format!("{comp}.img"));
         mksquashfs(&tree, &image, &["-comp", comp]);
-        let expected = work.join(format!("{comp}-unsquashfs"));
-        run(Command::new("unsquashfs")
-            .args(["-q", "-n", "-d"])
-            .arg(&expected)
-            .arg(&image));
-        let actual = work.join(format!("{comp}-rootrun"));
-        let out = rootrun_unpack(&image, &actual);
-        assert!(out.status.success(), "{comp}: {}", text(&out.stderr));
+        let out = unpack_like_unsquashfs(&image, &work.join(comp));
         // Piped stderr: a summary line, never a progress bar.
         assert!(
             !text(&out.stderr).contains('\r'),
             "{comp}: progress on a pipe"
         );
-        compare(&expected, &actual);
     }
+    frame.check();
+}
+
+/// The shape of a distribution's root (tests/fixtures/realistic-tree.py, as the benchmarks'
+/// realistic image, smaller): thousands of small files in deep directories, symlinks, hard
+/// links, xz. Many files share each fragment block, and the workers fill the files of
+/// different directories at once.
+#[test]
+fn a_distribution_shaped_xz_image_matches_unsquashfs() {
+    let Some(frame) = unpack_frame("a_distribution_shaped_xz_image_matches_unsquashfs") else {
+        return;
+    };
+    let work = frame.dir("realistic");
+    let tree = work.join("tree");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/realistic-tree.py");
+    run(Command::new("python3")
+        .arg(script)
+        .arg(&tree)
+        .args(["3000", "2"]));
+    let image = work.join("realistic.img");
+    mksquashfs(&tree, &image, &["-comp", "xz"]);
+    let out = unpack_like_unsquashfs(&image, &work.join("realistic"));
+    // The summary counts what the tree has: thousands of files, some hard links.
+    let summary = text(&out.stderr);
+    let count = |what: &str| {
+        summary.split(", ").find_map(|part| {
+            part.trim()
+                .strip_suffix(what)?
+                .split(' ')
+                .next_back()?
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    assert!(count(" hard links") > Some(0), "{summary}");
+    assert!(count(" symlinks") > Some(100), "{summary}");
     frame.check();
 }
 
