@@ -1,11 +1,14 @@
 #!/bin/bash
 # Start-up benchmark: rootrun against the liblxc floor (lxc-execute).
 #
-#   tests/bench/startup.sh [-n N]        (as root; default N=20; COMP=gzip|lz4|lzo|xz|zstd)
+#   tests/bench/startup.sh [-n N] [IMAGE | realistic]
+#                               (as root; default N=20; COMP=gzip|lz4|lzo|xz|zstd)
 #
 # Builds rootrun (cargo build --release) and a BusyBox amd64 image
-# (tests/fixtures/build-image.sh) in a temporary directory, then times N runs
-# of each of:
+# (tests/fixtures/build-image.sh, compressed with COMP, gzip by default) in a
+# temporary directory, or copies IMAGE there (any image with /bin/true; the
+# copy keeps the script's loop-device cleanup to its own file; `realistic` is
+# tests/bench/realistic-image.sh's, xz), then times N runs of each of:
 #
 #   rootrun          target/release/rootrun -q IMG -- /bin/true
 #                    (includes rootrun's own namespace + loop + mounts per run)
@@ -30,13 +33,15 @@ export LC_ALL=C
 
 target_ratio=1.15
 runs=20
-usage() { echo "usage: $0 [-n N]" >&2; exit 2; }
+usage() { echo "usage: $0 [-n N] [IMAGE | realistic]" >&2; exit 2; }
 while getopts "n:h" opt; do
     case $opt in
         n) runs=$OPTARG ;;
         *) usage ;;
     esac
 done
+shift $((OPTIND - 1))
+source_image=${1:-}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "startup.sh: -n wants a positive integer" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "startup.sh: must run as root" >&2; exit 1; }
 for tool in lxc-execute losetup unshare mksquashfs cargo; do
@@ -85,9 +90,21 @@ trap 'exit 143' TERM
 
 echo "building rootrun (cargo build --release) ..." >&2
 (cd "$repo" && cargo build --release --quiet)
-comp=${COMP:-gzip}
-echo "building image (tests/fixtures/build-image.sh amd64, $comp) ..." >&2
-ROOTRUN_FIXTURE_COMP=$comp "$repo/tests/fixtures/build-image.sh" amd64 "$img"
+if [[ $source_image == realistic ]]; then
+    echo "building or finding the realistic image (tests/bench/realistic-image.sh) ..." >&2
+    source_image=$("$repo/tests/bench/realistic-image.sh")
+fi
+if [[ -n $source_image ]]; then
+    cp --reflink=auto "$source_image" "$img"
+    comp=$("$rootrun" inspect --json "$img" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["squashfs"]["compression"])')
+    what="$source_image"
+else
+    comp=${COMP:-gzip}
+    echo "building image (tests/fixtures/build-image.sh amd64, $comp) ..." >&2
+    ROOTRUN_FIXTURE_COMP=$comp "$repo/tests/fixtures/build-image.sh" amd64 "$img"
+    what="a BusyBox amd64 image"
+fi
 
 # liblxc configuration: rootrun's own plan, with our paths.
 mnt=$work/run
@@ -202,7 +219,7 @@ ratio() { awk -v a="$1" -v b="$2" -v t="$target_ratio" 'BEGIN {
     r = a / b; printf "%.2fx (target <= %.2fx: %s)", r, t, (r <= t ? "ok" : "OVER") }'; }
 
 echo
-echo "rootrun start-up, $runs runs each, /bin/true in a BusyBox amd64 image, $comp ($(uname -r), $(nproc) CPUs)"
+echo "rootrun start-up, $runs runs each, /bin/true in $what, $comp ($(uname -r), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-44s %9s %9s %9s\n' "" "median ms" "min ms" "max ms"
 printf '%-44s %9s %9s %9s\n' "rootrun -q IMG -- /bin/true (*)" "$rr_med" "$rr_min" "$rr_max"
 printf '%-44s %9s %9s %9s\n' "lxc-execute, root mounted once (floor)" "$fl_med" "$fl_min" "$fl_max"
