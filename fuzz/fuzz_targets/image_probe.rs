@@ -1,7 +1,8 @@
 //! Image probing as `rootrun inspect` and a run do it: the SquashFS opened
-//! with backhand (superblock, inode, directory, id and fragment tables),
-//! paths and symlinks resolved inside the image, file heads read through
-//! backhand's block reader, init's ELF header classified, metadata.yaml,
+//! (superblock through backhand, then only the metadata blocks each lookup
+//! needs: inodes, directory listings, id and fragment table entries),
+//! paths and symlinks resolved inside the image, file heads read from their
+//! first data blocks, init's ELF header classified, metadata.yaml,
 //! /etc/inittab and /etc/passwd read.
 #![no_main]
 

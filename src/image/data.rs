@@ -191,18 +191,22 @@ impl<'a> DataReader<'a> {
     /// fragment, that cover them are read.
     pub fn read_head(&self, extent: &Extent, max: usize) -> Result<Vec<u8>, DataError> {
         let limit = extent.file_size.min(max as u64);
-        let mut head = vec![0u8; limit as usize];
+        // Grown as blocks arrive, not reserved as the inode claims.
+        let mut head = Vec::new();
         let mut sink = |offset: u64, bytes: &[u8]| {
-            // Holes stay zero; a block reaching past `limit` is cut.
-            if let Some(to) = head.get_mut(offset as usize..) {
-                let n = to.len().min(bytes.len());
-                to[..n].copy_from_slice(&bytes[..n]);
-            }
+            let n = (bytes.len() as u64).min(limit.saturating_sub(offset)) as usize;
+            let start = offset as usize;
+            // Holes before this block stay zero.
+            head.resize(head.len().max(start + n), 0);
+            head[start..start + n].copy_from_slice(&bytes[..n]);
             Ok(())
         };
         let (written, abort) = (AtomicU64::new(0), AtomicBool::new(false));
         let mut bufs = Buffers::default();
-        self.each_block(extent, Some(limit), &mut bufs, &written, &abort, &mut sink)?;
+        let filled =
+            self.each_block(extent, Some(limit), &mut bufs, &written, &abort, &mut sink)?;
+        // A sparse end reads as zeros.
+        head.resize(filled.end.min(limit) as usize, 0);
         Ok(head)
     }
 
