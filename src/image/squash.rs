@@ -122,6 +122,11 @@ impl SquashSource {
         self.file_size
     }
 
+    /// The image's metadata block reader, for the tables unpack reads whole (xattrs).
+    pub(super) fn meta(&self) -> &MetaReader {
+        &self.meta
+    }
+
     pub(super) fn root(&self) -> &Node {
         &self.root
     }

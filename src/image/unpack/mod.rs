@@ -132,8 +132,9 @@ fn check_space(dest: &Path, bytes: u64) -> Result<(), Failure> {
 fn checks(sq: &SquashSource) -> Result<(scan::Plan, XattrTable), Failure> {
     let plan = scan::scan(sq)?;
     let sb = sq.superblock();
-    let xattrs = XattrTable::read(sq.file(), sb.xattr_table, sq.file_size(), sb.compressor)
-        .map_err(|what| Failure::Data {
+    let image_len = sb.bytes_used.min(sq.file_size());
+    let xattrs =
+        XattrTable::read(sq.meta(), sb.xattr_table, image_len).map_err(|what| Failure::Data {
             path: "(xattr table)".to_string(),
             what,
         })?;

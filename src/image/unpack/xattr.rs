@@ -10,20 +10,15 @@
 //!   with 0x100 set stores instead of the value an 8-byte ref to `{vsize: u32, value}`.
 //!
 //! Metadata blocks are `{header: u16, bytes}`: bit 15 set means stored uncompressed, the rest
-//! is the stored length; each decompresses to at most 8 KiB.
+//! is the stored length; each decompresses to at most 8 KiB. They are read through the
+//! image's `MetaReader` (metablock.rs), within its bound.
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 
-use backhand::compression::Compressor;
-
-use super::super::data::decompress;
-use super::super::metablock::MAX_METADATA_BLOCKS;
+use super::super::metablock::{MetaReader, METADATA_BLOCK};
 
 const NOT_SET: u64 = u64::MAX;
-const METADATA_SIZE: usize = 8192;
 const ID_ENTRY_SIZE: u64 = 16;
 const VALUE_OOL: u16 = 0x100;
 /// The kernel's XATTR_SIZE_MAX: no single value may be larger.
@@ -51,17 +46,15 @@ pub struct XattrTable {
 }
 
 impl XattrTable {
-    pub fn read(
-        file: &File,
-        xattr_table: u64,
-        image_len: u64,
-        compressor: Compressor,
-    ) -> Result<XattrTable, String> {
+    /// Reads the table at `xattr_table` through `meta` (whose bound on decompressed
+    /// metadata blocks it shares with the rest of the image's reads).
+    pub fn read(meta: &MetaReader, xattr_table: u64, image_len: u64) -> Result<XattrTable, String> {
         if xattr_table == NOT_SET {
             return Ok(XattrTable::default());
         }
         let mut head = [0u8; 16];
-        read_exact_at(file, &mut head, xattr_table, image_len)?;
+        meta.read_at(&mut head, xattr_table)
+            .map_err(|e| e.to_string())?;
         let table_start = u64::from_le_bytes(head[0..8].try_into().map_err(|_| "xattr header")?);
         let id_count = u64::from(u32::from_le_bytes(
             head[8..12].try_into().map_err(|_| "xattr header")?,
@@ -72,17 +65,18 @@ impl XattrTable {
             ));
         }
         let id_bytes = id_count * ID_ENTRY_SIZE;
-        let block_count = id_bytes.div_ceil(METADATA_SIZE as u64);
+        let block_count = id_bytes.div_ceil(METADATA_BLOCK as u64);
         let mut locations = vec![0u8; usize::try_from(block_count * 8).map_err(|_| "xattr ids")?];
-        read_exact_at(file, &mut locations, xattr_table + 16, image_len)?;
+        meta.read_at(&mut locations, xattr_table + 16)
+            .map_err(|e| e.to_string())?;
 
         let mut id_data = Vec::new();
         let mut first_id_block = xattr_table;
         for chunk in locations.chunks_exact(8) {
             let pos = u64::from_le_bytes(chunk.try_into().map_err(|_| "xattr id location")?);
             first_id_block = first_id_block.min(pos);
-            let (block, _) = read_metadata_block(file, pos, image_len, compressor)?;
-            id_data.extend_from_slice(&block);
+            let block = meta.block(pos).map_err(|e| e.to_string())?;
+            id_data.extend_from_slice(&block.bytes);
         }
         let ids = id_data
             .chunks_exact(16)
@@ -101,19 +95,12 @@ impl XattrTable {
         let mut blocks = HashMap::new();
         let mut pos = table_start;
         while pos < first_id_block {
-            // Up to 8 KiB out of each block, however few bytes it is stored
-            // in: the same bound as the other metadata (metablock.rs).
-            if blocks.len() >= MAX_METADATA_BLOCKS {
-                return Err(format!(
-                    "xattr table of more than {MAX_METADATA_BLOCKS} metadata blocks \
-                     ({} MiB decompressed)",
-                    (MAX_METADATA_BLOCKS * METADATA_SIZE) >> 20
-                ));
-            }
-            let (block, next) = read_metadata_block(file, pos, image_len, compressor)?;
+            // Up to 8 KiB out of each block, however few bytes it is stored in: the reader's
+            // bound on decompressed metadata holds here too.
+            let block = meta.block(pos).map_err(|e| e.to_string())?;
             blocks.insert(pos - table_start, bytes.len());
-            bytes.extend_from_slice(&block);
-            pos = next;
+            bytes.extend_from_slice(&block.bytes);
+            pos = block.next;
         }
         Ok(XattrTable { ids, bytes, blocks })
     }
@@ -193,48 +180,12 @@ impl XattrTable {
     }
 }
 
-/// Reads and decompresses the metadata block at `pos`; returns it and the next block's position.
-pub fn read_metadata_block(
-    file: &File,
-    pos: u64,
-    image_len: u64,
-    compressor: Compressor,
-) -> Result<(Vec<u8>, u64), String> {
-    let mut header = [0u8; 2];
-    read_exact_at(file, &mut header, pos, image_len)?;
-    let header = u16::from_le_bytes(header);
-    let len = usize::from(header & 0x7fff);
-    if len == 0 || len > METADATA_SIZE {
-        return Err(format!("metadata block at {pos} claims {len} bytes"));
-    }
-    let mut stored = vec![0u8; len];
-    read_exact_at(file, &mut stored, pos + 2, image_len)?;
-    let block = if header & 0x8000 != 0 {
-        stored
-    } else {
-        let mut out = Vec::with_capacity(METADATA_SIZE);
-        decompress(compressor, &stored, &mut out, METADATA_SIZE)
-            .map_err(|e| format!("metadata block at {pos}: {e}"))?;
-        out
-    };
-    Ok((block, pos + 2 + len as u64))
-}
-
-fn read_exact_at(file: &File, buf: &mut [u8], pos: u64, image_len: u64) -> Result<(), String> {
-    let end = pos.checked_add(buf.len() as u64);
-    if end.is_none_or(|end| end > image_len) {
-        return Err(format!(
-            "{} bytes at offset {pos} lie beyond the end of the image ({image_len} bytes)",
-            buf.len()
-        ));
-    }
-    file.read_exact_at(buf, pos)
-        .map_err(|e| format!("reading {} bytes at offset {pos}: {e}", buf.len()))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::super::metablock::MAX_METADATA_BLOCKS;
     use super::*;
+    use backhand::compression::Compressor;
+    use std::fs::File;
 
     #[test]
     fn an_xattr_table_of_more_blocks_than_the_bound_is_refused() {
@@ -254,7 +205,8 @@ mod tests {
         let file = File::open(&path).expect("open");
         let _ = std::fs::remove_file(&path);
         let len = image.len() as u64;
-        let err = XattrTable::read(&file, header_at, len, Compressor::Gzip)
+        let meta = MetaReader::new(file, len, Compressor::Gzip);
+        let err = XattrTable::read(&meta, header_at, len)
             .err()
             .expect("refused");
         assert!(err.contains("more than 8192 metadata blocks"), "{err}");
