@@ -240,7 +240,9 @@ mod tests {
     fn reader_of(bytes: &[u8]) -> MetaReader {
         let dir = std::env::temp_dir().join(format!("rootrun-metablock-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join(format!("{}.img", bytes.len()));
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{n}.img"));
         let mut file = File::create(&path).expect("create");
         file.write_all(bytes).expect("write");
         let file = File::open(&path).expect("open");
