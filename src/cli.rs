@@ -393,7 +393,11 @@ pub struct RunArgs {
     /// Mount a host file or directory into the container at GUEST
     /// (writable unless `:ro`; repeatable). The mount point is created inside
     /// the container's root without following the image's symlinks out of it.
-    #[arg(long = "bind", value_name = "HOST:GUEST[:ro]", value_parser = crate::config::parse_bind)]
+    /// With --unprivileged the guest sees host owners through its id map
+    /// (host root's files are nobody's); `:idmap` (or `:ro,idmap`) mounts it
+    /// idmapped instead: host owners as they are, and guest root writes as
+    /// host root there.
+    #[arg(long = "bind", value_name = "HOST:GUEST[:ro|:idmap]", value_parser = crate::config::parse_bind)]
     pub binds: Vec<crate::config::Bind>,
 
     /// Run CMD as USER (command mode): `UID[:GID]`, or a name from the

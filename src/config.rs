@@ -141,6 +141,9 @@ pub struct Bind {
     /// An absolute path inside the container.
     pub guest: PathBuf,
     pub read_only: bool,
+    /// `:idmap` (`--unprivileged` only): an idmapped mount, whose files the
+    /// guest sees with their host owners and writes as them.
+    pub idmap: bool,
 }
 
 /// What `--unprivileged` cannot do, and why, before anything is set up.
@@ -165,17 +168,19 @@ fn unprivileged_conflicts(args: &crate::cli::RunArgs) -> Result<(), Error> {
 
 /// `HOST:GUEST[:ro|:rw]`. HOST may be relative; neither may contain `:`.
 pub fn parse_bind(text: &str) -> Result<Bind, String> {
-    let (rest, read_only) = match text.rsplit_once(':') {
-        Some((rest, "ro")) => (rest, true),
-        Some((rest, "rw")) => (rest, false),
-        _ => (text, false),
+    let (rest, read_only, idmap) = match text.rsplit_once(':') {
+        Some((rest, options)) if is_bind_options(options) => {
+            let has = |word| options.split(',').any(|o| o == word);
+            (rest, has("ro"), has("idmap"))
+        }
+        _ => (text, false, false),
     };
     let (host, guest) = rest
         .split_once(':')
-        .ok_or_else(|| format!("{text:?}: give HOST:GUEST[:ro]"))?;
+        .ok_or_else(|| format!("{text:?}: give HOST:GUEST[:ro|:idmap|:ro,idmap]"))?;
     if host.is_empty() || guest.contains(':') {
         return Err(format!(
-            "{text:?}: give HOST:GUEST[:ro] (paths with ':' are not supported)"
+            "{text:?}: give HOST:GUEST[:ro|:idmap|:ro,idmap] (paths with ':' are not supported)"
         ));
     }
     if !guest.starts_with('/') || guest.chars().any(char::is_control) {
@@ -185,7 +190,15 @@ pub fn parse_bind(text: &str) -> Result<Bind, String> {
         host: PathBuf::from(host),
         guest: PathBuf::from(guest),
         read_only,
+        idmap,
     })
+}
+
+/// `ro`, `rw`, `idmap`, comma-separated, not both `ro` and `rw`.
+fn is_bind_options(text: &str) -> bool {
+    let words: Vec<&str> = text.split(',').collect();
+    words.iter().all(|w| ["ro", "rw", "idmap"].contains(w))
+        && !(words.contains(&"ro") && words.contains(&"rw"))
 }
 
 /// `--net MODE`: the container's network.
@@ -338,6 +351,13 @@ impl RunConfig {
         }
         if args.unprivileged {
             unprivileged_conflicts(args)?;
+        } else if let Some(bind) = args.binds.iter().find(|b| b.idmap) {
+            return Err(Error::Usage(format!(
+                "--bind {}:{}:idmap goes with --unprivileged (a privileged guest's ids are \
+                 the host's already)",
+                bind.host.display(),
+                bind.guest.display()
+            )));
         }
         let verbosity = match (args.quiet, args.verbose) {
             (true, 1..) => return Err(Error::Usage("-q and -v contradict each other".into())),
@@ -546,6 +566,12 @@ mod tests {
         assert!(parse_bind("/a:rel").is_err());
         assert!(parse_bind(":/b").is_err());
         assert!(parse_bind("/a:/b:/c").is_err());
+        let b = parse_bind("/a:/b:ro,idmap").unwrap();
+        assert!(b.read_only && b.idmap);
+        let b = parse_bind("/a:/b:idmap").unwrap();
+        assert!(!b.read_only && b.idmap);
+        assert!(!parse_bind("/a:/b:ro").unwrap().idmap);
+        assert!(parse_bind("/a:/b:ro,rw").is_err());
     }
 
     #[test]

@@ -255,8 +255,9 @@ fn execute(
             source,
             target,
             read_only,
+            idmap,
         } => {
-            let idmap = staged.idmap.as_ref();
+            let idmap = staged.idmap.as_ref().filter(|_| *idmap);
             let guard = bind_host(root(staged)?, source, target, *read_only, idmap)?;
             staged.guards.push(guard);
         }

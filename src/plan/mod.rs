@@ -494,6 +494,7 @@ fn steps(
             source: bind.host.clone(),
             target: bind.guest.clone(),
             read_only: bind.read_only,
+            idmap: bind.idmap,
         });
     }
     if let Some(program) = &config.debug.strace_program {

@@ -120,11 +120,12 @@ pub enum Step {
     },
     /// `--bind`: a host file or directory mounted at `target` inside (the
     /// mount point created inside the root), nosuid and nodev, read-only
-    /// when asked.
+    /// when asked, idmapped when asked (`:idmap`, `--unprivileged`).
     BindHost {
         source: PathBuf,
         target: PathBuf,
         read_only: bool,
+        idmap: bool,
     },
     /// `--strace=PATH`: copy the program at `program` (resolved inside the
     /// root) into `copy_dir`, which the container sees read-only in its
@@ -277,11 +278,13 @@ impl fmt::Display for Step {
                 source,
                 target,
                 read_only,
+                idmap,
             } => write!(
                 f,
-                "bind-mount {} {} at {} inside (mount point created inside the root)",
+                "bind-mount {} {}{} at {} inside (mount point created inside the root)",
                 source.display(),
                 if *read_only { "read-only" } else { "writable" },
+                if *idmap { ", idmapped" } else { "" },
                 target.display()
             ),
             Step::TraceProgram { program, copy_dir } => write!(

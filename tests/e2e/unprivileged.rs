@@ -88,29 +88,36 @@ fn unprivileged_runs_map_ids_for_every_lower_and_leave_the_hosts_binfmt_misc_alo
     let out = as_guest_root(&frame, "--unprivileged", &["--rootfs"], &tree, IDS);
     check_ids(&out, "aarch64", true);
     assert!(!tree.join("etc/new").exists(), "the guest wrote into DIR");
-    // A --bind directory appears with its host owners too, and what guest
-    // root writes there is host root's (the mount is idmapped, not the
-    // files chowned).
+    // A --bind directory is the host's as it is: host root's files are
+    // nobody's inside and guest root (an unprivileged host id) cannot write
+    // into host root's 0755 directory, so it cannot plant host root's
+    // files (a set-uid program, say) there.
+    use std::os::unix::fs::MetadataExt;
     let shared = frame.dir("unprivileged-bind");
     std::fs::write(shared.join("from-host"), "host\n").unwrap();
+    let probe = "stat -c %u:%g /mnt/from-host; echo guest > /mnt/from-guest || echo refused";
     let bind = format!("{}:/mnt", shared.display());
-    let out = as_guest_root(
-        &frame,
-        "--unprivileged",
-        &["--bind", &bind],
-        &amd64,
-        "stat -c %u:%g /mnt/from-host && echo guest > /mnt/from-guest",
+    let out = as_guest_root(&frame, "--unprivileged", &["--bind", &bind], &amd64, probe);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["65534:65534", "refused"],
+        "{stdout}"
     );
+    assert!(!shared.join("from-guest").exists());
+    // `:idmap` asks for an idmapped mount: host owners inside, and what
+    // guest root writes there is host root's (nothing chowned).
+    let bind = format!("{}:/mnt:idmap", shared.display());
+    let out = as_guest_root(&frame, "--unprivileged", &["--bind", &bind], &amd64, probe);
     assert_eq!(text(&out.stdout).trim(), "0:0", "{}", text(&out.stderr));
     let made = std::fs::metadata(shared.join("from-guest")).expect("the guest's file");
-    use std::os::unix::fs::MetadataExt;
     assert_eq!((made.uid(), made.gid()), (0, 0));
     // A file system that cannot be idmapped (sysfs) is one line naming
     // --privileged.
     let out = as_guest_root(
         &frame,
         "--unprivileged",
-        &["--bind", "/sys/kernel:/mnt:ro"],
+        &["--bind", "/sys/kernel:/mnt:ro,idmap"],
         &amd64,
         "true",
     );
