@@ -639,6 +639,12 @@ mod tests {
         assert_eq!(c.privilege, Privilege::Privileged);
         let c = config(&["rootrun", "img"]).unwrap();
         assert_eq!(c.privilege, Privilege::Privileged);
+        let err = config(&["rootrun", "--bind", "/a:/b:idmap", "img"]).unwrap_err();
+        assert!(
+            err.to_string().contains("goes with --unprivileged"),
+            "{err}"
+        );
+        assert!(config(&["rootrun", "--unprivileged", "--bind", "/a:/b:idmap", "img"]).is_ok());
         for (extra, needle) in [
             ("--net=host", "--net host"),
             ("--register-binfmt", "drop one"),
