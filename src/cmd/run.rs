@@ -386,12 +386,6 @@ fn private_emulation(facts: &ImageFacts, binfmt: &Binfmt) -> Result<Emulation, E
             crate::sys::proc::kernel_release()
         )));
     }
-    let is_static = |path: &Path| {
-        matches!(
-            arch::inspect_interpreter(path),
-            arch::InterpreterFacts::Static { .. }
-        )
-    };
     let hosts = match binfmt {
         Binfmt::Mounted { entries, .. } => arch::select(entries, &facts.head, &facts.init)
             .filter(|entry| is_static(&entry.interpreter))
@@ -474,12 +468,16 @@ fn installed_emulator(arch: Arch) -> Option<std::path::PathBuf> {
     ]
     .into_iter()
     .map(std::path::PathBuf::from)
-    .find(|path| {
-        matches!(
-            arch::inspect_interpreter(path),
-            arch::InterpreterFacts::Static { .. }
-        )
-    })
+    .find(|path| is_static(path))
+}
+
+/// A static emulator at `path`: a dynamically linked one cannot run inside a
+/// foreign root.
+fn is_static(path: &Path) -> bool {
+    matches!(
+        arch::inspect_interpreter(path),
+        arch::InterpreterFacts::Static { .. }
+    )
 }
 
 /// The installed static emulator for `arch` and the flags it needs. Debian's
@@ -490,11 +488,7 @@ fn installed_emulator(arch: Arch) -> Option<std::path::PathBuf> {
 /// emulator.
 fn installed_handler(arch: Arch) -> Option<(std::path::PathBuf, arch::Flags)> {
     let wrapper = Path::new("/usr/libexec/qemu-binfmt").join(format!("{}-binfmt-P", arch.qemu()));
-    let is_static = matches!(
-        arch::inspect_interpreter(&wrapper),
-        arch::InterpreterFacts::Static { .. }
-    );
-    let (interpreter, preserve_argv0) = match is_static {
+    let (interpreter, preserve_argv0) = match is_static(&wrapper) {
         true => (wrapper, true),
         false => (installed_emulator(arch)?, false),
     };
