@@ -136,6 +136,9 @@ fn console_row(report: &Report) -> String {
         (None, _) if facts.init_flavor == InitFlavor::OpenRc => text.push_str(
             " (openrc-init reads no /etc/inittab: gettys are agetty.TTY services in a runlevel)",
         ),
+        (None, _) if !facts.init_flavor.reads_inittab() => {
+            text.push_str(&format!(" ({} reads no /etc/inittab)", facts.init_flavor))
+        }
         (None, true) => text.push_str(" (no getty lines in /etc/inittab)"),
         (None, false) => text.push_str(&format!(
             " (gettys in /etc/inittab: {})",

@@ -40,7 +40,7 @@ fn launch_planned(config: &RunConfig, ready: Option<OwnedFd>) -> Result<u8, Erro
     };
     let config = &opened;
     let init_use = if config.is_command() {
-        InitUse::LookOnly
+        InitUse::Command
     } else {
         InitUse::Boot
     };

@@ -88,12 +88,14 @@ pub enum DetectError {
     NoElf { probes: Vec<Probe> },
 }
 
-/// What init is to the run: booted, or only looked at (command mode runs
-/// another program, and `inspect` reports whatever it finds).
+/// What init is to the run: booted, or only looked at (`inspect` reports
+/// whatever it finds), or not run at all (command mode runs another
+/// program: nothing about init's console is read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitUse {
     Boot,
     LookOnly,
+    Command,
 }
 
 /// The architecture `metadata` claims when the ELF evidence disagrees.
@@ -143,7 +145,9 @@ pub fn examine(
             procd: image.resolve("/sbin/procd").is_ok(),
         });
     let init_services = Services::of(init_flavor, image.resolve("/sbin/openrc").is_ok());
+    // Only a boot of systemd under emulation needs its version.
     let systemd_version = match (init_flavor, &init_resolved) {
+        _ if init_use == InitUse::Command => None,
         (InitFlavor::Systemd, Some(resolved)) => SYSTEMD_HEAD_BYTES.iter().find_map(|&max| {
             let head = image.read_head(&resolved.path, max).ok()?;
             systemd_version(&head)
@@ -201,9 +205,17 @@ pub fn examine(
         Err(err) => return Err(err.into()),
     };
     let metadata_mismatch = mismatch(metadata.as_ref(), evidence.as_ref());
-    let inittab = image
-        .read_head("/etc/inittab", gettys::INITTAB_MAX)
-        .unwrap_or_default();
+    // Its gettys say where a boot's login prompt is. A small file, but it
+    // can sit deep in a shared fragment block (69 KiB into a 128 KiB xz one
+    // in tests/bench/realistic-image.sh: that much LZMA decoded to reach
+    // it), so it is read only when init will read it.
+    let inittab = if init_use != InitUse::Command && init_flavor.reads_inittab() {
+        image
+            .read_head("/etc/inittab", gettys::INITTAB_MAX)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     Ok(ImageFacts {
         init: init.to_owned(),
         init_resolved,

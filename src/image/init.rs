@@ -85,6 +85,16 @@ impl InitFlavor {
         }
     }
 
+    /// Whether this init reads /etc/inittab: BusyBox init, sysvinit and
+    /// procd do (and an unknown init may); systemd, openrc-init and runit
+    /// never open it, whatever a leftover file says.
+    pub fn reads_inittab(self) -> bool {
+        !matches!(
+            self,
+            InitFlavor::Systemd | InitFlavor::OpenRc | InitFlavor::Runit
+        )
+    }
+
     /// How rootrun asks this init to halt. sysvinit reacts to SIGPWR with
     /// inittab's `powerfail` action, which runs a script Debian no longer
     /// ships (/etc/init.d/powerfail): nothing halts. `telinit 0` instead

@@ -10,7 +10,12 @@
 //!
 //! Only the blocks a lookup needs are read, so the cost of looking up one
 //! path does not grow with the number of files in the image. Each block is
-//! decompressed once and kept by its position in the image. A block can be
+//! kept by its position in the image, and an xz or gzip block is decoded
+//! only as far as reads have needed (its decoder kept to go on later): a
+//! lookup touches one inode or listing in each block, about half-way in on
+//! average. The tail of such a block, and so its checksum, is not checked
+//! until something reads there; every value read is bounds-checked where it
+//! is used, as for any image. A block can be
 //! a few dozen bytes on disk and 8 KiB in memory (8 KiB of zeros is 31
 //! bytes of gzip: a 10 MB image of such blocks once made backhand hold
 //! 2.4 GB), so one image's reader decompresses at most
@@ -19,11 +24,12 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use backhand::compression::Compressor;
 
-use super::data::decompress;
+use super::data::{decompress, XZ_MEMLIMIT};
 
 /// squashfs_fs.h: SQUASHFS_METADATA_SIZE, the most a metadata block holds.
 pub const METADATA_BLOCK: usize = 8192;
@@ -34,8 +40,16 @@ pub const METADATA_BLOCK: usize = 8192;
 pub const MAX_METADATA_BLOCKS: usize = 8 * 1024;
 /// Header bit of a metadata block stored uncompressed.
 const UNCOMPRESSED: u16 = 0x8000;
+/// xz and gzip blocks are decoded only as far as reads have needed, in
+/// steps of this many bytes: the inode of a lookup is on average half-way
+/// into its block, so a lookup decodes about half of each block it touches.
+const DECODE_STEP: usize = 1024;
+/// Blocks that may be left part-decoded at once, each holding its decoder
+/// (for xz, a dictionary of up to the block size): past this many, a new
+/// block is decoded whole on first use.
+const MAX_PARTIAL: usize = 16;
 
-/// One decompressed block and where the next one starts.
+/// A whole decompressed block and where the next one starts.
 pub struct Block {
     pub bytes: Vec<u8>,
     pub next: u64,
@@ -67,12 +81,42 @@ fn corrupt(what: String) -> MetaError {
     MetaError::Corrupt(what)
 }
 
+/// A decoder stopped part-way through a block, with the block's stored bytes.
+enum Decoder {
+    Xz(liblzma::stream::Stream),
+    Gzip(flate2::Decompress),
+}
+
+/// One metadata block, decompressed as far as reads have needed.
+struct Slot {
+    /// Where the block is stored (for messages).
+    pos: u64,
+    /// Where the next block starts: known from the header alone.
+    next: u64,
+    progress: Mutex<Progress>,
+}
+
+struct Progress {
+    /// The bytes decoded so far: all of the block once `decoder` is `None`.
+    bytes: Vec<u8>,
+    /// The decoder and the stored bytes it reads, while the block is part-decoded.
+    decoder: Option<(Decoder, Vec<u8>)>,
+}
+
+impl Progress {
+    fn complete(&self) -> bool {
+        self.decoder.is_none()
+    }
+}
+
 pub struct MetaReader {
     file: File,
     /// Where metadata may lie: the superblock's bytes_used, at most the file size.
     end: u64,
     compressor: Compressor,
-    blocks: Mutex<HashMap<u64, Arc<Block>>>,
+    blocks: Mutex<HashMap<u64, Arc<Slot>>>,
+    /// Blocks holding a decoder (at most [`MAX_PARTIAL`]).
+    partial: AtomicUsize,
 }
 
 impl MetaReader {
@@ -82,21 +126,33 @@ impl MetaReader {
             end,
             compressor,
             blocks: Mutex::new(HashMap::new()),
+            partial: AtomicUsize::new(0),
         }
     }
 
-    /// How many blocks have been decompressed so far.
+    /// How many blocks have been decompressed (in part or whole) so far.
     #[cfg(test)]
     pub fn blocks_read(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Block>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Slot>>> {
         self.blocks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The block stored at image offset `pos`, decompressed.
-    pub fn block(&self, pos: u64) -> Result<Arc<Block>, MetaError> {
+    /// The block stored at image offset `pos`, decompressed whole.
+    pub fn block(&self, pos: u64) -> Result<Block, MetaError> {
+        let slot = self.slot(pos)?;
+        let progress = self.fill(&slot, usize::MAX)?;
+        Ok(Block {
+            bytes: progress.bytes.clone(),
+            next: slot.next,
+        })
+    }
+
+    /// The block stored at `pos`, from the cache or read from the image
+    /// (and, for compressors decoded in steps, not decoded yet).
+    fn slot(&self, pos: u64) -> Result<Arc<Slot>, MetaError> {
         if let Some(hit) = self.lock().get(&pos) {
             return Ok(Arc::clone(hit));
         }
@@ -114,24 +170,147 @@ impl MetaReader {
         }
         let mut stored = vec![0u8; len];
         self.read_at(&mut stored, pos + 2)?;
-        let bytes = if header & UNCOMPRESSED != 0 {
-            stored
+        let progress = if header & UNCOMPRESSED != 0 {
+            Progress {
+                bytes: stored,
+                decoder: None,
+            }
         } else {
-            let mut out = Vec::new();
-            decompress(self.compressor, &stored, &mut out, METADATA_BLOCK)
-                .map_err(|e| corrupt(format!("metadata block at offset {pos}: {e}")))?;
-            out
+            self.start(pos, stored)?
         };
-        let block = Arc::new(Block {
-            bytes,
+        let slot = Arc::new(Slot {
+            pos,
             next: pos + 2 + len as u64,
+            progress: Mutex::new(progress),
         });
         let mut blocks = self.lock();
+        if let Some(raced) = blocks.get(&pos) {
+            // Another thread read it meanwhile: keep one.
+            let raced = Arc::clone(raced);
+            drop(blocks);
+            self.release(&slot);
+            return Ok(raced);
+        }
         if blocks.len() >= MAX_METADATA_BLOCKS {
+            drop(blocks);
+            self.release(&slot);
             return Err(MetaError::TooManyBlocks);
         }
-        blocks.insert(pos, Arc::clone(&block));
-        Ok(block)
+        blocks.insert(pos, Arc::clone(&slot));
+        Ok(slot)
+    }
+
+    /// A compressed block's decoder, or the block decoded whole when its
+    /// compressor cannot stop part-way or too many blocks are part-decoded.
+    fn start(&self, pos: u64, stored: Vec<u8>) -> Result<Progress, MetaError> {
+        let failed =
+            |e: &dyn std::fmt::Display| corrupt(format!("metadata block at offset {pos}: {e}"));
+        let decoder = match self.compressor {
+            Compressor::Xz => liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
+                .map(Decoder::Xz)
+                .map_err(|e| failed(&e))?,
+            Compressor::Gzip => Decoder::Gzip(flate2::Decompress::new(true)),
+            _ => return self.whole(pos, &stored),
+        };
+        if self.partial.fetch_add(1, Ordering::Relaxed) >= MAX_PARTIAL {
+            self.partial.fetch_sub(1, Ordering::Relaxed);
+            return self.whole(pos, &stored);
+        }
+        Ok(Progress {
+            bytes: Vec::with_capacity(METADATA_BLOCK + 1),
+            decoder: Some((decoder, stored)),
+        })
+    }
+
+    fn whole(&self, pos: u64, stored: &[u8]) -> Result<Progress, MetaError> {
+        let mut bytes = Vec::new();
+        decompress(self.compressor, stored, &mut bytes, METADATA_BLOCK)
+            .map_err(|e| corrupt(format!("metadata block at offset {pos}: {e}")))?;
+        Ok(Progress {
+            bytes,
+            decoder: None,
+        })
+    }
+
+    /// Drops the decoder of a slot that is not kept.
+    fn release(&self, slot: &Slot) {
+        let mut progress = slot.progress.lock().unwrap_or_else(|p| p.into_inner());
+        if progress.decoder.take().is_some() {
+            self.partial.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `slot`'s progress once at least its first `upto` bytes are decoded,
+    /// or all of it if it is shorter. Decoding stops at 8 KiB: a block that
+    /// holds more is corrupt.
+    fn fill<'s>(&self, slot: &'s Slot, upto: usize) -> Result<MutexGuard<'s, Progress>, MetaError> {
+        let mut progress = slot.progress.lock().unwrap_or_else(|p| p.into_inner());
+        if progress.bytes.len() >= upto || progress.complete() {
+            return Ok(progress);
+        }
+        // One byte past the most a block holds, to see a block that holds more.
+        let target = upto
+            .div_ceil(DECODE_STEP)
+            .saturating_mul(DECODE_STEP)
+            .min(METADATA_BLOCK + 1);
+        let Progress { bytes, decoder } = &mut *progress;
+        let Some((dec, stored)) = decoder.as_mut() else {
+            return Ok(progress);
+        };
+        let failed = |e: &dyn std::fmt::Display| {
+            corrupt(format!("metadata block at offset {}: {e}", slot.pos))
+        };
+        let ended = loop {
+            let have = bytes.len();
+            let (ended, read) = match dec {
+                Decoder::Xz(xz) => {
+                    let rest = stored.get(xz.total_in() as usize..).unwrap_or_default();
+                    let before = xz.total_in();
+                    bytes.resize(target, 0);
+                    let status = xz.process(rest, &mut bytes[have..], liblzma::stream::Action::Run);
+                    let wrote = xz.total_out() as usize;
+                    bytes.truncate(wrote);
+                    let status = status.map_err(|e| failed(&e))?;
+                    (
+                        status == liblzma::stream::Status::StreamEnd,
+                        xz.total_in() - before,
+                    )
+                }
+                Decoder::Gzip(zlib) => {
+                    let rest = stored.get(zlib.total_in() as usize..).unwrap_or_default();
+                    let before = zlib.total_in();
+                    bytes.resize(target, 0);
+                    let status =
+                        zlib.decompress(rest, &mut bytes[have..], flate2::FlushDecompress::None);
+                    let wrote = zlib.total_out() as usize;
+                    bytes.truncate(wrote);
+                    let status = status.map_err(|e| failed(&e))?;
+                    (
+                        status == flate2::Status::StreamEnd,
+                        zlib.total_in() - before,
+                    )
+                }
+            };
+            if bytes.len() > METADATA_BLOCK {
+                return Err(failed(&format!(
+                    "decompresses to more than {METADATA_BLOCK} bytes"
+                )));
+            }
+            if ended {
+                break true;
+            }
+            if bytes.len() >= target {
+                break false;
+            }
+            if read == 0 && bytes.len() == have {
+                return Err(failed(&"the compressed stream ends early"));
+            }
+        };
+        if ended {
+            *decoder = None;
+            self.partial.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(progress)
     }
 
     /// Reads `buf.len()` bytes at image offset `pos`, all within the image's used bytes.
@@ -157,7 +336,7 @@ impl MetaReader {
             reader: self,
             pos,
             offset,
-            block: None,
+            slot: None,
         }
     }
 
@@ -175,7 +354,7 @@ pub struct Cursor<'a> {
     reader: &'a MetaReader,
     pos: u64,
     offset: usize,
-    block: Option<Arc<Block>>,
+    slot: Option<Arc<Slot>>,
 }
 
 impl Cursor<'_> {
@@ -183,19 +362,20 @@ impl Cursor<'_> {
     /// holds: a hostile length runs into the end of the image or the block bound first.
     pub fn append(&mut self, out: &mut Vec<u8>, mut len: usize) -> Result<(), MetaError> {
         while len > 0 {
-            let block = match &self.block {
-                Some(block) => Arc::clone(block),
+            let slot = match &self.slot {
+                Some(slot) => Arc::clone(slot),
                 None => {
-                    let block = self.reader.block(self.pos)?;
-                    self.block = Some(Arc::clone(&block));
-                    block
+                    let slot = self.reader.slot(self.pos)?;
+                    self.slot = Some(Arc::clone(&slot));
+                    slot
                 }
             };
-            let Some(rest) = block.bytes.get(self.offset..) else {
+            let progress = self.reader.fill(&slot, self.offset.saturating_add(len))?;
+            let Some(rest) = progress.bytes.get(self.offset..) else {
                 return Err(corrupt(format!(
                     "offset {} beyond the {} bytes of the metadata block at {}",
                     self.offset,
-                    block.bytes.len(),
+                    progress.bytes.len(),
                     self.pos
                 )));
             };
@@ -203,10 +383,11 @@ impl Cursor<'_> {
             out.extend_from_slice(&rest[..n]);
             len -= n;
             self.offset += n;
-            if self.offset == block.bytes.len() && len > 0 {
-                self.pos = block.next;
+            // Short of `len`, `fill` decoded the block to its end.
+            if len > 0 {
+                self.pos = slot.next;
                 self.offset = 0;
-                self.block = None;
+                self.slot = None;
             }
         }
         Ok(())
@@ -238,6 +419,10 @@ mod tests {
     use std::io::Write;
 
     fn reader_of(bytes: &[u8]) -> MetaReader {
+        reader_with(bytes, Compressor::Gzip)
+    }
+
+    fn reader_with(bytes: &[u8], compressor: Compressor) -> MetaReader {
         let dir = std::env::temp_dir().join(format!("rootrun-metablock-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -247,7 +432,133 @@ mod tests {
         file.write_all(bytes).expect("write");
         let file = File::open(&path).expect("open");
         let _ = std::fs::remove_file(&path);
-        MetaReader::new(file, bytes.len() as u64, Compressor::Gzip)
+        MetaReader::new(file, bytes.len() as u64, compressor)
+    }
+
+    /// `payload` as a compressed metadata block.
+    fn compressed(payload: &[u8], compressor: Compressor) -> Vec<u8> {
+        let stored = match compressor {
+            Compressor::Xz => liblzma::encode_all(payload, 6).expect("xz"),
+            _ => {
+                let mut zlib =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                zlib.write_all(payload).expect("zlib");
+                zlib.finish().expect("zlib")
+            }
+        };
+        let mut v = u16::try_from(stored.len())
+            .expect("short")
+            .to_le_bytes()
+            .to_vec();
+        v.extend(stored);
+        v
+    }
+
+    /// 8 KiB of bytes that do not compress to nothing.
+    fn payload(seed: u32, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+        (0..len)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                // Half text-like, half noise.
+                if i % 2 == 0 {
+                    b'a' + (x % 26) as u8
+                } else {
+                    x as u8
+                }
+            })
+            .collect()
+    }
+
+    impl MetaReader {
+        /// How many bytes of the block at `pos` are decoded so far.
+        fn decoded(&self, pos: u64) -> usize {
+            let slot = self.lock().get(&pos).map(Arc::clone).expect("block read");
+            let progress = slot.progress.lock().expect("lock");
+            progress.bytes.len()
+        }
+    }
+
+    #[test]
+    fn compressed_blocks_are_decoded_only_as_far_as_read() {
+        for compressor in [Compressor::Xz, Compressor::Gzip] {
+            let (a, b) = (payload(1, METADATA_BLOCK), payload(2, 3000));
+            let mut image = compressed(&a, compressor);
+            let second = image.len() as u64;
+            image.extend(compressed(&b, compressor));
+            let reader = reader_with(&image, compressor);
+            let read = |pos, offset, len| reader.read(pos, offset, len).map_err(|e| e.to_string());
+            assert_eq!(read(0, 10, 20), Ok(a[10..30].to_vec()), "{compressor:?}");
+            let first = reader.decoded(0);
+            assert!(
+                first < METADATA_BLOCK / 2,
+                "{compressor:?}: {first} bytes decoded"
+            );
+            // Further into the same block: its decoder goes on from where it stopped.
+            assert_eq!(read(0, 5000, 100), Ok(a[5000..5100].to_vec()));
+            assert!(reader.decoded(0) < METADATA_BLOCK);
+            // Across the end of the block into the next one.
+            let mut both = a[8000..].to_vec();
+            both.extend_from_slice(&b[..100]);
+            assert_eq!(read(0, 8000, 292), Ok(both), "{compressor:?}");
+            assert_eq!(reader.decoded(0), METADATA_BLOCK);
+            assert_eq!(reader.block(second).map(|b| b.bytes).ok(), Some(b.clone()));
+            assert_eq!(
+                reader.partial.load(Ordering::Relaxed),
+                0,
+                "decoders dropped at the end"
+            );
+            // Earlier bytes come from what is kept.
+            assert_eq!(read(0, 0, 4), Ok(a[..4].to_vec()));
+            assert_eq!(reader.blocks_read(), 2);
+        }
+    }
+
+    #[test]
+    fn a_part_decoded_block_still_fails_where_it_is_bad() {
+        for compressor in [Compressor::Xz, Compressor::Gzip] {
+            // More than 8 KiB in one block: the first bytes read, the overflow does not.
+            let long = payload(3, METADATA_BLOCK + 500);
+            let reader = reader_with(&compressed(&long, compressor), compressor);
+            assert_eq!(reader.read(0, 0, 8).ok(), Some(long[..8].to_vec()));
+            let err = reader
+                .read(0, METADATA_BLOCK - 4, 8)
+                .map_err(|e| e.to_string());
+            assert!(
+                matches!(&err, Err(e) if e.contains("more than 8192")),
+                "{compressor:?}: {err:?}"
+            );
+            // A stream cut short: its end is not there to read.
+            let mut cut = compressed(&payload(4, METADATA_BLOCK), compressor);
+            let half = (cut.len() - 2) / 2;
+            cut.truncate(2 + half);
+            cut[..2].copy_from_slice(&u16::try_from(half).expect("short").to_le_bytes());
+            let reader = reader_with(&cut, compressor);
+            assert!(reader.read(0, 0, METADATA_BLOCK).is_err(), "{compressor:?}");
+        }
+    }
+
+    #[test]
+    fn part_decoded_blocks_are_bounded() {
+        let blocks: Vec<Vec<u8>> = (0..MAX_PARTIAL as u32 + 8)
+            .map(|i| payload(i, METADATA_BLOCK))
+            .collect();
+        let mut image = Vec::new();
+        let mut starts = Vec::new();
+        for block in &blocks {
+            starts.push(image.len() as u64);
+            image.extend(compressed(block, Compressor::Xz));
+        }
+        let reader = reader_with(&image, Compressor::Xz);
+        for (block, &pos) in blocks.iter().zip(&starts) {
+            assert_eq!(reader.read(pos, 1, 2).ok(), Some(block[1..3].to_vec()));
+        }
+        assert_eq!(reader.partial.load(Ordering::Relaxed), MAX_PARTIAL);
+        // Past the bound, blocks are decoded whole at once.
+        assert_eq!(reader.decoded(starts[MAX_PARTIAL]), METADATA_BLOCK);
+        assert!(reader.decoded(starts[0]) < METADATA_BLOCK);
     }
 
     fn uncompressed(payload: &[u8]) -> Vec<u8> {

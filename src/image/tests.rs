@@ -578,3 +578,40 @@ fn lookups_read_only_the_blocks_on_their_path() {
     let plan = unpack::check_only(&scratch.path("image.sqfs")).expect("scan");
     assert!(plan.0 > 4000, "{} entries", plan.0);
 }
+
+/// /etc/inittab is read only when init will read it: a boot or an inspect of
+/// an init that reads it, not a command run, not systemd.
+#[test]
+fn inittab_is_read_only_for_inits_that_read_it() {
+    let scratch = Scratch::new("inittab");
+    let root = scratch.path("rootfs");
+    build_rootfs(&root, 0);
+    fs::write(
+        root.join("etc/inittab"),
+        "::sysinit:/etc/init.d/rcS\nttyS0::respawn:/sbin/getty -L ttyS0 115200 vt100\n",
+    )
+    .expect("write inittab");
+    let gettys = |init: &str, init_use: InitUse| {
+        let image = open(&root);
+        let facts = match examine(&image, init, None, init_use) {
+            Ok(facts) => facts,
+            Err(e) => panic!("examine {init}: {e}"),
+        };
+        facts.getty_ttys
+    };
+    let serial = vec!["ttyS0".to_string()];
+    assert_eq!(
+        gettys("/sbin/init", InitUse::Boot),
+        serial,
+        "BusyBox init boots"
+    );
+    assert_eq!(gettys("/sbin/init", InitUse::LookOnly), serial, "inspect");
+    assert!(
+        gettys("/sbin/init", InitUse::Command).is_empty(),
+        "command mode"
+    );
+    fs::create_dir_all(root.join("lib/systemd")).expect("mkdir");
+    fs::copy(ELF_SOURCE, root.join("lib/systemd/systemd")).expect("copy ELF");
+    let systemd = gettys("/lib/systemd/systemd", InitUse::Boot);
+    assert!(systemd.is_empty(), "systemd reads no inittab: {systemd:?}");
+}
