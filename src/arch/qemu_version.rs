@@ -9,9 +9,13 @@
 //! Distributions patch QEMU, so `--halt-signal` overrides whatever this
 //! module concludes.
 
+use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use serde::Serialize;
 
@@ -86,20 +90,59 @@ pub fn probe_version(interpreter: &Path) -> Option<QemuVersion> {
         .spawn()
         .ok()?;
     // A real emulator answers at once; anything else gets a second.
-    let deadline = Instant::now() + Duration::from_secs(1);
+    let output = child
+        .stdout
+        .take()
+        .and_then(|stdout| read_until_closed(stdout, Instant::now() + VERSION_DEADLINE));
+    let exited = output.is_some() && reaped(&mut child, Instant::now() + VERSION_DEADLINE);
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    parse_version(&String::from_utf8_lossy(&output?))
+}
+
+/// How long `--version` may take, output and exit together.
+const VERSION_DEADLINE: Duration = Duration::from_secs(1);
+/// More output than any `--version` prints.
+const VERSION_MAX: usize = 64 * 1024;
+
+/// What the pipe carries until its writer closes it (the emulator exits),
+/// waking on each write rather than on a timer: None past `deadline` or
+/// past [`VERSION_MAX`] bytes.
+fn read_until_closed(mut pipe: impl Read + AsFd, deadline: Instant) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
     loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+        match pipe.read(&mut chunk) {
+            Ok(0) => return Some(out),
+            Ok(n) if out.len() + n <= VERSION_MAX => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return None,
         }
     }
-    let output = child.wait_with_output().ok()?;
-    parse_version(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// Whether `child`, whose output has ended, exits by `deadline`: it
+/// normally already has, so the first look answers.
+fn reaped(child: &mut Child, deadline: Instant) -> bool {
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return true,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_micros(200)),
+            _ => return false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -163,5 +206,41 @@ mod tests {
         let version = probe_version(Path::new(path));
         assert!(version.is_some_and(|v| v.major >= 5), "{path}: {version:?}");
         assert_eq!(probe_version(Path::new("/nonexistent/qemu")), None);
+    }
+
+    /// A stand-in emulator: a shell script with `body`.
+    fn script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    #[test]
+    fn a_version_is_read_when_the_program_ends_and_a_hung_one_is_given_up() {
+        let dir = std::env::temp_dir().join(format!("rootrun-qemu-version-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let quick = script(&dir, "quick", "echo 'qemu-aarch64 version 9.2.1 (x)'");
+        assert_eq!(probe_version(&quick), Some(v(9, 2, 1)));
+        // Output, then no end: the pipe stays open.
+        let hung = script(&dir, "hung", "echo 'qemu version 9.2.1'; exec sleep 30");
+        // Its output closed, but the program still running.
+        let lingering = script(
+            &dir,
+            "lingering",
+            "echo 'qemu version 9.2.1'; exec >&-; exec sleep 30",
+        );
+        for program in [hung, lingering] {
+            let started = Instant::now();
+            assert_eq!(probe_version(&program), None, "{}", program.display());
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_secs(10),
+                "{}: {took:?}",
+                program.display()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::arch::{self, Arch, ElfFacts};
 use crate::image::{
-    gettys, Image, ImageError, InitClues, InitFlavor, Metadata, Resolved, Services, SquashfsFacts,
+    gettys, Image, ImageError, InitFlavor, Metadata, Resolved, Services, SquashfsFacts,
 };
 
 /// Tried in order when init is missing or not ELF (a script).
@@ -136,15 +136,13 @@ pub fn examine(
         Err(err) if init_use == InitUse::Boot => return Err(err.into()),
         Err(_) => None,
     };
+    let exists = |path: &str| image.resolve(path).is_ok();
     let init_flavor = init_resolved
         .as_ref()
         .map(|r| InitFlavor::from_resolved_path(&r.path))
         .unwrap_or_default()
-        .refined(InitClues {
-            runit_stages: has_runit_stages(image),
-            procd: image.resolve("/sbin/procd").is_ok(),
-        });
-    let init_services = Services::of(init_flavor, image.resolve("/sbin/openrc").is_ok());
+        .refined(exists);
+    let init_services = Services::of(init_flavor, exists);
     // Only a boot of systemd under emulation needs its version.
     let systemd_version = match (init_flavor, &init_resolved) {
         _ if init_use == InitUse::Command => None,
@@ -255,13 +253,6 @@ pub fn systemd_version(binary: &[u8]) -> Option<u32> {
         .copied()
         .collect();
     std::str::from_utf8(&digits).ok()?.parse().ok()
-}
-
-/// Whether the image has runit's stage scripts (runit(8)).
-fn has_runit_stages(image: &Image) -> bool {
-    ["/etc/runit/1", "/etc/runit/2", "/etc/runit/3"]
-        .iter()
-        .all(|stage| image.resolve(stage).is_ok())
 }
 
 /// The ELF facts of `file`, or (whether it exists, why it does not count).

@@ -57,10 +57,14 @@ impl InitFlavor {
     /// name told nothing runit; OpenWrt's /sbin/init is a file of procd's
     /// own (its `initd`, which runs preinit and then execs /sbin/procd as
     /// PID 1), not sysvinit's, in an image that has /sbin/procd.
-    pub fn refined(self, clues: InitClues) -> Self {
+    /// `exists` tells whether a path is in the image; it is asked only
+    /// what this flavour needs (every lookup costs metadata blocks).
+    pub fn refined(self, exists: impl Fn(&str) -> bool) -> Self {
         match self {
-            InitFlavor::Other if clues.runit_stages => InitFlavor::Runit,
-            InitFlavor::SysVinit if clues.procd => InitFlavor::Procd,
+            InitFlavor::Other if RUNIT_STAGES.iter().all(|stage| exists(stage)) => {
+                InitFlavor::Runit
+            }
+            InitFlavor::SysVinit if exists(PROCD) => InitFlavor::Procd,
             other => other,
         }
     }
@@ -108,15 +112,12 @@ impl InitFlavor {
     }
 }
 
-/// Files of an image that tell its init apart when init's own name does
-/// not.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct InitClues {
-    /// /etc/runit/1, 2 and 3 exist.
-    pub runit_stages: bool,
-    /// /sbin/procd exists (OpenWrt).
-    pub procd: bool,
-}
+/// runit's stage scripts (runit(8)).
+const RUNIT_STAGES: [&str; 3] = ["/etc/runit/1", "/etc/runit/2", "/etc/runit/3"];
+/// OpenWrt's PID 1.
+const PROCD: &str = "/sbin/procd";
+/// OpenRC's service manager, run by sysvinit's inittab.
+const OPENRC: &str = "/sbin/openrc";
 
 /// What starts the services of an init that leaves them to another
 /// program; only told where it changes what a user sees.
@@ -139,10 +140,11 @@ impl std::fmt::Display for Services {
 }
 
 impl Services {
-    /// The service manager of an init of `flavor` in an image that has
-    /// (`has_openrc`) /sbin/openrc. openrc-init is OpenRC itself.
-    pub fn of(flavor: InitFlavor, has_openrc: bool) -> Option<Self> {
-        (flavor == InitFlavor::SysVinit && has_openrc).then_some(Services::OpenRc)
+    /// The service manager of an init of `flavor` in an image where
+    /// `exists` tells which paths are (asked only for sysvinit: /sbin/openrc).
+    /// openrc-init is OpenRC itself.
+    pub fn of(flavor: InitFlavor, exists: impl Fn(&str) -> bool) -> Option<Self> {
+        (flavor == InitFlavor::SysVinit && exists(OPENRC)).then_some(Services::OpenRc)
     }
 }
 
@@ -196,34 +198,47 @@ mod tests {
         assert_eq!(InitFlavor::BusyBox.halt_signal(), "SIGUSR2");
     }
 
+    /// An image holding `paths`, as `refined` and `Services::of` ask.
+    fn image_of<'a>(paths: &'a [&'a str]) -> impl Fn(&str) -> bool + 'a {
+        move |path| paths.contains(&path)
+    }
+
+    /// For a flavour whose name told all: nothing may be looked up.
+    fn nothing(path: &str) -> bool {
+        panic!("{path} looked up")
+    }
+
     #[test]
     fn runit_is_told_from_its_stage_scripts() {
-        let runit = InitClues {
-            runit_stages: true,
-            ..InitClues::default()
-        };
-        assert_eq!(InitFlavor::Other.refined(runit), InitFlavor::Runit);
-        assert_eq!(
-            InitFlavor::Other.refined(InitClues::default()),
-            InitFlavor::Other
-        );
+        let runit = image_of(&RUNIT_STAGES);
+        assert_eq!(InitFlavor::Other.refined(&runit), InitFlavor::Runit);
+        assert_eq!(InitFlavor::Other.refined(image_of(&[])), InitFlavor::Other);
+        let two = image_of(&RUNIT_STAGES[..2]);
+        assert_eq!(InitFlavor::Other.refined(two), InitFlavor::Other);
         // A file name that told already wins.
-        assert_eq!(InitFlavor::SysVinit.refined(runit), InitFlavor::SysVinit);
+        assert_eq!(InitFlavor::SysVinit.refined(&runit), InitFlavor::SysVinit);
+        for flavor in [
+            InitFlavor::BusyBox,
+            InitFlavor::Systemd,
+            InitFlavor::OpenRc,
+            InitFlavor::Runit,
+            InitFlavor::Procd,
+        ] {
+            assert_eq!(flavor.refined(nothing), flavor);
+            assert_eq!(Services::of(flavor, nothing), None, "{flavor}");
+        }
     }
 
     #[test]
     fn openwrts_init_is_procd_where_procd_is() {
-        let openwrt = InitClues {
-            procd: true,
-            ..InitClues::default()
-        };
-        assert_eq!(InitFlavor::SysVinit.refined(openwrt), InitFlavor::Procd);
+        let openwrt = image_of(&[PROCD]);
+        assert_eq!(InitFlavor::SysVinit.refined(&openwrt), InitFlavor::Procd);
         assert_eq!(
-            InitFlavor::SysVinit.refined(InitClues::default()),
+            InitFlavor::SysVinit.refined(image_of(&[])),
             InitFlavor::SysVinit
         );
         // BusyBox's init in an image that also has procd stays BusyBox.
-        assert_eq!(InitFlavor::BusyBox.refined(openwrt), InitFlavor::BusyBox);
+        assert_eq!(InitFlavor::BusyBox.refined(&openwrt), InitFlavor::BusyBox);
         assert_eq!(
             InitFlavor::Procd.halt_method(),
             HaltMethod::Signal("SIGUSR2")
@@ -236,14 +251,15 @@ mod tests {
 
     #[test]
     fn openrc_is_told_as_the_services_of_sysvinit_only() {
+        let openrc = image_of(&[OPENRC]);
         assert_eq!(
-            Services::of(InitFlavor::SysVinit, true),
+            Services::of(InitFlavor::SysVinit, &openrc),
             Some(Services::OpenRc)
         );
-        assert_eq!(Services::of(InitFlavor::SysVinit, false), None);
+        assert_eq!(Services::of(InitFlavor::SysVinit, image_of(&[])), None);
         // openrc-init is OpenRC; other inits do not run /etc/init.d/rc.
         for flavor in [InitFlavor::OpenRc, InitFlavor::Runit, InitFlavor::Systemd] {
-            assert_eq!(Services::of(flavor, true), None, "{flavor}");
+            assert_eq!(Services::of(flavor, &openrc), None, "{flavor}");
         }
         assert_eq!(Services::OpenRc.to_string(), "OpenRC");
     }

@@ -40,7 +40,7 @@ pub use error::ImageError;
 pub use facts::systemd_version;
 pub use facts::{examine, DetectError, Evidence, ImageFacts, InitUse, Probe};
 pub use gettys::console_ttys;
-pub use init::{HaltMethod, InitClues, InitFlavor, Services, INITCTL};
+pub use init::{HaltMethod, InitFlavor, Services, INITCTL};
 /// metadata.yaml's parser alone, for the fuzz targets (fuzz/).
 #[doc(hidden)]
 pub use metadata::parse as parse_metadata;
