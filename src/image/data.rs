@@ -282,6 +282,7 @@ impl<'a> DataReader<'a> {
                         let (c, max) = (self.compressor, bs as usize);
                         decompress_head(c, stored, &mut bufs.plain, want as usize, max)
                             .map_err(DataError::Image)?;
+                        tracing::trace!("data block at {offset} of a file: decoded {want} bytes");
                         &bufs.plain
                     } else {
                         decompress(self.compressor, stored, &mut bufs.plain, bs as usize)
@@ -389,6 +390,7 @@ impl<'a> DataReader<'a> {
             Some(upto) => decompress_head(self.compressor, stored, &mut out, upto, max)?,
             None => decompress(self.compressor, stored, &mut out, max)?,
         }
+        tracing::trace!("fragment {index}: decoded {} bytes", out.len());
         Ok(Arc::new(out))
     }
 

@@ -143,22 +143,22 @@ pub fn examine(
         .unwrap_or_default()
         .refined(exists);
     let init_services = Services::of(init_flavor, exists);
-    // Only a boot of systemd under emulation needs its version.
-    let systemd_version = match (init_flavor, &init_resolved) {
-        _ if init_use == InitUse::Command => None,
-        (InitFlavor::Systemd, Some(resolved)) => SYSTEMD_HEAD_BYTES.iter().find_map(|&max| {
-            let head = image.read_head(&resolved.path, max).ok()?;
-            systemd_version(&head)
-        }),
-        _ => None,
+    // Only a boot of systemd under emulation needs its version (inspect
+    // shows it); it is in the head of init's binary, read once for both.
+    let wants_version = init_use != InitUse::Command && init_flavor == InitFlavor::Systemd;
+    let init_head_bytes = if wants_version {
+        SYSTEMD_HEAD_BYTES[0]
+    } else {
+        HEAD_BYTES
     };
 
     let mut probes = Vec::new();
     let mut evidence = None;
     let mut head = Vec::new();
     let mut any_exists = false;
-    for file in std::iter::once(init).chain(FALLBACKS.iter().copied()) {
-        match probe(image, file) {
+    for (i, file) in std::iter::once(init).chain(FALLBACKS).enumerate() {
+        let head_bytes = if i == 0 { init_head_bytes } else { HEAD_BYTES };
+        match probe(image, file, head_bytes) {
             Ok((found, bytes)) => {
                 head = bytes;
                 evidence = Some(found);
@@ -184,6 +184,19 @@ pub fn examine(
         (Some(arch), None) => Some(arch),
         (None, None) if any_exists => return Err(DetectError::NoElf { probes }),
         (None, None) => None,
+    };
+    let systemd_version = match &init_resolved {
+        Some(resolved) if wants_version => {
+            let probed = evidence.as_ref().is_some_and(|e| e.file == init);
+            let from_probe = probed.then(|| systemd_version(&head)).flatten();
+            from_probe.or_else(|| {
+                let more = image
+                    .read_head(&resolved.path, SYSTEMD_HEAD_BYTES[1])
+                    .ok()?;
+                systemd_version(&more)
+            })
+        }
+        _ => None,
     };
     if evidence.is_none() {
         // binfmt_misc must be matched against what the override names.
@@ -256,13 +269,17 @@ pub fn systemd_version(binary: &[u8]) -> Option<u32> {
 }
 
 /// The ELF facts of `file`, or (whether it exists, why it does not count).
-fn probe(image: &Image, file: &str) -> Result<(Evidence, Vec<u8>), (bool, String)> {
+fn probe(
+    image: &Image,
+    file: &str,
+    head_bytes: usize,
+) -> Result<(Evidence, Vec<u8>), (bool, String)> {
     let resolved = image.resolve(file).map_err(|e| match e {
         ImageError::NotFound { .. } => (false, "not found".to_owned()),
         other => (true, other.to_string()),
     })?;
     let head = image
-        .read_head(&resolved.path, HEAD_BYTES)
+        .read_head(&resolved.path, head_bytes)
         .map_err(|e| (true, e.to_string()))?;
     match arch::identify(&head) {
         Ok(elf) => Ok((

@@ -43,7 +43,7 @@ const UNCOMPRESSED: u16 = 0x8000;
 /// xz and gzip blocks are decoded only as far as reads have needed, in
 /// steps of this many bytes: the inode of a lookup is on average half-way
 /// into its block, so a lookup decodes about half of each block it touches.
-const DECODE_STEP: usize = 1024;
+const DECODE_STEP: usize = 256;
 /// Blocks that may be left part-decoded at once, each holding its decoder
 /// (for xz, a dictionary of up to the block size): past this many, a new
 /// block is decoded whole on first use.
@@ -226,6 +226,10 @@ impl MetaReader {
         let mut bytes = Vec::new();
         decompress(self.compressor, stored, &mut bytes, METADATA_BLOCK)
             .map_err(|e| corrupt(format!("metadata block at offset {pos}: {e}")))?;
+        tracing::trace!(
+            "metadata block at {pos}: decoded to byte {} (its end)",
+            bytes.len()
+        );
         Ok(Progress {
             bytes,
             decoder: None,
@@ -310,6 +314,12 @@ impl MetaReader {
             *decoder = None;
             self.partial.fetch_sub(1, Ordering::Relaxed);
         }
+        tracing::trace!(
+            "metadata block at {}: decoded to byte {}{}",
+            slot.pos,
+            bytes.len(),
+            if ended { " (its end)" } else { "" }
+        );
         Ok(progress)
     }
 
