@@ -2,7 +2,8 @@
 # Builds the seed corpora of the fuzz targets into fuzz/corpus/TARGET/ from
 # the test fixtures: tiny SquashFS images made with mksquashfs (every
 # compressor, init symlinked, a script init, systemd's library name,
-# metadata.yaml, inittab, passwd, hard links, device nodes, xattrs), ELF
+# metadata.yaml, inittab, passwd, hard links, device nodes, xattrs), tar and
+# cpio archives of the same tree (plain and compressed), ELF
 # heads of the BusyBox binaries the tests download (tests/fixtures, cached
 # in /var/cache/rootrun-tests) or of host programs, binfmt_misc entry texts
 # and registration lines, and metadata.yaml samples. Nothing here is
@@ -14,7 +15,7 @@ cd "$(dirname "$0")"
 corpus=corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in image_probe unpack_check elf_identify binfmt_entry metadata_yaml; do
+for target in image_probe unpack_check archive_check elf_identify binfmt_entry metadata_yaml; do
     mkdir -p "$corpus/$target"
     rm -f "$corpus/$target"/seed_*
 done
@@ -146,6 +147,19 @@ make_image script_init -noI -noD -noF -noX
 rm "$tree/sbin/init"
 ln -s /lib/systemd/systemd "$tree/sbin/init"
 make_image systemd -noI -noD -noF -noX
-for target in image_probe unpack_check elf_identify binfmt_entry metadata_yaml; do
+
+# Archives of the same tree: tar (GNU, with xattrs) and cpio newc, plain and
+# compressed with each compressor rootrun reads (those whose tool is here).
+(cd "$tree" && tar --xattrs --numeric-owner -cf "$work/tree.tar" .)
+(cd "$tree" && find . | LC_ALL=C sort | cpio --quiet -o -H newc >"$work/tree.cpio")
+for kind in tar cpio; do
+    cp "$work/tree.$kind" "$corpus/archive_check/seed_$kind"
+    for zip in gzip xz zstd bzip2; do
+        if command -v "$zip" >/dev/null; then
+            "$zip" -c <"$work/tree.$kind" >"$corpus/archive_check/seed_$kind.$zip"
+        fi
+    done
+done
+for target in image_probe unpack_check archive_check elf_identify binfmt_entry metadata_yaml; do
     echo "seeds.sh: $target: $(ls "$corpus/$target" | wc -l) inputs"
 done

@@ -19,7 +19,7 @@ seconds=${1:-45}
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(image_probe unpack_check elf_identify binfmt_entry metadata_yaml)
+    targets=(image_probe unpack_check archive_check elf_identify binfmt_entry metadata_yaml)
 fi
 
 if ! cargo fuzz --help >/dev/null 2>&1; then

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 
-use super::writer::{Body, Entry, Refusal, Writer, PATH_MAX};
+use super::writer::{Body, Entry, Refusal, Sink, PATH_MAX};
 
 const HEADER: usize = 110;
 const TRAILER: &[u8] = b"TRAILER!!!";
@@ -117,7 +117,7 @@ struct Pending {
 }
 
 /// Reads the archive from `input` into `writer`.
-pub fn unpack(input: impl Read, writer: &mut Writer) -> Result<(), Refusal> {
+pub fn unpack(input: impl Read, writer: &mut impl Sink) -> Result<(), Refusal> {
     let mut input = Counted {
         inner: input,
         offset: 0,
@@ -215,7 +215,7 @@ pub fn unpack(input: impl Read, writer: &mut Writer) -> Result<(), Refusal> {
 
 fn write_file(
     input: &mut Counted<impl Read>,
-    writer: &mut Writer,
+    writer: &mut impl Sink,
     entry: &Entry,
     size: u64,
 ) -> Result<(), Refusal> {
@@ -230,7 +230,7 @@ fn write_file(
 /// Multiply-linked files whose data never came: empty, linked together.
 fn flush(
     pending: &mut HashMap<(u64, u32, u32), Pending>,
-    writer: &mut Writer,
+    writer: &mut impl Sink,
 ) -> Result<(), Refusal> {
     let mut groups: Vec<_> = pending.drain().map(|(_, p)| p.names).collect();
     groups.sort_by(|a, b| a.first().map(|e| &e.name).cmp(&b.first().map(|e| &e.name)));

@@ -8,6 +8,7 @@
 //! rules, and the work is bounded (the tmpfs's size and inode count, the
 //! number of entries, the length of a name); hitting a bound is one line.
 
+mod check;
 mod cpio;
 mod writer;
 
@@ -20,7 +21,8 @@ use super::dir_source::DirSource;
 use super::ImageError;
 use crate::sys::detached::{self, Detached};
 use crate::sys::fsops;
-use writer::{Body, Entry, Refusal, Writer};
+pub use check::check_only;
+use writer::{Body, Entry, Refusal, Sink, Writer};
 
 /// Entries accepted from one archive: a full Debian desktop root has about
 /// 400,000; every one costs the tmpfs an inode in memory (about 1 KiB with
@@ -180,7 +182,7 @@ fn open_root(tree: &Detached) -> Result<OwnedFd, nix::errno::Errno> {
     fsops::open_dir_at(std::os::fd::AsFd::as_fd(tree.fd()), c".")
 }
 
-fn unpack_tar(stream: impl Read, writer: &mut Writer) -> Result<(), Refusal> {
+fn unpack_tar(stream: impl Read, writer: &mut impl Sink) -> Result<(), Refusal> {
     let mut archive = tar::Archive::new(stream);
     let entries = archive.entries().map_err(|e| format!("reading it: {e}"))?;
     for entry in entries {

@@ -46,6 +46,14 @@ pub struct Entry {
 /// Why an entry was refused or could not be written: one line.
 pub type Refusal = String;
 
+/// Where an archive's reader hands its entries, one at a time: the
+/// [`Writer`], or `check::Checker`, which writes nothing (fuzzing).
+pub trait Sink {
+    /// One entry; a later one of the same name replaces an earlier
+    /// non-directory, as tar and the kernel's initramfs unpacker do.
+    fn add(&mut self, entry: &Entry, body: Body<'_>) -> Result<(), Refusal>;
+}
+
 pub struct Writer {
     root: OwnedFd,
     pub entries: u64,
@@ -57,12 +65,14 @@ pub struct Writer {
 }
 
 /// A checked name: its parent components and its last one (None: the root).
-struct Name {
-    parents: Vec<CString>,
-    leaf: Option<CString>,
+pub(super) struct Name {
+    pub parents: Vec<CString>,
+    pub leaf: Option<CString>,
 }
 
-fn split(name: &[u8]) -> Result<Name, Refusal> {
+/// `name` checked as the writer takes it: a relative path of plain
+/// components, within Linux's limits.
+pub(super) fn split(name: &[u8]) -> Result<Name, Refusal> {
     let shown = String::from_utf8_lossy(name);
     if name.len() > PATH_MAX {
         return Err(format!(
@@ -153,9 +163,48 @@ impl Writer {
         Ok(dir)
     }
 
-    /// Adds one entry. A later entry of the same name replaces an earlier
-    /// non-directory, as tar and the kernel's initramfs unpacker do.
-    pub fn add(&mut self, entry: &Entry, body: Body<'_>) -> Result<(), Refusal> {
+    /// Removes an earlier non-directory of the same name.
+    fn clear(
+        &self,
+        dir: BorrowedFd<'_>,
+        leaf: &std::ffi::CStr,
+        shown: &str,
+    ) -> Result<(), Refusal> {
+        match fsops::unlink_at(dir, leaf, false) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(Errno::EISDIR) => Err(format!(
+                "{shown:?}: a non-directory entry over an earlier directory"
+            )),
+            Err(e) => Err(format!("{shown}: replace the earlier entry: {}", e.desc())),
+        }
+    }
+
+    fn hard_link(
+        &self,
+        target: &[u8],
+        dir: BorrowedFd<'_>,
+        leaf: &std::ffi::CStr,
+        shown: &str,
+    ) -> Result<(), Refusal> {
+        let shown_target = String::from_utf8_lossy(target).into_owned();
+        let target_name =
+            split(target).map_err(|why| format!("{shown:?} is a hard link to {why}"))?;
+        let Some(target_leaf) = target_name.leaf.as_deref() else {
+            return Err(format!("{shown:?} is a hard link to the root directory"));
+        };
+        let target_dir = self.parent(&target_name, &shown_target)?;
+        fsops::link_at(target_dir.as_fd(), target_leaf, dir, leaf).map_err(|e| match e {
+            Errno::ENOENT => format!(
+                "{shown:?} is a hard link to {shown_target:?}, which is not in the archive \
+                 before it"
+            ),
+            e => format!("{shown}: hard link to {shown_target}: {}", e.desc()),
+        })
+    }
+}
+
+impl Sink for Writer {
+    fn add(&mut self, entry: &Entry, body: Body<'_>) -> Result<(), Refusal> {
         self.entries += 1;
         if self.entries > self.max_entries {
             return Err(format!(
@@ -231,45 +280,6 @@ impl Writer {
                     .map_err(|(op, e)| failed(op, e))
             }
         }
-    }
-
-    /// Removes an earlier non-directory of the same name.
-    fn clear(
-        &self,
-        dir: BorrowedFd<'_>,
-        leaf: &std::ffi::CStr,
-        shown: &str,
-    ) -> Result<(), Refusal> {
-        match fsops::unlink_at(dir, leaf, false) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(Errno::EISDIR) => Err(format!(
-                "{shown:?}: a non-directory entry over an earlier directory"
-            )),
-            Err(e) => Err(format!("{shown}: replace the earlier entry: {}", e.desc())),
-        }
-    }
-
-    fn hard_link(
-        &self,
-        target: &[u8],
-        dir: BorrowedFd<'_>,
-        leaf: &std::ffi::CStr,
-        shown: &str,
-    ) -> Result<(), Refusal> {
-        let shown_target = String::from_utf8_lossy(target).into_owned();
-        let target_name =
-            split(target).map_err(|why| format!("{shown:?} is a hard link to {why}"))?;
-        let Some(target_leaf) = target_name.leaf.as_deref() else {
-            return Err(format!("{shown:?} is a hard link to the root directory"));
-        };
-        let target_dir = self.parent(&target_name, &shown_target)?;
-        fsops::link_at(target_dir.as_fd(), target_leaf, dir, leaf).map_err(|e| match e {
-            Errno::ENOENT => format!(
-                "{shown:?} is a hard link to {shown_target:?}, which is not in the archive \
-                 before it"
-            ),
-            e => format!("{shown}: hard link to {shown_target}: {}", e.desc()),
-        })
     }
 }
 
