@@ -81,7 +81,7 @@ fn corrupt(what: String) -> MetaError {
     MetaError::Corrupt(what)
 }
 
-/// A decoder stopped part-way through a block, with the block's stored bytes.
+/// The decoder of a block decoded part-way (its stored bytes are kept beside it).
 enum Decoder {
     Xz(liblzma::stream::Stream),
     Gzip(flate2::Decompress),
@@ -101,6 +101,39 @@ struct Progress {
     bytes: Vec<u8>,
     /// The decoder and the stored bytes it reads, while the block is part-decoded.
     decoder: Option<(Decoder, Vec<u8>)>,
+}
+
+impl Decoder {
+    /// Decodes what it has not read yet of `stored` into `out`: how many
+    /// bytes it read and wrote, and whether the stream ended.
+    fn step(&mut self, stored: &[u8], out: &mut [u8]) -> Result<(u64, usize, bool), String> {
+        match self {
+            Decoder::Xz(xz) => {
+                let (read, wrote) = (xz.total_in(), xz.total_out());
+                let rest = stored.get(read as usize..).unwrap_or_default();
+                let status = xz
+                    .process(rest, out, liblzma::stream::Action::Run)
+                    .map_err(|e| e.to_string())?;
+                Ok((
+                    xz.total_in() - read,
+                    (xz.total_out() - wrote) as usize,
+                    status == liblzma::stream::Status::StreamEnd,
+                ))
+            }
+            Decoder::Gzip(zlib) => {
+                let (read, wrote) = (zlib.total_in(), zlib.total_out());
+                let rest = stored.get(read as usize..).unwrap_or_default();
+                let status = zlib
+                    .decompress(rest, out, flate2::FlushDecompress::None)
+                    .map_err(|e| e.to_string())?;
+                Ok((
+                    zlib.total_in() - read,
+                    (zlib.total_out() - wrote) as usize,
+                    status == flate2::Status::StreamEnd,
+                ))
+            }
+        }
+    }
 }
 
 impl Progress {
@@ -266,35 +299,11 @@ impl MetaReader {
         };
         let ended = loop {
             let have = bytes.len();
-            let (ended, read) = match dec {
-                Decoder::Xz(xz) => {
-                    let rest = stored.get(xz.total_in() as usize..).unwrap_or_default();
-                    let before = xz.total_in();
-                    bytes.resize(target, 0);
-                    let status = xz.process(rest, &mut bytes[have..], liblzma::stream::Action::Run);
-                    let wrote = xz.total_out() as usize;
-                    bytes.truncate(wrote);
-                    let status = status.map_err(|e| failed(&e))?;
-                    (
-                        status == liblzma::stream::Status::StreamEnd,
-                        xz.total_in() - before,
-                    )
-                }
-                Decoder::Gzip(zlib) => {
-                    let rest = stored.get(zlib.total_in() as usize..).unwrap_or_default();
-                    let before = zlib.total_in();
-                    bytes.resize(target, 0);
-                    let status =
-                        zlib.decompress(rest, &mut bytes[have..], flate2::FlushDecompress::None);
-                    let wrote = zlib.total_out() as usize;
-                    bytes.truncate(wrote);
-                    let status = status.map_err(|e| failed(&e))?;
-                    (
-                        status == flate2::Status::StreamEnd,
-                        zlib.total_in() - before,
-                    )
-                }
-            };
+            bytes.resize(target, 0);
+            let step = dec.step(stored, &mut bytes[have..]);
+            let wrote = step.as_ref().map_or(0, |&(_, wrote, _)| wrote);
+            bytes.truncate(have + wrote);
+            let (read, _, ended) = step.map_err(|e| failed(&e))?;
             if bytes.len() > METADATA_BLOCK {
                 return Err(failed(&format!(
                     "decompresses to more than {METADATA_BLOCK} bytes"
