@@ -90,11 +90,12 @@ pub fn probe_version(interpreter: &Path) -> Option<QemuVersion> {
         .spawn()
         .ok()?;
     // A real emulator answers at once; anything else gets a second.
+    let deadline = Instant::now() + VERSION_DEADLINE;
     let output = child
         .stdout
         .take()
-        .and_then(|stdout| read_until_closed(stdout, Instant::now() + VERSION_DEADLINE));
-    let exited = output.is_some() && reaped(&mut child, Instant::now() + VERSION_DEADLINE);
+        .and_then(|stdout| read_until_closed(stdout, deadline));
+    let exited = output.is_some() && reaped(&mut child, deadline);
     if !exited {
         let _ = child.kill();
         let _ = child.wait();
@@ -103,7 +104,7 @@ pub fn probe_version(interpreter: &Path) -> Option<QemuVersion> {
     parse_version(&String::from_utf8_lossy(&output?))
 }
 
-/// How long `--version` may take, output and exit together.
+/// How long `--version` may take, its output and its exit together.
 const VERSION_DEADLINE: Duration = Duration::from_secs(1);
 /// More output than any `--version` prints.
 const VERSION_MAX: usize = 64 * 1024;
@@ -139,7 +140,7 @@ fn reaped(child: &mut Child, deadline: Instant) -> bool {
     loop {
         match child.try_wait() {
             Ok(Some(_)) => return true,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_micros(200)),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
             _ => return false,
         }
     }

@@ -104,7 +104,6 @@ fn host_view(facts: &ImageFacts, binfmt: &Binfmt) -> HostView {
     };
     let systemd = emulation.as_ref().and_then(|emulation| {
         let qemu = match facts.systemd_version {
-            Some(_) if std::env::var_os("RR_NOQEMU").is_some() => None,
             Some(_) => emulation.emulator_file().and_then(arch::probe_version),
             None => None,
         };

@@ -49,7 +49,7 @@ pub fn decompress(
 
 /// liblzma's memory limit for one block: SquashFS's xz dictionary is at most the block size
 /// (1 MiB), so a larger one is a hostile header.
-pub const XZ_MEMLIMIT: u64 = 64 << 20;
+const XZ_MEMLIMIT: u64 = 64 << 20;
 
 /// Decompresses the first `want` bytes of `bytes` into `out` (cleared first). xz and gzip stop
 /// decoding there, so the 4 KiB head of a 128 KiB block costs about a thirtieth of the block;

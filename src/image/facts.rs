@@ -156,12 +156,14 @@ pub fn examine(
     let mut evidence = None;
     let mut head = Vec::new();
     let mut any_exists = false;
+    let mut init_probed = false;
     for (i, file) in std::iter::once(init).chain(FALLBACKS).enumerate() {
         let head_bytes = if i == 0 { init_head_bytes } else { HEAD_BYTES };
         match probe(image, file, head_bytes) {
             Ok((found, bytes)) => {
                 head = bytes;
                 evidence = Some(found);
+                init_probed = i == 0;
                 break;
             }
             Err((exists, result)) => {
@@ -187,8 +189,7 @@ pub fn examine(
     };
     let systemd_version = match &init_resolved {
         Some(resolved) if wants_version => {
-            let probed = evidence.as_ref().is_some_and(|e| e.file == init);
-            let from_probe = probed.then(|| systemd_version(&head)).flatten();
+            let from_probe = init_probed.then(|| systemd_version(&head)).flatten();
             from_probe.or_else(|| {
                 let more = image
                     .read_head(&resolved.path, SYSTEMD_HEAD_BYTES[1])
@@ -278,10 +279,14 @@ fn probe(
         ImageError::NotFound { .. } => (false, "not found".to_owned()),
         other => (true, other.to_string()),
     })?;
+    // More than HEAD_BYTES is a wish (systemd's version): a file whose
+    // further blocks cannot be read is judged on its first ones, as ever.
     let head = image
         .read_head(&resolved.path, head_bytes)
+        .or_else(|_| image.read_head(&resolved.path, HEAD_BYTES))
         .map_err(|e| (true, e.to_string()))?;
-    match arch::identify(&head) {
+    // Judged on the same bytes whatever more was read.
+    match arch::identify(&head[..head.len().min(HEAD_BYTES)]) {
         Ok(elf) => Ok((
             Evidence {
                 file: file.to_owned(),

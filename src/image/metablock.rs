@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use backhand::compression::Compressor;
 
-use super::data::{decompress, XZ_MEMLIMIT};
+use super::data::decompress;
 
 /// squashfs_fs.h: SQUASHFS_METADATA_SIZE, the most a metadata block holds.
 pub const METADATA_BLOCK: usize = 8192;
@@ -44,6 +44,12 @@ const UNCOMPRESSED: u16 = 0x8000;
 /// steps of this many bytes: the inode of a lookup is on average half-way
 /// into its block, so a lookup decodes about half of each block it touches.
 const DECODE_STEP: usize = 256;
+/// liblzma's memory limit for a part-decoded block, whose decoder lives as
+/// long as the image is open: mksquashfs's xz dictionary is at most the
+/// block size (1 MiB) and xz's own default is 8 MiB; a header asking for
+/// more is hostile. The dictionary is allocated but only written as far as
+/// the block is decoded (8 KiB at most).
+const META_XZ_MEMLIMIT: u64 = 16 << 20;
 /// Blocks that may be left part-decoded at once, each holding its decoder
 /// (for xz, a dictionary of up to the block size): past this many, a new
 /// block is decoded whole on first use.
@@ -97,10 +103,13 @@ struct Slot {
 }
 
 struct Progress {
-    /// The bytes decoded so far: all of the block once `decoder` is `None`.
+    /// The bytes decoded so far: all of the block once `decoder` is `None`
+    /// (and it has not failed).
     bytes: Vec<u8>,
     /// The decoder and the stored bytes it reads, while the block is part-decoded.
     decoder: Option<(Decoder, Vec<u8>)>,
+    /// Why decoding failed, once it has: every later read fails the same.
+    failed: Option<String>,
 }
 
 impl Decoder {
@@ -137,6 +146,14 @@ impl Decoder {
 }
 
 impl Progress {
+    fn whole(bytes: Vec<u8>) -> Progress {
+        Progress {
+            bytes,
+            decoder: None,
+            failed: None,
+        }
+    }
+
     fn complete(&self) -> bool {
         self.decoder.is_none()
     }
@@ -204,10 +221,8 @@ impl MetaReader {
         let mut stored = vec![0u8; len];
         self.read_at(&mut stored, pos + 2)?;
         let progress = if header & UNCOMPRESSED != 0 {
-            Progress {
-                bytes: stored,
-                decoder: None,
-            }
+            tracing::trace!("metadata block at {pos}: stored, {len} bytes (its end)");
+            Progress::whole(stored)
         } else {
             self.start(pos, stored)?
         };
@@ -239,7 +254,7 @@ impl MetaReader {
         let failed =
             |e: &dyn std::fmt::Display| corrupt(format!("metadata block at offset {pos}: {e}"));
         let decoder = match self.compressor {
-            Compressor::Xz => liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
+            Compressor::Xz => liblzma::stream::Stream::new_stream_decoder(META_XZ_MEMLIMIT, 0)
                 .map(Decoder::Xz)
                 .map_err(|e| failed(&e))?,
             Compressor::Gzip => Decoder::Gzip(flate2::Decompress::new(true)),
@@ -252,6 +267,7 @@ impl MetaReader {
         Ok(Progress {
             bytes: Vec::with_capacity(METADATA_BLOCK + 1),
             decoder: Some((decoder, stored)),
+            failed: None,
         })
     }
 
@@ -263,10 +279,7 @@ impl MetaReader {
             "metadata block at {pos}: decoded to byte {} (its end)",
             bytes.len()
         );
-        Ok(Progress {
-            bytes,
-            decoder: None,
-        })
+        Ok(Progress::whole(bytes))
     }
 
     /// Drops the decoder of a slot that is not kept.
@@ -282,6 +295,11 @@ impl MetaReader {
     /// holds more is corrupt.
     fn fill<'s>(&self, slot: &'s Slot, upto: usize) -> Result<MutexGuard<'s, Progress>, MetaError> {
         let mut progress = slot.progress.lock().unwrap_or_else(|p| p.into_inner());
+        // A block that failed once fails every read, as a block decoded
+        // whole does, whatever part of it a read wants.
+        if let Some(why) = &progress.failed {
+            return Err(corrupt(why.clone()));
+        }
         if progress.bytes.len() >= upto || progress.complete() {
             return Ok(progress);
         }
@@ -290,39 +308,43 @@ impl MetaReader {
             .div_ceil(DECODE_STEP)
             .saturating_mul(DECODE_STEP)
             .min(METADATA_BLOCK + 1);
-        let Progress { bytes, decoder } = &mut *progress;
+        let Progress { bytes, decoder, .. } = &mut *progress;
         let Some((dec, stored)) = decoder.as_mut() else {
             return Ok(progress);
         };
-        let failed = |e: &dyn std::fmt::Display| {
-            corrupt(format!("metadata block at offset {}: {e}", slot.pos))
-        };
-        let ended = loop {
+        let decoded = loop {
             let have = bytes.len();
             bytes.resize(target, 0);
             let step = dec.step(stored, &mut bytes[have..]);
             let wrote = step.as_ref().map_or(0, |&(_, wrote, _)| wrote);
             bytes.truncate(have + wrote);
-            let (read, _, ended) = step.map_err(|e| failed(&e))?;
+            let (read, ended) = match step {
+                Ok((read, _, ended)) => (read, ended),
+                Err(e) => break Err(e),
+            };
             if bytes.len() > METADATA_BLOCK {
-                return Err(failed(&format!(
-                    "decompresses to more than {METADATA_BLOCK} bytes"
-                )));
+                break Err(format!("decompresses to more than {METADATA_BLOCK} bytes"));
             }
-            if ended {
-                break true;
-            }
-            if bytes.len() >= target {
-                break false;
+            if ended || bytes.len() >= target {
+                break Ok(ended);
             }
             if read == 0 && bytes.len() == have {
-                return Err(failed(&"the compressed stream ends early"));
+                break Err("the compressed stream ends early".to_string());
             }
         };
-        if ended {
+        // Done with the decoder once the block ended or failed.
+        if !matches!(decoded, Ok(false)) {
             *decoder = None;
             self.partial.fetch_sub(1, Ordering::Relaxed);
         }
+        let ended = match decoded {
+            Ok(ended) => ended,
+            Err(e) => {
+                let why = format!("metadata block at offset {}: {e}", slot.pos);
+                progress.failed = Some(why.clone());
+                return Err(corrupt(why));
+            }
+        };
         tracing::trace!(
             "metadata block at {}: decoded to byte {}{}",
             slot.pos,
@@ -549,6 +571,10 @@ mod tests {
                 matches!(&err, Err(e) if e.contains("more than 8192")),
                 "{compressor:?}: {err:?}"
             );
+            // And for good: no later read, of any part of it, succeeds; its decoder is gone.
+            assert!(reader.read(0, METADATA_BLOCK - 2, 3).is_err());
+            assert!(reader.read(0, 0, 8).is_err());
+            assert_eq!(reader.partial.load(Ordering::Relaxed), 0);
             // A stream cut short: its end is not there to read.
             let mut cut = compressed(&payload(4, METADATA_BLOCK), compressor);
             let half = (cut.len() - 2) / 2;

@@ -7,6 +7,7 @@
 //! names from the image must be single components, and symlinks resolve inside the image root.
 
 mod api_dirs;
+#[doc(hidden)]
 pub mod archive;
 mod data;
 mod dir_source;

@@ -28,6 +28,7 @@ while getopts n:s opt; do
     esac
 done
 shift $((OPTIND - 1))
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "$0: -n wants a positive number of runs" >&2; exit 2; }
 
 cargo build --release --quiet
 rootrun=$PWD/target/release/rootrun
@@ -51,9 +52,9 @@ median_ms() {
     shift
     for ((i = 0; i < runs; i++)); do
         if ((cold)); then sync; echo 3 > /proc/sys/vm/drop_caches; fi
-        t0=${EPOCHREALTIME/./}
+        t0=${EPOCHREALTIME//[!0-9]/}
         "$@" > /dev/null
-        t1=${EPOCHREALTIME/./}
+        t1=${EPOCHREALTIME//[!0-9]/}
         echo $((t1 - t0))
     done | sort -n | awk '{ v[NR] = $1 } END {
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
@@ -65,7 +66,8 @@ decoded() {
     RUST_LOG=rootrun::image=trace "$rootrun" inspect "$1" 2>&1 >/dev/null | awk '
         / metadata block at / {
             match($0, /block at [0-9]+/); pos = substr($0, RSTART + 9, RLENGTH - 9)
-            match($0, /to byte [0-9]+/); upto[pos] = substr($0, RSTART + 8, RLENGTH - 8)
+            match($0, /(to byte|stored,) [0-9]+/); v = substr($0, RSTART, RLENGTH); sub(/[^0-9]+/, "", v)
+            if (v + 0 > upto[pos] + 0) upto[pos] = v + 0
         }
         / data block at / { data += $(NF - 1) }
         / fragment [0-9]+: decoded / { frag += $(NF - 1) }
@@ -83,9 +85,15 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; kernel $(un
 for large in "${images[@]}"; do
     # The tiny image has the large one's compression and architecture (a foreign one costs
     # the host's binfmt_misc and interpreter checks, whatever the image's size).
-    read -r comp arch < <("$rootrun" inspect --json "$large" | python3 -c 'import json, sys
+    if ! kind=$("$rootrun" inspect --json "$large" | python3 -c 'import json, sys
 d = json.load(sys.stdin)
-print(d["squashfs"]["compression"], (d.get("names") or {}).get("debian") or "amd64")')
+if not d.get("squashfs"):
+    sys.exit(1)
+print(d["squashfs"]["compression"], (d.get("names") or {}).get("debian") or "amd64")' 2>/dev/null); then
+        echo "$0: $large: not a SquashFS image rootrun can inspect (this benchmark compares SquashFS images)" >&2
+        exit 1
+    fi
+    read -r comp arch <<<"$kind"
     tiny=$work/tiny-$comp-$arch.img
     [[ -f $tiny ]] || ROOTRUN_FIXTURE_COMP=$comp tests/fixtures/build-image.sh "$arch" "$tiny" >/dev/null
     "$rootrun" inspect "$large" > /dev/null   # warm the page cache

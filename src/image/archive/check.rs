@@ -5,7 +5,7 @@
 //! through `Writer`, whose file system side its unit and end-to-end tests
 //! cover.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::path::Path;
@@ -13,29 +13,69 @@ use std::path::Path;
 use super::writer::{split, Body, Entry, Refusal, Sink};
 use super::{cpio, sniff, unpack_tar, Compression, Format, MAX_ENTRIES};
 
-/// Decompressed bytes read at most: a bomb of a few KiB ends here as a
-/// truncated archive (when rootrun unpacks, the tmpfs's size is the bound).
+/// Decompressed bytes read at most: a bomb of a few KiB ends here, as a
+/// truncated archive or one that stops early (when rootrun unpacks, the
+/// tmpfs's size is the bound).
 const MAX_BYTES: u64 = 64 << 20;
 
-/// Takes entries as the writer would, keeping their names only.
+/// What a name is in the tree the writer would make, as far as its rules go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    /// A file, symlink, device node, FIFO or socket.
+    Other,
+}
+
+/// Takes entries under the writer's rules, keeping names and kinds only:
+/// names are relative paths of plain components, no name goes through an
+/// earlier non-directory (a symlink the archive made, or a file), a
+/// directory and a non-directory never replace each other, the root entry
+/// is a directory, and a hard link names an earlier non-directory (not
+/// itself: the writer removes the old entry of its name first).
 #[derive(Default)]
 struct Checker {
     entries: u64,
-    /// Every name taken so far, its components joined by `/`.
-    names: HashSet<Vec<u8>>,
+    /// Every name taken so far (components joined by `/`; missing parents
+    /// are made as directories, as the writer makes them).
+    kinds: HashMap<Vec<u8>, Kind>,
 }
 
-/// `name` under the writer's rules, as one canonical path.
-fn canonical(name: &[u8]) -> Result<Vec<u8>, Refusal> {
-    let split = split(name)?;
-    let mut out = Vec::new();
-    for part in split.parents.iter().chain(split.leaf.iter()) {
-        if !out.is_empty() {
-            out.push(b'/');
+/// The components of a checked name joined by `/`.
+fn joined<'a>(parts: impl Iterator<Item = &'a std::ffi::CString>) -> Vec<u8> {
+    let mut path = Vec::new();
+    for part in parts {
+        if !path.is_empty() {
+            path.push(b'/');
         }
-        out.extend_from_slice(part.as_bytes());
+        path.extend_from_slice(part.to_bytes());
     }
-    Ok(out)
+    path
+}
+
+impl Checker {
+    /// `name`'s path (None: the root), its parents checked, and made when
+    /// missing, as directories.
+    fn place(&mut self, name: &[u8], shown: &str) -> Result<Option<Vec<u8>>, Refusal> {
+        let split = split(name)?;
+        for depth in 1..=split.parents.len() {
+            let parent = joined(split.parents[..depth].iter());
+            match self.kinds.get(&parent) {
+                Some(Kind::Dir) => {}
+                Some(Kind::Other) => {
+                    return Err(format!(
+                        "{shown:?}: a name through an earlier non-directory"
+                    ))
+                }
+                None => {
+                    self.kinds.insert(parent, Kind::Dir);
+                }
+            }
+        }
+        Ok(split
+            .leaf
+            .is_some()
+            .then(|| joined(split.parents.iter().chain(split.leaf.iter()))))
+    }
 }
 
 impl Sink for Checker {
@@ -45,15 +85,45 @@ impl Sink for Checker {
             return Err(format!("more than {MAX_ENTRIES} entries"));
         }
         let shown = String::from_utf8_lossy(&entry.name).into_owned();
-        let name = canonical(&entry.name)?;
+        let Some(name) = self.place(&entry.name, &shown)? else {
+            return match body {
+                Body::Dir => Ok(()),
+                _ => Err(format!("{shown:?}: the root entry is not a directory")),
+            };
+        };
+        let kind = match body {
+            Body::Dir => Kind::Dir,
+            _ => Kind::Other,
+        };
+        match (self.kinds.get(&name), kind) {
+            (Some(Kind::Other), Kind::Dir) => {
+                return Err(format!(
+                    "{shown:?}: a directory entry over an earlier non-directory"
+                ))
+            }
+            (Some(Kind::Dir), Kind::Other) => {
+                return Err(format!(
+                    "{shown:?}: a non-directory entry over an earlier directory"
+                ))
+            }
+            _ => {}
+        }
         match body {
             Body::File(data) => {
                 io::copy(data, &mut io::sink()).map_err(|e| format!("{shown}: {e}"))?;
             }
             Body::HardLink(target) => {
-                let target = canonical(&target)?;
-                if !self.names.contains(&target) {
-                    return Err(format!("{shown:?}: a hard link to no earlier entry"));
+                // The writer removes the entry's old self first.
+                self.kinds.remove(&name);
+                let target =
+                    split(&target).map_err(|why| format!("{shown:?} is a hard link to {why}"))?;
+                let target = joined(target.parents.iter().chain(target.leaf.iter()));
+                match self.kinds.get(&target) {
+                    Some(Kind::Other) => {}
+                    Some(Kind::Dir) => {
+                        return Err(format!("{shown:?}: a hard link to a directory"))
+                    }
+                    None => return Err(format!("{shown:?}: a hard link to no earlier entry")),
                 }
             }
             Body::Symlink(target) if target.contains(&0) => {
@@ -61,7 +131,7 @@ impl Sink for Checker {
             }
             Body::Symlink(_) | Body::Dir | Body::Node { .. } => {}
         }
-        self.names.insert(name);
+        self.kinds.insert(name, kind);
         Ok(())
     }
 }
@@ -128,6 +198,18 @@ mod tests {
         out
     }
 
+    /// A tar header of `kind` and `size`, root's, mode 0755.
+    fn header_of(kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_size(size);
+        header.set_mode(0o755);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header
+    }
+
     fn check(bytes: &[u8]) -> Result<(Format, Compression, u64), String> {
         let dir =
             std::env::temp_dir().join(format!("rootrun-archive-check-{}", std::process::id()));
@@ -169,16 +251,6 @@ mod tests {
         }
         // A hard link (tar) to a name that came before is taken; to one that did not, refused.
         let mut tar = tar::Builder::new(Vec::new());
-        let header_of = |kind, size| {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(kind);
-            header.set_size(size);
-            header.set_mode(0o644);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(0);
-            header
-        };
         let mut header = header_of(tar::EntryType::Regular, 1);
         tar.append_data(&mut header, "a", &b"x"[..]).expect("tar");
         let mut link = header_of(tar::EntryType::Link, 0);
@@ -190,6 +262,54 @@ mod tests {
             matches!(&err, Err(e) if e.contains("\"c\": a hard link")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn the_writers_tree_rules_hold_without_a_tree() {
+        for (entries, why) in [
+            (
+                vec![("s", 0o120777, &b"/etc"[..]), ("s/passwd", 0o100644, b"x")],
+                "through an earlier non-directory",
+            ),
+            (
+                vec![("d", 0o40755, &b""[..]), ("d", 0o100644, b"x")],
+                "non-directory entry over an earlier directory",
+            ),
+            (
+                vec![("f", 0o100644, &b"x"[..]), ("f", 0o40755, b"")],
+                "directory entry over an earlier non-directory",
+            ),
+            (
+                vec![(".", 0o100644, &b"x"[..])],
+                "root entry is not a directory",
+            ),
+        ] {
+            let err = check(&cpio_of(&entries));
+            assert!(matches!(&err, Err(e) if e.contains(why)), "{why}: {err:?}");
+        }
+        // Parents made as directories, an entry replacing a file, the root as a directory.
+        let fine = cpio_of(&[
+            (".", 0o40755, b""),
+            ("a/b/c", 0o100644, b"x"),
+            ("a/b/c", 0o100644, b"y"),
+            ("a/b", 0o40700, b""),
+        ]);
+        assert_eq!(check(&fine), Ok((Format::Cpio, Compression::None, 4)));
+        // Hard links: to a directory, and to itself (the file "l" it replaces), are refused.
+        for (target, why) in [
+            ("d", "a hard link to a directory"),
+            ("l", "no earlier entry"),
+        ] {
+            let mut tar = tar::Builder::new(Vec::new());
+            let mut dir = header_of(tar::EntryType::Directory, 0);
+            tar.append_data(&mut dir, "d", &b""[..]).expect("tar");
+            let mut file = header_of(tar::EntryType::Regular, 1);
+            tar.append_data(&mut file, "l", &b"x"[..]).expect("tar");
+            let mut link = header_of(tar::EntryType::Link, 0);
+            tar.append_link(&mut link, "l", target).expect("tar");
+            let err = check(&tar.into_inner().expect("tar"));
+            assert!(matches!(&err, Err(e) if e.contains(why)), "{why}: {err:?}");
+        }
     }
 
     #[test]
