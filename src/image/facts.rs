@@ -275,16 +275,19 @@ fn probe(
     file: &str,
     head_bytes: usize,
 ) -> Result<(Evidence, Vec<u8>), (bool, String)> {
-    let resolved = image.resolve(file).map_err(|e| match e {
+    // One walk finds the file and reads its head. More than HEAD_BYTES is
+    // a wish (systemd's version): a file whose further blocks cannot be
+    // read is judged on its first ones, as ever.
+    let (resolved, head) = match image.resolve_and_read_head(file, head_bytes) {
+        Err(e) if head_bytes > HEAD_BYTES && !matches!(e, ImageError::NotFound { .. }) => {
+            image.resolve_and_read_head(file, HEAD_BYTES)
+        }
+        other => other,
+    }
+    .map_err(|e| match e {
         ImageError::NotFound { .. } => (false, "not found".to_owned()),
         other => (true, other.to_string()),
     })?;
-    // More than HEAD_BYTES is a wish (systemd's version): a file whose
-    // further blocks cannot be read is judged on its first ones, as ever.
-    let head = image
-        .read_head(&resolved.path, head_bytes)
-        .or_else(|_| image.read_head(&resolved.path, HEAD_BYTES))
-        .map_err(|e| (true, e.to_string()))?;
     // Judged on the same bytes whatever more was read.
     match arch::identify(&head[..head.len().min(HEAD_BYTES)]) {
         Ok(elf) => Ok((

@@ -200,6 +200,15 @@ impl Image {
 
     /// Resolves `path`, then reads at most `max` bytes from the start of that regular file.
     pub fn read_head(&self, path: &str, max: usize) -> Result<Vec<u8>, ImageError> {
+        self.resolve_and_read_head(path, max).map(|(_, head)| head)
+    }
+
+    /// `read_head`, with where `path` led: one walk for both.
+    pub fn resolve_and_read_head(
+        &self,
+        path: &str,
+        max: usize,
+    ) -> Result<(Resolved, Vec<u8>), ImageError> {
         let not_file = |r: &Resolved| ImageError::NotRegularFile {
             image: self.path.clone(),
             path: r.path.clone(),
@@ -210,7 +219,8 @@ impl Image {
             if resolved.kind != FileKind::File {
                 return Err(not_file(&resolved));
             }
-            return dir.read_head(&host_path, &resolved.path, max);
+            let head = dir.read_head(&host_path, &resolved.path, max)?;
+            return Ok((resolved, head));
         }
         let Source::Squashfs(sq) = &self.source else {
             unreachable!("every source but SquashFS reads like a directory")
@@ -219,7 +229,8 @@ impl Image {
         if resolved.kind != FileKind::File {
             return Err(not_file(&resolved));
         }
-        sq.read_head(&inode, &resolved.path, max)
+        let head = sq.read_head(&inode, &resolved.path, max)?;
+        Ok((resolved, head))
     }
 
     /// Superblock facts, for a SquashFS image.
